@@ -1,0 +1,47 @@
+# whatsapp-memory: the commands a person needs. `make run` and `make test` work on a
+# fresh machine with only the Rust toolchain.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# The suite's PostgreSQL server (a fresh database per test is created inside it).
+TEST_POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/postgres
+
+.PHONY: help run test test-sqlite test-postgres bench fmt lint migrate openapi
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+run: ## start the service on the embedded default (SQLite under ./data)
+	cargo run --release --bin whatsapp-memory -- serve
+
+test: test-sqlite test-postgres ## the whole suite, on SQLite and on PostgreSQL
+
+test-sqlite: ## the whole suite on SQLite
+	cargo test --workspace
+
+test-postgres: ## the integration suite on the real PostgreSQL server
+	@if scripts/postgres-reachable.sh "$(TEST_POSTGRES_URL)"; then \
+		TEST_DATABASE_URL="$(TEST_POSTGRES_URL)" cargo test --test api; \
+	elif [ -n "$$CI" ]; then \
+		echo "PostgreSQL is not reachable at $(TEST_POSTGRES_URL); CI requires it" >&2; exit 1; \
+	else \
+		echo "PostgreSQL is not reachable at $(TEST_POSTGRES_URL): PostgreSQL tests skipped (CI runs them)" >&2; \
+	fi
+
+bench: ## release build, load the webhook for 15 s, then /search latency at 100k memories
+	bash bench/run.sh
+
+fmt: ## format the code
+	cargo fmt --all
+
+lint: ## formatting and clippy, as CI checks them
+	cargo fmt --all -- --check
+	cargo clippy --all-targets -- -D warnings
+
+migrate: ## apply pending migrations to DATABASE_URL
+	cargo run --release --bin whatsapp-memory -- migrate
+
+openapi: ## regenerate the checked-in OpenAPI document
+	mkdir -p openapi
+	cargo run --quiet --bin whatsapp-memory -- openapi --format json > openapi/openapi.json
+	cargo run --quiet --bin whatsapp-memory -- openapi --format yaml > openapi/openapi.yaml

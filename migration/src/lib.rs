@@ -1,0 +1,20 @@
+//! The only source of whatsapp-memory's database schema, for SQLite and PostgreSQL alike.
+//! `serve` and `migrate` run [`Migrator::up`]; nothing else creates tables.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261126_000001_create_core_tables;
+mod m20261126_000002_create_memory_search;
+
+/// Every migration, in the order they must run.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20261126_000001_create_core_tables::Migration),
+            Box::new(m20261126_000002_create_memory_search::Migration),
+        ]
+    }
+}

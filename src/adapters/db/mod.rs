@@ -1,0 +1,108 @@
+//! The system of record on SQLite (embedded default) or PostgreSQL (scale-out), chosen by
+//! `DATABASE_URL`. The schema comes only from the `migration` crate.
+
+mod postgres;
+mod sqlite;
+mod sqlite_writer;
+
+use std::sync::Arc;
+
+use migration::{Migrator, MigratorTrait};
+use sea_orm::{ConnectOptions, DatabaseConnection, DbErr};
+
+use crate::domain::ports::{Repository, RepositoryError};
+pub use postgres::PostgresRepository;
+pub use sqlite::SqliteRepository;
+
+/// An open database: a sea-orm pool for migrations and reads, plus the repository that
+/// carries inbound writes.
+pub struct Database {
+    pub pool: DatabaseConnection,
+    pub repository: Arc<dyn Repository>,
+}
+
+impl Database {
+    /// Opens the database at `url`, creating an SQLite file (and its folder) if needed,
+    /// and applies pending migrations when `migrate` is set.
+    ///
+    /// # Errors
+    /// When the database cannot be opened or migrated; the message names the cause.
+    pub async fn open(url: &str, migrate: bool) -> anyhow::Result<Self> {
+        if url.starts_with("sqlite:") {
+            let path = sqlite::file_path(url)?;
+            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::create_dir_all(parent)
+                    .map_err(|e| anyhow::anyhow!("cannot create the database folder {}: {e}", parent.display()))?;
+            }
+            // WAL is a property of the file: set it before any pool connects.
+            sqlite::prepare_file(&path)?;
+            let pool = connect_pool(url, 4).await?;
+            if migrate {
+                run_migrations(&pool).await?;
+            }
+            let repository = Arc::new(SqliteRepository::open(&path, pool.clone())?);
+            Ok(Self { pool, repository })
+        } else {
+            let pool = connect_pool(url, 16).await?;
+            if migrate {
+                run_migrations(&pool).await?;
+            }
+            let repository = Arc::new(PostgresRepository::new(pool.clone()));
+            Ok(Self { pool, repository })
+        }
+    }
+}
+
+async fn connect_pool(url: &str, max_connections: u32) -> anyhow::Result<DatabaseConnection> {
+    let mut options = ConnectOptions::new(url.to_string());
+    options
+        .max_connections(max_connections)
+        .min_connections(1)
+        .connect_timeout(std::time::Duration::from_secs(5))
+        .acquire_timeout(std::time::Duration::from_secs(5))
+        .sqlx_logging(false);
+    sea_orm::Database::connect(options)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot connect to the database ({}): {e}", redact_url(url)))
+}
+
+/// Applies every pending migration.
+///
+/// # Errors
+/// When a migration fails; the database is left at the last one that succeeded.
+pub async fn run_migrations(pool: &DatabaseConnection) -> anyhow::Result<()> {
+    Migrator::up(pool, None).await.map_err(|e| anyhow::anyhow!("migration failed: {e}"))
+}
+
+/// Whether the database answers and has no pending migration.
+pub(crate) async fn is_migrated(pool: &DatabaseConnection) -> Result<bool, RepositoryError> {
+    let pending = Migrator::get_pending_migrations(pool).await.map_err(map_db_err)?;
+    Ok(pending.is_empty())
+}
+
+/// Sorts sea-orm's errors into "try again later" and "a bug".
+pub(crate) fn map_db_err(error: DbErr) -> RepositoryError {
+    match error {
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => RepositoryError::Unavailable(error.to_string()),
+        other => {
+            let text = other.to_string();
+            // Lost connections and server restarts surface as query errors in sqlx.
+            if text.contains("connection") || text.contains("database is locked") || text.contains("timed out") {
+                RepositoryError::Unavailable(text)
+            } else {
+                RepositoryError::Internal(text)
+            }
+        }
+    }
+}
+
+/// The URL without its password, for error messages and logs.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        _ => url.to_string(),
+    }
+}

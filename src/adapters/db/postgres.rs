@@ -1,0 +1,288 @@
+//! PostgreSQL: the inbound unit of work as plain per-message transactions over the
+//! sea-orm pool, and search over the `tsvector` column (GIN index, `websearch_to_tsquery`).
+//! Concurrent deliveries of one `MessageSid` wait on the unique index, then see the
+//! first one's committed reply.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, QueryResult, Statement, TransactionTrait,
+    Value,
+};
+
+use super::{is_migrated, map_db_err};
+use crate::domain::model::{InboundMessage, InteractionId, Memory, MemoryId, MemoryKind, MemoryPage, User, UserId};
+use crate::domain::ports::{
+    InboundInsert, InboundReply, InboundTransaction, InboundWork, MemoryHit, NewJob, NewMemory, Repository,
+    RepositoryError,
+};
+use crate::domain::query::search_terms;
+use crate::domain::time_range::TimeRange;
+
+/// The PostgreSQL system of record.
+pub struct PostgresRepository {
+    pool: DatabaseConnection,
+}
+
+impl PostgresRepository {
+    /// Uses `pool` for every transaction.
+    pub fn new(pool: DatabaseConnection) -> Self {
+        Self { pool }
+    }
+}
+
+#[async_trait]
+impl Repository for PostgresRepository {
+    async fn run_inbound(&self, work: InboundWork) -> Result<InboundReply, RepositoryError> {
+        let transaction = self.pool.begin().await.map_err(map_db_err)?;
+        let mut unit = PostgresTransaction { transaction };
+        let reply = work(&mut unit).await;
+        match reply {
+            Ok(reply) => {
+                unit.transaction.commit().await.map_err(map_db_err)?;
+                Ok(reply)
+            }
+            Err(error) => {
+                // Dropping rolls back too; an explicit rollback returns the connection sooner.
+                let _ = unit.transaction.rollback().await;
+                Err(error)
+            }
+        }
+    }
+
+    async fn is_ready(&self) -> Result<bool, RepositoryError> {
+        is_migrated(&self.pool).await
+    }
+}
+
+struct PostgresTransaction {
+    transaction: DatabaseTransaction,
+}
+
+fn statement(sql: &str, values: Vec<Value>) -> Statement {
+    Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
+}
+
+impl PostgresTransaction {
+    async fn execute(&self, sql: &str, values: Vec<Value>) -> Result<u64, RepositoryError> {
+        self.transaction.execute_raw(statement(sql, values)).await.map(|r| r.rows_affected()).map_err(map_db_err)
+    }
+
+    async fn one(&self, sql: &str, values: Vec<Value>) -> Result<Option<QueryResult>, RepositoryError> {
+        self.transaction.query_one_raw(statement(sql, values)).await.map_err(map_db_err)
+    }
+
+    async fn all(&self, sql: &str, values: Vec<Value>) -> Result<Vec<QueryResult>, RepositoryError> {
+        self.transaction.query_all_raw(statement(sql, values)).await.map_err(map_db_err)
+    }
+}
+
+fn get<T: sea_orm::TryGetable>(row: &QueryResult, column: &str) -> Result<T, RepositoryError> {
+    row.try_get::<T>("", column).map_err(map_db_err)
+}
+
+const MEMORY_COLUMNS: &str = "id, user_id, kind, text, created_at";
+
+fn memory_from_row(row: &QueryResult) -> Result<Memory, RepositoryError> {
+    let kind: String = get(row, "kind")?;
+    Ok(Memory {
+        id: MemoryId(get(row, "id")?),
+        user_id: UserId(get(row, "user_id")?),
+        kind: MemoryKind::parse(&kind).unwrap_or(MemoryKind::Text),
+        text: get(row, "text")?,
+        created_at: get(row, "created_at")?,
+    })
+}
+
+/// A `websearch_to_tsquery` input that matches any of the terms.
+fn websearch_any(terms: &[String]) -> String {
+    terms.join(" or ")
+}
+
+#[async_trait]
+impl InboundTransaction for PostgresTransaction {
+    async fn find_or_create_user(
+        &mut self,
+        wa_id: &str,
+        phone_number: &str,
+        display_name: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Result<User, RepositoryError> {
+        self.execute(
+            "INSERT INTO users (wa_id, phone_number, display_name, timezone, created_at, updated_at) \
+             VALUES ($1, $2, $3, NULL, $4, $4) ON CONFLICT (wa_id) DO NOTHING",
+            vec![wa_id.into(), phone_number.into(), display_name.into(), now.into()],
+        )
+        .await?;
+        let row = self
+            .one(
+                "SELECT id, wa_id, phone_number, display_name, timezone FROM users WHERE wa_id = $1",
+                vec![wa_id.into()],
+            )
+            .await?
+            .ok_or_else(|| RepositoryError::Internal("a user vanished inside its own transaction".into()))?;
+        let timezone: Option<String> = get(&row, "timezone")?;
+        Ok(User {
+            id: UserId(get(&row, "id")?),
+            wa_id: get(&row, "wa_id")?,
+            phone_number: get(&row, "phone_number")?,
+            display_name: get(&row, "display_name")?,
+            timezone: timezone.and_then(|z| z.parse().ok()),
+        })
+    }
+
+    async fn update_display_name(
+        &mut self,
+        user: UserId,
+        name: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), RepositoryError> {
+        self.execute(
+            "UPDATE users SET display_name = $2, updated_at = $3 WHERE id = $1",
+            vec![user.0.into(), name.into(), now.into()],
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn insert_inbound(
+        &mut self,
+        user: UserId,
+        message: &InboundMessage,
+    ) -> Result<InboundInsert, RepositoryError> {
+        let inserted = self
+            .one(
+                "INSERT INTO interactions (user_id, twilio_message_sid, direction, message_type, body, raw_form, occurred_at) \
+                 VALUES ($1, $2, 'inbound', $3, $4, $5::jsonb, $6) ON CONFLICT (twilio_message_sid) DO NOTHING RETURNING id",
+                vec![
+                    user.0.into(),
+                    message.sid.0.clone().into(),
+                    message.message_type.clone().into(),
+                    message.body.clone().into(),
+                    message.raw_form.to_string().into(),
+                    message.received_at.into(),
+                ],
+            )
+            .await?;
+        if let Some(row) = inserted {
+            return Ok(InboundInsert::New(InteractionId(get(&row, "id")?)));
+        }
+        let row = self
+            .one("SELECT reply FROM interactions WHERE twilio_message_sid = $1", vec![message.sid.0.clone().into()])
+            .await?
+            .ok_or_else(|| RepositoryError::Internal("a conflicting interaction is not visible".into()))?;
+        Ok(InboundInsert::AlreadyHandled { reply: get(&row, "reply")? })
+    }
+
+    async fn record_reply(
+        &mut self,
+        user: UserId,
+        inbound: InteractionId,
+        reply: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), RepositoryError> {
+        self.execute("UPDATE interactions SET reply = $2 WHERE id = $1", vec![inbound.0.into(), reply.into()]).await?;
+        if reply.is_empty() {
+            return Ok(());
+        }
+        self.execute(
+            "INSERT INTO interactions (user_id, twilio_message_sid, direction, message_type, body, in_reply_to, occurred_at) \
+             VALUES ($1, NULL, 'outbound', 'text', $2, $3, $4)",
+            vec![user.0.into(), reply.into(), inbound.0.into(), now.into()],
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn save_memory(&mut self, memory: NewMemory) -> Result<MemoryId, RepositoryError> {
+        let row = self
+            .one(
+                "INSERT INTO memories (user_id, interaction_id, kind, text, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+                vec![
+                    memory.user_id.0.into(),
+                    memory.interaction_id.map(|i| i.0).into(),
+                    memory.kind.as_str().into(),
+                    memory.text.into(),
+                    memory.created_at.into(),
+                ],
+            )
+            .await?
+            .ok_or_else(|| RepositoryError::Internal("INSERT … RETURNING returned no row".into()))?;
+        Ok(MemoryId(get(&row, "id")?))
+    }
+
+    async fn delete_last_memory(&mut self, user: UserId) -> Result<Option<Memory>, RepositoryError> {
+        let sql = format!(
+            "DELETE FROM memories WHERE id = \
+             (SELECT id FROM memories WHERE user_id = $1 ORDER BY created_at DESC, id DESC LIMIT 1 FOR UPDATE) \
+             RETURNING {MEMORY_COLUMNS}"
+        );
+        self.one(&sql, vec![user.0.into()]).await?.as_ref().map(memory_from_row).transpose()
+    }
+
+    async fn set_timezone(&mut self, user: UserId, zone: &str, now: DateTime<Utc>) -> Result<(), RepositoryError> {
+        self.execute(
+            "UPDATE users SET timezone = $2, updated_at = $3 WHERE id = $1",
+            vec![user.0.into(), zone.into(), now.into()],
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn search_memories(
+        &mut self,
+        user: UserId,
+        query: &str,
+        limit: u32,
+    ) -> Result<Vec<MemoryHit>, RepositoryError> {
+        let terms = search_terms(query);
+        if terms.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT {MEMORY_COLUMNS}, ts_rank_cd(search_vector, q)::float8 AS score \
+             FROM memories, websearch_to_tsquery('memory_search', $2) AS q \
+             WHERE user_id = $1 AND search_vector @@ q ORDER BY score DESC, id DESC LIMIT $3"
+        );
+        let rows = self.all(&sql, vec![user.0.into(), websearch_any(&terms).into(), i64::from(limit).into()]).await?;
+        rows.iter().map(|row| Ok(MemoryHit { memory: memory_from_row(row)?, score: get(row, "score")? })).collect()
+    }
+
+    async fn list_memories(
+        &mut self,
+        user: UserId,
+        range: Option<TimeRange>,
+        limit: u32,
+    ) -> Result<MemoryPage, RepositoryError> {
+        let filter = "user_id = $1 AND ($2::timestamptz IS NULL OR created_at >= $2) AND ($3::timestamptz IS NULL OR created_at < $3)";
+        let bounds =
+            || -> Vec<Value> { vec![user.0.into(), range.map(|r| r.start).into(), range.map(|r| r.end).into()] };
+        let total: i64 =
+            match self.one(&format!("SELECT count(*) AS total FROM memories WHERE {filter}"), bounds()).await? {
+                Some(row) => get(&row, "total")?,
+                None => 0,
+            };
+        let mut values = bounds();
+        values.push(i64::from(limit).into());
+        let rows = self
+            .all(
+                &format!(
+                    "SELECT {MEMORY_COLUMNS} FROM memories WHERE {filter} ORDER BY created_at DESC, id DESC LIMIT $4"
+                ),
+                values,
+            )
+            .await?;
+        let memories = rows.iter().map(memory_from_row).collect::<Result<_, _>>()?;
+        Ok(MemoryPage { memories, total: total as u64 })
+    }
+
+    async fn enqueue_job(&mut self, job: NewJob) -> Result<(), RepositoryError> {
+        self.execute(
+            "INSERT INTO jobs (kind, payload, state, attempts, max_attempts, due_at, created_at, updated_at) \
+             VALUES ($1, $2::jsonb, 'queued', 0, $3, $4, $4, $4)",
+            vec![job.kind.into(), job.payload.to_string().into(), job.max_attempts.into(), job.due_at.into()],
+        )
+        .await
+        .map(drop)
+    }
+}

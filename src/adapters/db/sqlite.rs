@@ -1,0 +1,400 @@
+//! SQLite: the inbound unit of work over rusqlite (run by the single writer thread), the
+//! FTS5 search, and the file's settings (WAL, foreign keys, busy timeout).
+//! All timestamps are written by [`sqlite_timestamp`], so text order is time order.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, SecondsFormat, Utc};
+use rusqlite::{params, Connection, ErrorCode, OptionalExtension, Row};
+use sea_orm::DatabaseConnection;
+
+use super::sqlite_writer::SqliteWriter;
+use crate::domain::model::{InboundMessage, InteractionId, Memory, MemoryId, MemoryKind, MemoryPage, User, UserId};
+use crate::domain::ports::{
+    InboundInsert, InboundReply, InboundTransaction, InboundWork, MemoryHit, NewJob, NewMemory, Repository,
+    RepositoryError,
+};
+use crate::domain::query::search_terms;
+use crate::domain::time_range::TimeRange;
+
+/// How long a connection waits for another's lock before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The path inside an `sqlite:` URL (`sqlite://./data/x.db?mode=rwc`, `sqlite:x.db`).
+///
+/// # Errors
+/// For an in-memory database, which the writer and the pool could not share.
+pub fn file_path(url: &str) -> anyhow::Result<PathBuf> {
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or(url);
+    let path = rest.split('?').next().unwrap_or(rest);
+    if path.is_empty() || path.contains(":memory:") || url.contains("mode=memory") {
+        anyhow::bail!(
+            "DATABASE_URL: an in-memory SQLite database is not supported; name a file (sqlite://./data/app.db)"
+        );
+    }
+    Ok(PathBuf::from(path))
+}
+
+/// Creates the file if needed and switches it to WAL, which lets readers work while the
+/// writer commits.
+///
+/// # Errors
+/// When the file cannot be opened or written.
+pub fn prepare_file(path: &Path) -> anyhow::Result<()> {
+    let connection = open_connection(path)?;
+    connection
+        .pragma_update(None, "journal_mode", "WAL")
+        .map_err(|e| anyhow::anyhow!("cannot switch {} to WAL: {e}", path.display()))?;
+    Ok(())
+}
+
+/// A connection with the settings every connection needs.
+pub(super) fn open_connection(path: &Path) -> anyhow::Result<Connection> {
+    let connection =
+        Connection::open(path).map_err(|e| anyhow::anyhow!("cannot open SQLite database {}: {e}", path.display()))?;
+    connection.busy_timeout(BUSY_TIMEOUT)?;
+    // NORMAL is durable against application crashes in WAL mode; FULL would add an fsync
+    // per commit for power-loss durability of the very last transaction.
+    connection.execute_batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;")?;
+    Ok(connection)
+}
+
+/// The one text form of a timestamp in SQLite: RFC 3339, UTC, microseconds.
+pub fn sqlite_timestamp(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Micros, false)
+}
+
+fn parse_timestamp(text: &str) -> rusqlite::Result<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e)))
+}
+
+/// Busy, locked, full or failing disks may pass; anything else is a bug.
+pub(super) fn map_sqlite_err(error: rusqlite::Error) -> RepositoryError {
+    let retryable = matches!(
+        error.sqlite_error_code(),
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked | ErrorCode::DiskFull | ErrorCode::SystemIoFailure)
+    );
+    if retryable {
+        RepositoryError::Unavailable(error.to_string())
+    } else {
+        RepositoryError::Internal(error.to_string())
+    }
+}
+
+/// The SQLite system of record: inbound writes through the single writer, readiness
+/// through the pool.
+pub struct SqliteRepository {
+    writer: SqliteWriter,
+    pool: DatabaseConnection,
+}
+
+impl SqliteRepository {
+    /// Starts the writer on the file at `path`.
+    ///
+    /// # Errors
+    /// When the file cannot be opened.
+    pub fn open(path: &Path, pool: DatabaseConnection) -> anyhow::Result<Self> {
+        Ok(Self { writer: SqliteWriter::start(path)?, pool })
+    }
+}
+
+#[async_trait]
+impl Repository for SqliteRepository {
+    async fn run_inbound(&self, work: InboundWork) -> Result<InboundReply, RepositoryError> {
+        self.writer.submit(work).await
+    }
+
+    async fn is_ready(&self) -> Result<bool, RepositoryError> {
+        super::is_migrated(&self.pool).await
+    }
+}
+
+/// The statements of one inbound message, on the writer's connection, inside the
+/// writer's savepoint.
+pub(super) struct SqliteTransaction<'c> {
+    connection: &'c mut Connection,
+}
+
+impl<'c> SqliteTransaction<'c> {
+    pub(super) fn new(connection: &'c mut Connection) -> Self {
+        Self { connection }
+    }
+}
+
+const MEMORY_COLUMNS: &str = "m.id, m.user_id, m.kind, m.text, m.created_at";
+
+fn memory_from_row(row: &Row<'_>) -> rusqlite::Result<Memory> {
+    let kind: String = row.get(2)?;
+    let created_at: String = row.get(4)?;
+    Ok(Memory {
+        id: MemoryId(row.get(0)?),
+        user_id: UserId(row.get(1)?),
+        kind: MemoryKind::parse(&kind).unwrap_or(MemoryKind::Text),
+        text: row.get(3)?,
+        created_at: parse_timestamp(&created_at)?,
+    })
+}
+
+/// An FTS5 query that matches any of the terms, inside one user's memories only.
+fn fts5_match_expression(user: UserId, terms: &[String]) -> String {
+    let any_term = terms.iter().map(|t| format!("\"{t}\"")).collect::<Vec<_>>().join(" OR ");
+    format!("owner:u{} AND text:({any_term})", user.0)
+}
+
+fn range_bounds(range: Option<TimeRange>) -> (Option<String>, Option<String>) {
+    match range {
+        Some(r) => (Some(sqlite_timestamp(r.start)), Some(sqlite_timestamp(r.end))),
+        None => (None, None),
+    }
+}
+
+#[async_trait]
+impl InboundTransaction for SqliteTransaction<'_> {
+    async fn find_or_create_user(
+        &mut self,
+        wa_id: &str,
+        phone_number: &str,
+        display_name: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Result<User, RepositoryError> {
+        let now = sqlite_timestamp(now);
+        self.connection
+            .prepare_cached(
+                "INSERT INTO users (wa_id, phone_number, display_name, timezone, created_at, updated_at) \
+                 VALUES (?1, ?2, ?3, NULL, ?4, ?4) ON CONFLICT (wa_id) DO NOTHING",
+            )
+            .and_then(|mut s| s.execute(params![wa_id, phone_number, display_name, now]))
+            .map_err(map_sqlite_err)?;
+        self.connection
+            .prepare_cached("SELECT id, wa_id, phone_number, display_name, timezone FROM users WHERE wa_id = ?1")
+            .and_then(|mut s| {
+                s.query_row(params![wa_id], |row| {
+                    let timezone: Option<String> = row.get(4)?;
+                    Ok(User {
+                        id: UserId(row.get(0)?),
+                        wa_id: row.get(1)?,
+                        phone_number: row.get(2)?,
+                        display_name: row.get(3)?,
+                        timezone: timezone.and_then(|z| z.parse().ok()),
+                    })
+                })
+            })
+            .map_err(map_sqlite_err)
+    }
+
+    async fn update_display_name(
+        &mut self,
+        user: UserId,
+        name: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), RepositoryError> {
+        self.connection
+            .prepare_cached("UPDATE users SET display_name = ?2, updated_at = ?3 WHERE id = ?1")
+            .and_then(|mut s| s.execute(params![user.0, name, sqlite_timestamp(now)]))
+            .map(drop)
+            .map_err(map_sqlite_err)
+    }
+
+    async fn insert_inbound(
+        &mut self,
+        user: UserId,
+        message: &InboundMessage,
+    ) -> Result<InboundInsert, RepositoryError> {
+        let inserted: Option<i64> = self
+            .connection
+            .prepare_cached(
+                "INSERT INTO interactions (user_id, twilio_message_sid, direction, message_type, body, raw_form, occurred_at) \
+                 VALUES (?1, ?2, 'inbound', ?3, ?4, ?5, ?6) ON CONFLICT (twilio_message_sid) DO NOTHING RETURNING id",
+            )
+            .and_then(|mut s| {
+                s.query_row(
+                    params![
+                        user.0,
+                        message.sid.0,
+                        message.message_type,
+                        message.body,
+                        message.raw_form.to_string(),
+                        sqlite_timestamp(message.received_at)
+                    ],
+                    |row| row.get(0),
+                )
+                .optional()
+            })
+            .map_err(map_sqlite_err)?;
+        if let Some(id) = inserted {
+            return Ok(InboundInsert::New(InteractionId(id)));
+        }
+        let reply: Option<String> = self
+            .connection
+            .prepare_cached("SELECT reply FROM interactions WHERE twilio_message_sid = ?1")
+            .and_then(|mut s| s.query_row(params![message.sid.0], |row| row.get(0)))
+            .map_err(map_sqlite_err)?;
+        Ok(InboundInsert::AlreadyHandled { reply })
+    }
+
+    async fn record_reply(
+        &mut self,
+        user: UserId,
+        inbound: InteractionId,
+        reply: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), RepositoryError> {
+        self.connection
+            .prepare_cached("UPDATE interactions SET reply = ?2 WHERE id = ?1")
+            .and_then(|mut s| s.execute(params![inbound.0, reply]))
+            .map_err(map_sqlite_err)?;
+        if reply.is_empty() {
+            return Ok(());
+        }
+        self.connection
+            .prepare_cached(
+                "INSERT INTO interactions (user_id, twilio_message_sid, direction, message_type, body, in_reply_to, occurred_at) \
+                 VALUES (?1, NULL, 'outbound', 'text', ?2, ?3, ?4)",
+            )
+            .and_then(|mut s| s.execute(params![user.0, reply, inbound.0, sqlite_timestamp(now)]))
+            .map(drop)
+            .map_err(map_sqlite_err)
+    }
+
+    async fn save_memory(&mut self, memory: NewMemory) -> Result<MemoryId, RepositoryError> {
+        self.connection
+            .prepare_cached(
+                "INSERT INTO memories (user_id, interaction_id, kind, text, created_at) VALUES (?1, ?2, ?3, ?4, ?5) RETURNING id",
+            )
+            .and_then(|mut s| {
+                s.query_row(
+                    params![
+                        memory.user_id.0,
+                        memory.interaction_id.map(|i| i.0),
+                        memory.kind.as_str(),
+                        memory.text,
+                        sqlite_timestamp(memory.created_at)
+                    ],
+                    |row| row.get(0),
+                )
+            })
+            .map(MemoryId)
+            .map_err(map_sqlite_err)
+    }
+
+    async fn delete_last_memory(&mut self, user: UserId) -> Result<Option<Memory>, RepositoryError> {
+        self.connection
+            .prepare_cached(
+                "DELETE FROM memories WHERE id = \
+                 (SELECT id FROM memories WHERE user_id = ?1 ORDER BY created_at DESC, id DESC LIMIT 1) \
+                 RETURNING id, user_id, kind, text, created_at",
+            )
+            .and_then(|mut s| s.query_row(params![user.0], memory_from_row).optional())
+            .map_err(map_sqlite_err)
+    }
+
+    async fn set_timezone(&mut self, user: UserId, zone: &str, now: DateTime<Utc>) -> Result<(), RepositoryError> {
+        self.connection
+            .prepare_cached("UPDATE users SET timezone = ?2, updated_at = ?3 WHERE id = ?1")
+            .and_then(|mut s| s.execute(params![user.0, zone, sqlite_timestamp(now)]))
+            .map(drop)
+            .map_err(map_sqlite_err)
+    }
+
+    async fn search_memories(
+        &mut self,
+        user: UserId,
+        query: &str,
+        limit: u32,
+    ) -> Result<Vec<MemoryHit>, RepositoryError> {
+        search_sqlite(self.connection, user, query, limit).map_err(map_sqlite_err)
+    }
+
+    async fn list_memories(
+        &mut self,
+        user: UserId,
+        range: Option<TimeRange>,
+        limit: u32,
+    ) -> Result<MemoryPage, RepositoryError> {
+        let (start, end) = range_bounds(range);
+        let filter = "m.user_id = ?1 AND (?2 IS NULL OR m.created_at >= ?2) AND (?3 IS NULL OR m.created_at < ?3)";
+        let total: i64 = self
+            .connection
+            .prepare_cached(&format!("SELECT count(*) FROM memories AS m WHERE {filter}"))
+            .and_then(|mut s| s.query_row(params![user.0, start, end], |row| row.get(0)))
+            .map_err(map_sqlite_err)?;
+        let memories = self
+            .connection
+            .prepare_cached(&format!(
+                "SELECT {MEMORY_COLUMNS} FROM memories AS m WHERE {filter} ORDER BY m.created_at DESC, m.id DESC LIMIT ?4"
+            ))
+            .and_then(|mut s| s.query_map(params![user.0, start, end, limit], memory_from_row)?.collect())
+            .map_err(map_sqlite_err)?;
+        Ok(MemoryPage { memories, total: total as u64 })
+    }
+
+    async fn enqueue_job(&mut self, job: NewJob) -> Result<(), RepositoryError> {
+        let due = sqlite_timestamp(job.due_at);
+        self.connection
+            .prepare_cached(
+                "INSERT INTO jobs (kind, payload, state, attempts, max_attempts, due_at, created_at, updated_at) \
+                 VALUES (?1, ?2, 'queued', 0, ?3, ?4, ?4, ?4)",
+            )
+            .and_then(|mut s| s.execute(params![job.kind, job.payload.to_string(), job.max_attempts, due]))
+            .map(drop)
+            .map_err(map_sqlite_err)
+    }
+}
+
+/// Ranks one user's memories by bm25 over FTS5 (the owner column weighs nothing).
+pub(super) fn search_sqlite(
+    connection: &Connection,
+    user: UserId,
+    query: &str,
+    limit: u32,
+) -> rusqlite::Result<Vec<MemoryHit>> {
+    let terms = search_terms(query);
+    if terms.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut statement = connection.prepare_cached(&format!(
+        "SELECT {MEMORY_COLUMNS}, bm25(memories_fts, 0.0, 1.0) AS rank FROM memories_fts \
+         JOIN memories AS m ON m.id = memories_fts.rowid \
+         WHERE memories_fts MATCH ?1 ORDER BY rank, m.id DESC LIMIT ?2"
+    ))?;
+    let hits = statement
+        .query_map(params![fts5_match_expression(user, &terms), limit], |row| {
+            let rank: f64 = row.get(5)?;
+            Ok(MemoryHit { memory: memory_from_row(row)?, score: -rank })
+        })?
+        .collect();
+    hits
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_fts_query_is_scoped_to_the_owner_and_matches_any_term() {
+        let terms = vec!["buy".to_string(), "milk".to_string()];
+        assert_eq!(fts5_match_expression(UserId(42), &terms), "owner:u42 AND text:(\"buy\" OR \"milk\")");
+    }
+
+    #[test]
+    fn urls_name_the_file_and_refuse_memory_databases() {
+        assert_eq!(file_path("sqlite://./data/a.db?mode=rwc").unwrap(), PathBuf::from("./data/a.db"));
+        assert_eq!(file_path("sqlite:///tmp/a.db").unwrap(), PathBuf::from("/tmp/a.db"));
+        assert_eq!(file_path("sqlite:a.db").unwrap(), PathBuf::from("a.db"));
+        assert!(file_path("sqlite::memory:").is_err());
+    }
+
+    #[test]
+    fn timestamps_sort_as_text_in_time_order() {
+        use chrono::TimeZone;
+        let a = sqlite_timestamp(Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap());
+        let b =
+            sqlite_timestamp(Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap() + chrono::Duration::microseconds(1));
+        assert_eq!(a, "2026-01-02T03:04:05.000000+00:00");
+        assert!(a < b);
+    }
+}

@@ -1,0 +1,113 @@
+//! The one SQLite writer: a thread that owns the write connection and commits whatever
+//! messages are waiting as ONE transaction (group commit), each in its own savepoint so a
+//! bad message fails alone. Each caller awaits its own result, sent only after COMMIT.
+//! Writers queueing on SQLite's lock from a pool is what this avoids.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::Path;
+
+use rusqlite::Connection;
+use tokio::sync::{mpsc, oneshot};
+
+use super::sqlite::{map_sqlite_err, open_connection, SqliteTransaction};
+use crate::domain::ports::{InboundReply, InboundWork, RepositoryError};
+
+/// Messages committed together at most; bounds the latency one batch adds.
+const MAX_BATCH: usize = 256;
+
+struct WriteRequest {
+    work: InboundWork,
+    done: oneshot::Sender<Result<InboundReply, RepositoryError>>,
+}
+
+/// A handle to the writer thread; cheap to share. The thread ends when every handle is
+/// dropped, after finishing the batch in hand.
+#[derive(Clone)]
+pub struct SqliteWriter {
+    requests: mpsc::UnboundedSender<WriteRequest>,
+}
+
+impl SqliteWriter {
+    /// Opens the write connection and starts the thread.
+    ///
+    /// # Errors
+    /// When the file cannot be opened.
+    pub fn start(path: &Path) -> anyhow::Result<Self> {
+        let connection = open_connection(path)?;
+        let (requests, receiver) = mpsc::unbounded_channel();
+        std::thread::Builder::new().name("sqlite-writer".into()).spawn(move || run_writer(connection, receiver))?;
+        Ok(Self { requests })
+    }
+
+    /// Runs `work` in the next group transaction and returns once it is committed.
+    ///
+    /// # Errors
+    /// The work's own error, or [`RepositoryError::Unavailable`] if the commit failed or
+    /// the writer has stopped.
+    pub async fn submit(&self, work: InboundWork) -> Result<InboundReply, RepositoryError> {
+        let (done, result) = oneshot::channel();
+        self.requests
+            .send(WriteRequest { work, done })
+            .map_err(|_| RepositoryError::Unavailable("the SQLite writer has stopped".into()))?;
+        result.await.unwrap_or_else(|_| Err(RepositoryError::Unavailable("the SQLite writer stopped mid-batch".into())))
+    }
+}
+
+fn run_writer(mut connection: Connection, mut receiver: mpsc::UnboundedReceiver<WriteRequest>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while let Some(first) = receiver.blocking_recv() {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match receiver.try_recv() {
+                Ok(request) => batch.push(request),
+                Err(_) => break,
+            }
+        }
+        commit_batch(&mut connection, &mut batch);
+    }
+}
+
+/// Runs every request of `batch` in one transaction and answers each after the commit.
+fn commit_batch(connection: &mut Connection, batch: &mut Vec<WriteRequest>) {
+    if let Err(error) = connection.execute_batch("BEGIN IMMEDIATE") {
+        let error = map_sqlite_err(error);
+        for request in batch.drain(..) {
+            let _ = request.done.send(Err(RepositoryError::Unavailable(error.to_string())));
+        }
+        return;
+    }
+    let mut outcomes = Vec::with_capacity(batch.len());
+    for request in batch.drain(..) {
+        let outcome = run_in_savepoint(connection, request.work);
+        outcomes.push((request.done, outcome));
+    }
+    match connection.execute_batch("COMMIT") {
+        Ok(()) => {
+            for (done, outcome) in outcomes {
+                let _ = done.send(outcome);
+            }
+        }
+        Err(error) => {
+            let error = map_sqlite_err(error);
+            tracing::error!(%error, "group commit failed; every message in it is reported as not stored");
+            let _ = connection.execute_batch("ROLLBACK");
+            for (done, _) in outcomes {
+                let _ = done.send(Err(RepositoryError::Unavailable(format!("commit failed: {error}"))));
+            }
+        }
+    }
+}
+
+fn run_in_savepoint(connection: &mut Connection, work: InboundWork) -> Result<InboundReply, RepositoryError> {
+    connection.execute_batch("SAVEPOINT message").map_err(map_sqlite_err)?;
+    let outcome = catch_unwind(AssertUnwindSafe(|| {
+        let mut transaction = SqliteTransaction::new(connection);
+        // The work only touches this transaction, whose methods never wait on anything
+        // else, so polling it to completion here cannot block on the async runtime.
+        futures::executor::block_on(work(&mut transaction))
+    }))
+    .unwrap_or_else(|_| Err(RepositoryError::Internal("a message handler panicked".into())));
+    let end = if outcome.is_ok() { "RELEASE message" } else { "ROLLBACK TO message; RELEASE message" };
+    connection.execute_batch(end).map_err(map_sqlite_err)?;
+    outcome
+}

@@ -1,0 +1,3 @@
+//! Use cases: they orchestrate the ports and own the transactions.
+
+pub mod ingest;

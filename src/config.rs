@@ -1,0 +1,264 @@
+//! One `Config`, read once from the environment (and an optional `.env`), validated at
+//! start with a message that names the variable. Secrets never print.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use chrono_tz::Tz;
+
+/// A value that must never reach a log: `Debug` and `Display` print `[redacted]`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The value itself, for the one place that needs it (signing, auth headers).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// Development relaxes safety nets that production must keep (unsigned webhooks).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Environment {
+    Development,
+    Production,
+}
+
+/// Everything the service is configured with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub host: IpAddr,
+    pub port: u16,
+    pub environment: Environment,
+    /// The zone for users who have not chosen one with `/tz`.
+    pub default_timezone: Tz,
+    pub storage_dir: PathBuf,
+    pub database_url: String,
+    pub twilio_account_sid: Option<String>,
+    /// Without it, webhook signatures cannot be checked (allowed in development only).
+    pub twilio_auth_token: Option<Secret>,
+    pub twilio_whatsapp_number: Option<String>,
+    /// Where Twilio's REST API lives; tests point it at a loopback fake.
+    pub twilio_api_base_url: url::Url,
+    /// The URL Twilio calls us at, when behind a proxy; signatures are computed over it.
+    pub public_base_url: Option<url::Url>,
+    pub mem0_api_key: Option<Secret>,
+    pub mem0_base_url: url::Url,
+    pub openai_api_key: Option<Secret>,
+    /// Keys accepted by the REST API.
+    pub api_keys: Vec<Secret>,
+}
+
+/// A configuration problem, naming the variable and what is wrong with it.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("invalid configuration: {variable}: {problem}")]
+pub struct ConfigError {
+    pub variable: &'static str,
+    pub problem: String,
+}
+
+fn invalid(variable: &'static str, problem: impl Into<String>) -> ConfigError {
+    ConfigError { variable, problem: problem.into() }
+}
+
+/// The embedded default: an SQLite file under `./data`, created when missing.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://./data/whatsapp-memory.db?mode=rwc";
+
+impl Config {
+    /// Reads `.env` (without overriding the real environment), then the environment.
+    ///
+    /// # Errors
+    /// The first variable with a bad value, or a missing one production needs.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let _ = dotenvy::dotenv();
+        let vars: HashMap<String, String> = std::env::vars().collect();
+        Self::from_lookup(|name| vars.get(name).cloned())
+    }
+
+    /// Builds a config from any source of variables (tests pass a map). Empty values
+    /// count as unset, as in most `.env` files.
+    ///
+    /// # Errors
+    /// As [`Config::from_env`].
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| lookup(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+
+        let host = match get("APP_HOST") {
+            None => IpAddr::from([127, 0, 0, 1]),
+            Some(v) if v == "localhost" => IpAddr::from([127, 0, 0, 1]),
+            Some(v) => v.parse().map_err(|_| invalid("APP_HOST", format!("{v:?} is not an IP address")))?,
+        };
+        let port = match get("APP_PORT") {
+            None => 8000,
+            Some(v) => v.parse().map_err(|_| invalid("APP_PORT", format!("{v:?} is not a port number (0-65535)")))?,
+        };
+        let environment = match get("ENV").as_deref().map(str::to_ascii_lowercase).as_deref() {
+            None | Some("development") | Some("dev") => Environment::Development,
+            Some("production") | Some("prod") => Environment::Production,
+            Some(other) => return Err(invalid("ENV", format!("{other:?} is not development or production"))),
+        };
+        let default_timezone = match get("DEFAULT_TIMEZONE") {
+            None => chrono_tz::UTC,
+            Some(v) => v.parse::<Tz>().map_err(|_| {
+                invalid("DEFAULT_TIMEZONE", format!("{v:?} is not an IANA time zone such as Europe/Berlin"))
+            })?,
+        };
+        let storage_dir = PathBuf::from(get("STORAGE_DIR").unwrap_or_else(|| "./data/media".into()));
+        let database_url = get("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.into());
+        if !(database_url.starts_with("sqlite:")
+            || database_url.starts_with("postgres://")
+            || database_url.starts_with("postgresql://"))
+        {
+            return Err(invalid("DATABASE_URL", "must start with sqlite:, postgres:// or postgresql://"));
+        }
+
+        let twilio_account_sid = get("TWILIO_ACCOUNT_SID");
+        if let Some(sid) = &twilio_account_sid {
+            if !(sid.len() == 34 && sid.starts_with("AC") && sid[2..].bytes().all(|b| b.is_ascii_hexdigit())) {
+                return Err(invalid("TWILIO_ACCOUNT_SID", "must be AC followed by 32 hexadecimal characters"));
+            }
+        }
+        let twilio_auth_token = get("TWILIO_AUTH_TOKEN").map(Secret::new);
+        if environment == Environment::Production && twilio_auth_token.is_none() {
+            return Err(invalid(
+                "TWILIO_AUTH_TOKEN",
+                "is required in production: without it webhook signatures cannot be verified",
+            ));
+        }
+        let twilio_whatsapp_number =
+            get("TWILIO_WHATSAPP_NUMBER").map(|v| v.trim_start_matches("whatsapp:").to_string());
+        if let Some(number) = &twilio_whatsapp_number {
+            if !is_e164(number) {
+                return Err(invalid(
+                    "TWILIO_WHATSAPP_NUMBER",
+                    format!("{number:?} is not an E.164 number such as +14155238886"),
+                ));
+            }
+        }
+        let twilio_api_base_url =
+            parse_url("TWILIO_API_BASE_URL", get("TWILIO_API_BASE_URL"), "https://api.twilio.com")?;
+        let public_base_url = match get("PUBLIC_BASE_URL") {
+            None => None,
+            Some(v) => Some(parse_url("PUBLIC_BASE_URL", Some(v), "")?),
+        };
+        let mem0_base_url = parse_url("MEM0_BASE_URL", get("MEM0_BASE_URL"), "https://api.mem0.ai")?;
+        let api_keys = get("API_KEYS")
+            .map(|v| v.split(',').map(str::trim).filter(|k| !k.is_empty()).map(Secret::new).collect::<Vec<_>>())
+            .unwrap_or_default();
+        if api_keys.iter().any(|k| k.expose().len() < 16) {
+            return Err(invalid("API_KEYS", "each key (comma-separated) must be at least 16 characters"));
+        }
+
+        Ok(Self {
+            host,
+            port,
+            environment,
+            default_timezone,
+            storage_dir,
+            database_url,
+            twilio_account_sid,
+            twilio_auth_token,
+            twilio_whatsapp_number,
+            twilio_api_base_url,
+            public_base_url,
+            mem0_api_key: get("MEM0_API_KEY").map(Secret::new),
+            mem0_base_url,
+            openai_api_key: get("OPENAI_API_KEY").map(Secret::new),
+            api_keys,
+        })
+    }
+}
+
+fn parse_url(variable: &'static str, value: Option<String>, default: &str) -> Result<url::Url, ConfigError> {
+    let raw = value.unwrap_or_else(|| default.to_string());
+    let url = url::Url::parse(&raw).map_err(|e| invalid(variable, format!("{raw:?} is not a URL ({e})")))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err(invalid(variable, format!("{raw:?} must be an http(s) URL with a host")));
+    }
+    Ok(url)
+}
+
+/// `+` and 8 to 15 digits.
+pub fn is_e164(number: &str) -> bool {
+    number
+        .strip_prefix('+')
+        .is_some_and(|digits| (8..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_need_no_variables_at_all() {
+        let c = config(&[]).unwrap();
+        assert_eq!(c.port, 8000);
+        assert_eq!(c.host.to_string(), "127.0.0.1");
+        assert_eq!(c.environment, Environment::Development);
+        assert_eq!(c.default_timezone, chrono_tz::UTC);
+        assert_eq!(c.database_url, DEFAULT_DATABASE_URL);
+        assert_eq!(c.twilio_api_base_url.as_str(), "https://api.twilio.com/");
+    }
+
+    #[test]
+    fn a_bad_value_names_its_variable() {
+        assert_eq!(config(&[("APP_PORT", "eighty")]).unwrap_err().variable, "APP_PORT");
+        assert_eq!(config(&[("DEFAULT_TIMEZONE", "Mars/Olympus")]).unwrap_err().variable, "DEFAULT_TIMEZONE");
+        assert_eq!(config(&[("ENV", "staging")]).unwrap_err().variable, "ENV");
+        assert_eq!(config(&[("DATABASE_URL", "mysql://x")]).unwrap_err().variable, "DATABASE_URL");
+        assert_eq!(config(&[("TWILIO_ACCOUNT_SID", "AC123")]).unwrap_err().variable, "TWILIO_ACCOUNT_SID");
+        assert_eq!(config(&[("PUBLIC_BASE_URL", "not a url")]).unwrap_err().variable, "PUBLIC_BASE_URL");
+        assert_eq!(config(&[("API_KEYS", "short")]).unwrap_err().variable, "API_KEYS");
+    }
+
+    #[test]
+    fn production_refuses_to_start_without_an_auth_token() {
+        let err = config(&[("ENV", "production")]).unwrap_err();
+        assert_eq!(err.variable, "TWILIO_AUTH_TOKEN");
+        assert!(config(&[("ENV", "production"), ("TWILIO_AUTH_TOKEN", "t0ken")]).is_ok());
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        let c = config(&[("TWILIO_AUTH_TOKEN", "super-secret-token"), ("MEM0_API_KEY", "m0-secret")]).unwrap();
+        let printed = format!("{c:?}");
+        assert!(!printed.contains("super-secret-token"));
+        assert!(!printed.contains("m0-secret"));
+        assert!(printed.contains("[redacted]"));
+    }
+
+    #[test]
+    fn empty_values_count_as_unset() {
+        assert_eq!(config(&[("APP_PORT", "")]).unwrap().port, 8000);
+    }
+
+    #[test]
+    fn the_whatsapp_number_may_carry_the_whatsapp_prefix() {
+        let c = config(&[("TWILIO_WHATSAPP_NUMBER", "whatsapp:+14155238886")]).unwrap();
+        assert_eq!(c.twilio_whatsapp_number.as_deref(), Some("+14155238886"));
+    }
+}

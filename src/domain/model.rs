@@ -1,0 +1,214 @@
+//! The domain's nouns: users, inbound messages, memories and search hits.
+//! Types are small and plain so that adapters can map rows onto them without ceremony.
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use std::fmt;
+
+/// Our own id of a user (a database key), never shown to other users.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct UserId(pub i64);
+
+/// Our own id of an interaction row (one inbound or outbound message).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct InteractionId(pub i64);
+
+/// Our own id of a memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MemoryId(pub i64);
+
+/// A person who writes to the service, known by their WhatsApp id (`WaId` digits).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub id: UserId,
+    pub wa_id: String,
+    pub phone_number: String,
+    pub display_name: Option<String>,
+    /// The zone the user chose with `/tz`; `None` means the service default.
+    pub timezone: Option<Tz>,
+}
+
+impl User {
+    /// The zone in which this user's dates and ranges are read.
+    pub fn zone_or(&self, default: Tz) -> Tz {
+        self.timezone.unwrap_or(default)
+    }
+}
+
+/// Whether an interaction came from the user or went to them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    Inbound,
+    Outbound,
+}
+
+impl Direction {
+    /// The stored spelling, shared by every adapter.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Inbound => "inbound",
+            Direction::Outbound => "outbound",
+        }
+    }
+}
+
+/// What a memory was made from; it decides how it is shown and searched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemoryKind {
+    Text,
+    Image,
+    Audio,
+    Location,
+}
+
+impl MemoryKind {
+    /// The stored spelling, shared by every adapter and the REST API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MemoryKind::Text => "text",
+            MemoryKind::Image => "image",
+            MemoryKind::Audio => "audio",
+            MemoryKind::Location => "location",
+        }
+    }
+
+    /// Reads a stored spelling back; unknown spellings are a corrupt row, so `None`.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "text" => MemoryKind::Text,
+            "image" => MemoryKind::Image,
+            "audio" => MemoryKind::Audio,
+            "location" => MemoryKind::Location,
+            _ => return None,
+        })
+    }
+}
+
+/// A Twilio `MessageSid`: the key that makes redelivery harmless.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct MessageSid(pub String);
+
+impl fmt::Display for MessageSid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// One media attachment of an inbound message, as Twilio announced it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct MediaItem {
+    pub url: String,
+    pub content_type: String,
+}
+
+/// A shared location.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SharedLocation {
+    pub latitude: f64,
+    pub longitude: f64,
+    pub address: Option<String>,
+    pub label: Option<String>,
+}
+
+impl SharedLocation {
+    /// The searchable text of a location memory: the place's name first, then coordinates.
+    pub fn describe(&self) -> String {
+        let name = [self.label.as_deref(), self.address.as_deref()]
+            .into_iter()
+            .flatten()
+            .filter(|s| !s.trim().is_empty())
+            .collect::<Vec<_>>()
+            .join(", ");
+        let coords = format!("{:.6}, {:.6}", self.latitude, self.longitude);
+        if name.is_empty() {
+            format!("📍 {coords}")
+        } else {
+            format!("📍 {name} ({coords})")
+        }
+    }
+}
+
+/// A validated inbound WhatsApp message: everything the core needs, plus the raw form
+/// so that fields we do not interpret yet are never lost.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InboundMessage {
+    pub sid: MessageSid,
+    /// The sender's WhatsApp id (digits); from `WaId`, else the digits of `From`.
+    pub wa_id: String,
+    /// The sender's number in E.164 (`+15551234567`).
+    pub phone_number: String,
+    pub profile_name: Option<String>,
+    pub body: String,
+    /// Twilio's `MessageType` when given, else inferred (`text`, `image`, `location`, …).
+    pub message_type: String,
+    pub media: Vec<MediaItem>,
+    pub location: Option<SharedLocation>,
+    /// Every form field as received, in order, as a JSON object of arrays.
+    pub raw_form: serde_json::Value,
+    pub received_at: DateTime<Utc>,
+}
+
+/// A memory as the core reads it back.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Memory {
+    pub id: MemoryId,
+    pub user_id: UserId,
+    pub kind: MemoryKind,
+    pub text: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A page of memories and how many matched in all, so replies can say "…and N more".
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct MemoryPage {
+    pub memories: Vec<Memory>,
+    pub total: u64,
+}
+
+/// A phone number that prints masked (`+1555•••1234`), for logs.
+pub struct MaskedPhone<'a>(pub &'a str);
+
+impl fmt::Display for MaskedPhone<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let chars: Vec<char> = self.0.chars().collect();
+        if chars.len() <= 6 {
+            return f.write_str("•••");
+        }
+        let head: String = chars[..chars.len().min(5).min(chars.len() - 4)].iter().collect();
+        let tail: String = chars[chars.len() - 4..].iter().collect();
+        write!(f, "{head}•••{tail}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masked_phone_keeps_only_the_country_prefix_and_last_four_digits() {
+        assert_eq!(MaskedPhone("+15551234567").to_string(), "+1555•••4567");
+        assert_eq!(MaskedPhone("whatsapp:+15551234567").to_string(), "whats•••4567");
+        assert_eq!(MaskedPhone("12345").to_string(), "•••");
+    }
+
+    #[test]
+    fn a_location_is_described_by_its_name_then_coordinates() {
+        let loc = SharedLocation {
+            latitude: 52.52,
+            longitude: 13.405,
+            address: Some("Unter den Linden".into()),
+            label: Some("Café Einstein".into()),
+        };
+        assert_eq!(loc.describe(), "📍 Café Einstein, Unter den Linden (52.520000, 13.405000)");
+        let bare = SharedLocation { address: None, label: None, ..loc };
+        assert_eq!(bare.describe(), "📍 52.520000, 13.405000");
+    }
+
+    #[test]
+    fn memory_kinds_round_trip_through_their_stored_spelling() {
+        for kind in [MemoryKind::Text, MemoryKind::Image, MemoryKind::Audio, MemoryKind::Location] {
+            assert_eq!(MemoryKind::parse(kind.as_str()), Some(kind));
+        }
+        assert_eq!(MemoryKind::parse("video"), None);
+    }
+}

@@ -1,0 +1,171 @@
+//! The traits the core needs from the world. Adapters implement them; use cases hold
+//! `Arc<dyn Port>`. Every error says whether trying again can help.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use futures::future::BoxFuture;
+
+use super::model::{InboundMessage, InteractionId, Memory, MemoryId, MemoryKind, MemoryPage, User, UserId};
+use super::time_range::TimeRange;
+
+/// Why the system of record failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RepositoryError {
+    /// The database is unreachable, locked or overloaded: the same call may succeed later.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
+    /// A bug or a corrupt row: retrying will not help.
+    #[error("database error: {0}")]
+    Internal(String),
+}
+
+impl RepositoryError {
+    /// Whether the same call could succeed if made again.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, RepositoryError::Unavailable(_))
+    }
+}
+
+/// What inserting an inbound interaction found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InboundInsert {
+    /// A message we have not seen: go on and handle it.
+    New(InteractionId),
+    /// A redelivery of a `MessageSid` already handled; `reply` is what we answered then.
+    AlreadyHandled { reply: Option<String> },
+}
+
+/// A memory about to be saved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewMemory {
+    pub user_id: UserId,
+    pub interaction_id: Option<InteractionId>,
+    pub kind: MemoryKind,
+    pub text: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A durable unit of work for the job queue, written in the same transaction as the
+/// message that caused it, so it can never be lost between the two.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewJob {
+    pub kind: String,
+    pub payload: serde_json::Value,
+    pub max_attempts: i32,
+    pub due_at: DateTime<Utc>,
+}
+
+/// A memory found by a search, best first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MemoryHit {
+    pub memory: Memory,
+    /// Higher is better; comparable only within one result list.
+    pub score: f64,
+}
+
+/// The reads and writes one inbound message may make, all inside ONE database
+/// transaction: either every effect of the message is committed with its interaction
+/// row, or none is.
+///
+/// # Errors
+/// Every method fails with [`RepositoryError`]; the caller aborts the whole unit.
+#[cfg_attr(test, mockall::automock)]
+#[async_trait]
+pub trait InboundTransaction: Send {
+    /// Finds the user by WhatsApp id or creates them. Does not change an existing user.
+    async fn find_or_create_user(
+        &mut self,
+        wa_id: &str,
+        phone_number: &str,
+        display_name: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Result<User, RepositoryError>;
+
+    /// Keeps the WhatsApp profile name the user shows now.
+    async fn update_display_name(
+        &mut self,
+        user: UserId,
+        name: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), RepositoryError>;
+
+    /// Inserts the inbound interaction unless its `MessageSid` is already stored; the
+    /// unique index decides, never a read before the write.
+    async fn insert_inbound(
+        &mut self,
+        user: UserId,
+        message: &InboundMessage,
+    ) -> Result<InboundInsert, RepositoryError>;
+
+    /// Records the answer on the inbound row (so a redelivery answers the same) and as
+    /// an outbound interaction.
+    async fn record_reply(
+        &mut self,
+        user: UserId,
+        inbound: InteractionId,
+        reply: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), RepositoryError>;
+
+    /// Saves a memory; the full-text index follows in the same transaction.
+    async fn save_memory(&mut self, memory: NewMemory) -> Result<MemoryId, RepositoryError>;
+
+    /// Deletes and returns the user's most recently saved memory, if any.
+    async fn delete_last_memory(&mut self, user: UserId) -> Result<Option<Memory>, RepositoryError>;
+
+    /// Stores the user's chosen IANA zone name.
+    async fn set_timezone(&mut self, user: UserId, zone: &str, now: DateTime<Utc>) -> Result<(), RepositoryError>;
+
+    /// Full-text search of one user's memories, best first.
+    async fn search_memories(
+        &mut self,
+        user: UserId,
+        query: &str,
+        limit: u32,
+    ) -> Result<Vec<MemoryHit>, RepositoryError>;
+
+    /// One user's memories in a range (all when `None`), newest first, with the total.
+    async fn list_memories(
+        &mut self,
+        user: UserId,
+        range: Option<TimeRange>,
+        limit: u32,
+    ) -> Result<MemoryPage, RepositoryError>;
+
+    /// Queues durable work (media fetching, indexing) with the message that caused it.
+    async fn enqueue_job(&mut self, job: NewJob) -> Result<(), RepositoryError>;
+}
+
+/// What a unit of work produces: the reply text (empty for "no reply now").
+pub type InboundReply = String;
+
+/// The work to run inside one inbound transaction. It may only touch the transaction:
+/// on SQLite it runs on the single writer thread, where nothing else can be awaited.
+pub type InboundWork = Box<
+    dyn for<'t> FnOnce(&'t mut dyn InboundTransaction) -> BoxFuture<'t, Result<InboundReply, RepositoryError>> + Send,
+>;
+
+/// The system of record.
+#[cfg_attr(test, mockall::automock)]
+#[async_trait]
+pub trait Repository: Send + Sync {
+    /// Runs `work` in one transaction and commits it before returning, so a reply is
+    /// only ever sent for a message that is durably stored.
+    ///
+    /// # Errors
+    /// The work's own error (the transaction is rolled back), or a failed commit.
+    async fn run_inbound(&self, work: InboundWork) -> Result<InboundReply, RepositoryError>;
+
+    /// Whether the database answers and every migration has been applied.
+    ///
+    /// # Errors
+    /// [`RepositoryError::Unavailable`] when the database does not answer.
+    async fn is_ready(&self) -> Result<bool, RepositoryError>;
+}
+
+/// The current time. A port so that every date rule can be tested at a fixed instant.
+#[cfg_attr(test, mockall::automock)]
+pub trait Clock: Send + Sync {
+    /// Now, in UTC.
+    fn now(&self) -> DateTime<Utc>;
+}

@@ -1,0 +1,119 @@
+//! The `whatsapp-memory` command: serve (the default), migrate, openapi, simulate.
+
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+use whatsapp_memory::adapters::db::Database;
+use whatsapp_memory::config::Config;
+use whatsapp_memory::simulate::{self, SimulatedMessage};
+use whatsapp_memory::Application;
+
+#[derive(Parser)]
+#[command(name = "whatsapp-memory", version, about = "A WhatsApp number as a personal memory")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the service (migrates the database first).
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Print the OpenAPI document.
+    Openapi {
+        /// json or yaml.
+        #[arg(long, default_value = "json")]
+        format: String,
+    },
+    /// Send a correctly signed webhook to a running server and print the reply.
+    Simulate {
+        /// The sender's number, e.g. +15551234567.
+        #[arg(long)]
+        from: String,
+        /// The sender's WhatsApp profile name.
+        #[arg(long)]
+        name: Option<String>,
+        /// The server's base URL (default: PUBLIC_BASE_URL, else http://APP_HOST:APP_PORT).
+        #[arg(long)]
+        url: Option<String>,
+        /// The message text.
+        #[arg(required = true, num_args = 1..)]
+        text: Vec<String>,
+    },
+}
+
+#[tokio::main]
+async fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_writer(std::io::stderr)
+        .init();
+    if let Err(error) = run(Cli::parse()).await {
+        eprintln!("error: {error:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let config = Config::from_env()?;
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => {
+            let app = Application::build(&config).await?;
+            app.run_until_stopped(shutdown_signal()).await
+        }
+        Command::Migrate => {
+            Database::open(&config.database_url, true).await?;
+            eprintln!("database is up to date");
+            Ok(())
+        }
+        Command::Openapi { format } => {
+            let state = whatsapp_memory::build_state(&config).await?;
+            let api = whatsapp_memory::http::api_service(&state);
+            match format.as_str() {
+                "json" => println!("{}", api.spec()),
+                "yaml" => println!("{}", api.spec_yaml()),
+                other => anyhow::bail!("--format must be json or yaml, not {other:?}"),
+            }
+            Ok(())
+        }
+        Command::Simulate { from, name, url, text } => {
+            let replies = simulate::send(
+                &config,
+                SimulatedMessage { from, profile_name: name, body: text.join(" "), base_url: url },
+            )
+            .await?;
+            if replies.is_empty() {
+                println!("(no reply now)");
+            }
+            for reply in replies {
+                println!("{reply}");
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM, so in-flight requests can finish.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down");
+}

@@ -23,6 +23,7 @@ use adapters::db::{redact_url, Database};
 use adapters::twilio::signature::SignatureValidator;
 use app::ingest::IngestService;
 use config::{Config, Environment};
+use domain::ports::Clock;
 use http::webhook::WebhookState;
 use http::AppState;
 
@@ -37,10 +38,10 @@ pub struct Application {
 ///
 /// # Errors
 /// When the database cannot be opened or migrated.
-pub async fn build_state(config: &Config) -> anyhow::Result<Arc<AppState>> {
+pub async fn build_state(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Arc<AppState>> {
     let database = Database::open(&config.database_url, true).await?;
     let repository = database.repository;
-    let ingest = IngestService::new(repository.clone(), Arc::new(SystemClock), config.default_timezone);
+    let ingest = IngestService::new(repository.clone(), clock, config.default_timezone);
     let webhook = WebhookState {
         signature: config.twilio_auth_token.clone().map(SignatureValidator::new),
         public_base_url: config.public_base_url.clone(),
@@ -54,6 +55,14 @@ impl Application {
     /// # Errors
     /// When the database cannot be prepared or the port cannot be bound.
     pub async fn build(config: &Config) -> anyhow::Result<Self> {
+        Self::build_with_clock(config, Arc::new(SystemClock)).await
+    }
+
+    /// As [`Application::build`], reading time from `clock` (tests pin it).
+    ///
+    /// # Errors
+    /// As [`Application::build`].
+    pub async fn build_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
         if config.twilio_auth_token.is_none() {
             // Config refuses this in production; say it loudly in development.
             tracing::warn!(
@@ -61,7 +70,7 @@ impl Application {
                  Anyone who can reach /webhook can write memories. Set it before exposing the service."
             );
         }
-        let state = build_state(config).await?;
+        let state = build_state(config, clock).await?;
         let address = SocketAddr::new(config.host, config.port);
         let acceptor = TcpListener::bind(address)
             .into_acceptor()

@@ -69,8 +69,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Openapi { format } => {
-            let state = whatsapp_memory::build_state(&config).await?;
-            let api = whatsapp_memory::http::api_service(&state);
+            let api = whatsapp_memory::http::api_service();
             match format.as_str() {
                 "json" => println!("{}", api.spec()),
                 "yaml" => println!("{}", api.spec_yaml()),

@@ -4,7 +4,9 @@ use std::sync::Arc;
 
 use poem_openapi::{payload::Json, types::Example, ApiResponse, Object, OpenApi, Tags};
 
-use crate::domain::ports::Repository;
+use poem::web::Data;
+
+use super::AppState;
 
 /// The API's tags.
 #[derive(Tags)]
@@ -41,10 +43,8 @@ pub enum ReadinessResponse {
     NotReady(Json<HealthStatus>),
 }
 
-/// Health probes.
-pub struct HealthApi {
-    pub repository: Arc<dyn Repository>,
-}
+/// Health probes. Stateless: the spec can be printed without a database.
+pub struct HealthApi;
 
 #[OpenApi(tag = "ApiTags::Health")]
 impl HealthApi {
@@ -60,8 +60,8 @@ impl HealthApi {
     ///
     /// Ready when the database answers and every migration has been applied.
     #[oai(path = "/readyz", method = "get", operation_id = "getReadiness")]
-    async fn readyz(&self) -> ReadinessResponse {
-        match self.repository.is_ready().await {
+    async fn readyz(&self, state: Data<&Arc<AppState>>) -> ReadinessResponse {
+        match state.repository.is_ready().await {
             Ok(true) => ReadinessResponse::Ready(Json(HealthStatus { status: "ready".into(), detail: None })),
             Ok(false) => ReadinessResponse::NotReady(Json(HealthStatus {
                 status: "not ready".into(),

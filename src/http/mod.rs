@@ -21,18 +21,14 @@ pub struct AppState {
 }
 
 /// The documented API (health probes now; the REST API joins it).
-pub fn api_service(state: &Arc<AppState>) -> OpenApiService<health::HealthApi, ()> {
-    OpenApiService::new(
-        health::HealthApi { repository: state.repository.clone() },
-        "whatsapp-memory",
-        env!("CARGO_PKG_VERSION"),
-    )
-    .description("A WhatsApp number as a personal memory: save text, photos and voice notes; search and list them.")
+pub fn api_service() -> OpenApiService<health::HealthApi, ()> {
+    OpenApiService::new(health::HealthApi, "whatsapp-memory", env!("CARGO_PKG_VERSION"))
+        .description("A WhatsApp number as a personal memory: save text, photos and voice notes; search and list them.")
 }
 
 /// Every route of the service.
 pub fn routes(state: Arc<AppState>) -> impl poem::Endpoint {
-    let api = api_service(&state);
+    let api = api_service();
     let swagger = api.swagger_ui();
     let spec = api.spec_endpoint();
     Route::new()

@@ -1,0 +1,201 @@
+//! `spawn_app()` and the `TestApp` methods every test uses.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, TimeZone, Utc};
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement};
+use tokio::sync::OnceCell;
+
+use whatsapp_memory::adapters::twilio::signature::compute_signature;
+use whatsapp_memory::config::{Config, Secret};
+use whatsapp_memory::domain::ports::Clock;
+use whatsapp_memory::simulate::{new_message_sid, twiml_messages};
+use whatsapp_memory::Application;
+
+/// The auth token the test server checks signatures with.
+pub const AUTH_TOKEN: &str = "test-auth-token-0123456789";
+/// The public URL Twilio "calls" (what signatures cover), as behind a proxy.
+pub const PUBLIC_BASE_URL: &str = "https://memory.example.com";
+/// A sender.
+pub const ADA: &str = "+15551234567";
+/// Another sender.
+pub const BOB: &str = "+4915112345678";
+
+/// A clock the test moves by hand.
+pub struct TestClock(Mutex<DateTime<Utc>>);
+
+impl TestClock {
+    pub fn set(&self, now: DateTime<Utc>) {
+        *self.0.lock().unwrap() = now;
+    }
+}
+
+impl Clock for TestClock {
+    fn now(&self) -> DateTime<Utc> {
+        *self.0.lock().unwrap()
+    }
+}
+
+/// A running server and what a test needs to talk to it and look inside its database.
+pub struct TestApp {
+    pub address: String,
+    pub clock: Arc<TestClock>,
+    pub db: DatabaseConnection,
+    pub client: reqwest::Client,
+    /// The URL signatures are computed over.
+    pub signed_base: String,
+    _dir: tempfile::TempDir,
+}
+
+static STALE_DATABASES_DROPPED: OnceCell<()> = OnceCell::const_new();
+
+/// Creates a fresh database for one test and returns its URL.
+async fn fresh_database_url(dir: &tempfile::TempDir) -> String {
+    let Ok(server) = std::env::var("TEST_DATABASE_URL") else {
+        return format!("sqlite://{}/test.db?mode=rwc", dir.path().display());
+    };
+    let admin = Database::connect(&server).await.expect("TEST_DATABASE_URL must name a reachable PostgreSQL server");
+    STALE_DATABASES_DROPPED
+        .get_or_init(|| async {
+            // Databases left by earlier runs (a failed test cannot clean up after itself).
+            let rows = admin
+                .query_all_raw(Statement::from_string(
+                    admin.get_database_backend(),
+                    "SELECT datname FROM pg_database WHERE datname LIKE 'wm_test_%'",
+                ))
+                .await
+                .unwrap();
+            for row in rows {
+                let name: String = row.try_get("", "datname").unwrap();
+                let _ = admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).await;
+            }
+        })
+        .await;
+    let name = format!("wm_test_{}", &new_message_sid()[2..20]);
+    admin.execute_unprepared(&format!("CREATE DATABASE \"{name}\"")).await.unwrap();
+    let mut url = url::Url::parse(&server).unwrap();
+    url.set_path(&name);
+    url.to_string()
+}
+
+/// Starts the service with signatures ON and a public base URL, as in production.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// Starts the service with variables changed by `customize`.
+pub async fn spawn_app_with(customize: impl FnOnce(&mut HashMap<String, String>)) -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let database_url = fresh_database_url(&dir).await;
+    let mut vars: HashMap<String, String> = [
+        ("APP_PORT", "0".to_string()),
+        ("ENV", "production".to_string()),
+        ("DATABASE_URL", database_url.clone()),
+        ("STORAGE_DIR", dir.path().join("media").display().to_string()),
+        ("TWILIO_AUTH_TOKEN", AUTH_TOKEN.to_string()),
+        ("PUBLIC_BASE_URL", PUBLIC_BASE_URL.to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    customize(&mut vars);
+    let signed_base = vars.get("PUBLIC_BASE_URL").cloned();
+    let config = Config::from_lookup(|k| vars.get(k).cloned()).expect("valid test config");
+    let clock = Arc::new(TestClock(Mutex::new(Utc.with_ymd_and_hms(2026, 11, 26, 12, 0, 0).unwrap())));
+    let app = Application::build_with_clock(&config, clock.clone()).await.expect("the app builds");
+    let address = format!("http://{}", app.local_addr());
+    tokio::spawn(app.run_until_stopped(std::future::pending()));
+    let db = Database::connect(&database_url).await.unwrap();
+    TestApp {
+        signed_base: signed_base.unwrap_or_else(|| address.clone()),
+        address,
+        clock,
+        db,
+        client: reqwest::Client::new(),
+        _dir: dir,
+    }
+}
+
+/// A Twilio webhook form for a text message from `phone`, with a fresh sid.
+pub fn text_form(phone: &str, body: &str) -> Vec<(String, String)> {
+    let sid = new_message_sid();
+    [
+        ("SmsMessageSid", sid.as_str()),
+        ("NumMedia", "0"),
+        ("ProfileName", "Ada"),
+        ("MessageType", "text"),
+        ("SmsSid", sid.as_str()),
+        ("WaId", phone.trim_start_matches('+')),
+        ("SmsStatus", "received"),
+        ("Body", body),
+        ("To", "whatsapp:+14155238886"),
+        ("NumSegments", "1"),
+        ("ReferralNumMedia", "0"),
+        ("MessageSid", sid.as_str()),
+        ("AccountSid", "AC0123456789abcdef0123456789abcdef"),
+        ("From", &format!("whatsapp:{phone}")),
+        ("ApiVersion", "2010-04-01"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+/// Replaces (or adds) one field of a form.
+pub fn with_field(mut form: Vec<(String, String)>, name: &str, value: &str) -> Vec<(String, String)> {
+    form.retain(|(k, _)| k != name);
+    form.push((name.to_string(), value.to_string()));
+    form
+}
+
+/// Removes one field of a form.
+pub fn without_field(mut form: Vec<(String, String)>, name: &str) -> Vec<(String, String)> {
+    form.retain(|(k, _)| k != name);
+    form
+}
+
+impl TestApp {
+    /// Twilio's signature of `form` posted to `/webhook`.
+    pub fn sign(&self, form: &[(String, String)]) -> String {
+        compute_signature(&Secret::new(AUTH_TOKEN), &format!("{}/webhook", self.signed_base), form)
+    }
+
+    /// Posts `form` to `/webhook` with a correct signature.
+    pub async fn post_webhook(&self, form: &[(String, String)]) -> reqwest::Response {
+        let signature = self.sign(form);
+        self.post_webhook_signed(form, Some(&signature)).await
+    }
+
+    /// Posts `form` to `/webhook` with the given signature header (or none).
+    pub async fn post_webhook_signed(&self, form: &[(String, String)], signature: Option<&str>) -> reqwest::Response {
+        let mut request = self.client.post(format!("{}/webhook", self.address)).form(form);
+        if let Some(signature) = signature {
+            request = request.header("X-Twilio-Signature", signature);
+        }
+        request.send().await.expect("the server answers")
+    }
+
+    /// Sends a text as `phone` and returns the reply's text (all messages joined).
+    pub async fn send_text(&self, phone: &str, body: &str) -> String {
+        let response = self.post_webhook(&text_form(phone, body)).await;
+        assert_eq!(response.status(), 200, "webhook refused {body:?}");
+        twiml_messages(&response.text().await.unwrap()).join("\n")
+    }
+
+    /// A single number from the database, e.g. a count.
+    pub async fn scalar(&self, sql: &str) -> i64 {
+        let row = self
+            .db
+            .query_one_raw(Statement::from_string(self.db.get_database_backend(), sql))
+            .await
+            .unwrap()
+            .expect("one row");
+        row.try_get_by_index::<i64>(0).unwrap()
+    }
+
+    /// How many rows a table has.
+    pub async fn count(&self, table: &str) -> i64 {
+        self.scalar(&format!("SELECT count(*) FROM {table}")).await
+    }
+}

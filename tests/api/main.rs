@@ -1,0 +1,8 @@
+//! Integration tests: the real server on 127.0.0.1:0, signed requests as Twilio sends
+//! them, and a real database: an SQLite file, or a fresh PostgreSQL database per test
+//! when `TEST_DATABASE_URL` names a server.
+
+mod commands;
+mod health;
+mod helpers;
+mod webhook;

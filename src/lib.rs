@@ -41,7 +41,7 @@ pub struct Application {
 pub async fn build_state(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Arc<AppState>> {
     let database = Database::open(&config.database_url, true).await?;
     let repository = database.repository;
-    let ingest = IngestService::new(repository.clone(), clock, config.default_timezone);
+    let ingest = IngestService::new(repository.clone(), database.memory_store, clock, config.default_timezone);
     let webhook = WebhookState {
         signature: config.twilio_auth_token.clone().map(SignatureValidator::new),
         public_base_url: config.public_base_url.clone(),

@@ -116,22 +116,6 @@ pub trait InboundTransaction: Send {
     /// Stores the user's chosen IANA zone name.
     async fn set_timezone(&mut self, user: UserId, zone: &str, now: DateTime<Utc>) -> Result<(), RepositoryError>;
 
-    /// Full-text search of one user's memories, best first.
-    async fn search_memories(
-        &mut self,
-        user: UserId,
-        query: &str,
-        limit: u32,
-    ) -> Result<Vec<MemoryHit>, RepositoryError>;
-
-    /// One user's memories in a range (all when `None`), newest first, with the total.
-    async fn list_memories(
-        &mut self,
-        user: UserId,
-        range: Option<TimeRange>,
-        limit: u32,
-    ) -> Result<MemoryPage, RepositoryError>;
-
     /// Queues durable work (media fetching, indexing) with the message that caused it.
     async fn enqueue_job(&mut self, job: NewJob) -> Result<(), RepositoryError>;
 }
@@ -156,6 +140,23 @@ pub trait Repository: Send + Sync {
     /// The work's own error (the transaction is rolled back), or a failed commit.
     async fn run_inbound(&self, work: InboundWork) -> Result<InboundReply, RepositoryError>;
 
+    /// The user with this WhatsApp id, if they have ever written.
+    ///
+    /// # Errors
+    /// [`RepositoryError`] when the database fails.
+    async fn find_user(&self, wa_id: &str) -> Result<Option<User>, RepositoryError>;
+
+    /// One user's memories in a range (all when `None`), newest first, with the total.
+    ///
+    /// # Errors
+    /// [`RepositoryError`] when the database fails.
+    async fn list_memories(
+        &self,
+        user: UserId,
+        range: Option<TimeRange>,
+        limit: u32,
+    ) -> Result<MemoryPage, RepositoryError>;
+
     /// Whether the database answers and every migration has been applied.
     ///
     /// # Errors
@@ -168,4 +169,34 @@ pub trait Repository: Send + Sync {
 pub trait Clock: Send + Sync {
     /// Now, in UTC.
     fn now(&self) -> DateTime<Utc>;
+}
+
+/// Why a memory store failed.
+#[derive(Debug, thiserror::Error)]
+pub enum MemoryStoreError {
+    /// Down, slow or rate-limited: the same call may succeed later.
+    #[error("the memory store is unavailable: {0}")]
+    Unavailable(String),
+    /// The store refused the call (bad request, bad credentials): retrying will not help.
+    #[error("the memory store refused the request: {0}")]
+    Rejected(String),
+}
+
+impl MemoryStoreError {
+    /// Whether the same call could succeed if made again.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, MemoryStoreError::Unavailable(_))
+    }
+}
+
+/// Where memories are searched: the local full-text index, and later Mem0 beside it.
+/// Always scoped to one user.
+#[cfg_attr(test, mockall::automock)]
+#[async_trait]
+pub trait MemoryStore: Send + Sync {
+    /// One user's memories that match `query`, best first, at most `limit`.
+    ///
+    /// # Errors
+    /// [`MemoryStoreError`]; an empty result is not an error.
+    async fn search(&self, user: UserId, query: &str, limit: u32) -> Result<Vec<MemoryHit>, MemoryStoreError>;
 }

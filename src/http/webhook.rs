@@ -13,7 +13,6 @@ use super::AppState;
 use crate::adapters::twilio::form::{parse_inbound_form, MAX_BODY_BYTES};
 use crate::adapters::twilio::signature::SignatureValidator;
 use crate::adapters::twilio::twiml::messaging_response;
-use crate::app::ingest::IngestError;
 
 /// The largest request accepted: room for a maximal `Body` plus every other field.
 const MAX_REQUEST_BYTES: usize = MAX_BODY_BYTES * 2 + 16 * 1024;
@@ -126,7 +125,8 @@ fn is_authentic(request: &Request, webhook: &WebhookState, params: &[(String, St
     let url = signed_url(request, webhook.public_base_url.as_ref());
     let valid = validator.is_valid_form(&url, params, signature);
     if !valid {
-        tracing::warn!(%url, "webhook request with an invalid signature refused");
+        // The path only: a GET webhook's query carries phone numbers.
+        tracing::warn!(path = request.uri().path(), "webhook request with an invalid signature refused");
     }
     valid
 }
@@ -138,7 +138,7 @@ async fn handle(state: &AppState, params: &[(String, String)]) -> Response {
     };
     match state.ingest.ingest_message(message).await {
         Ok(reply) => twiml(&reply),
-        Err(IngestError::Repository(error)) if error.is_retryable() => {
+        Err(error) if error.is_retryable() => {
             tracing::warn!(%error, "message not stored; Twilio will deliver it again");
             let mut response = problem(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -148,7 +148,7 @@ async fn handle(state: &AppState, params: &[(String, String)]) -> Response {
             response.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("5"));
             response
         }
-        Err(IngestError::Repository(error)) => {
+        Err(error) => {
             tracing::error!(%error, "message not stored");
             problem(StatusCode::INTERNAL_SERVER_ERROR, "Internal error", "The message could not be stored.")
         }

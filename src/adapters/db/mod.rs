@@ -1,7 +1,10 @@
 //! The system of record on SQLite (embedded default) or PostgreSQL (scale-out), chosen by
 //! `DATABASE_URL`. The schema comes only from the `migration` crate.
 
+pub mod entities;
+mod local_store;
 mod postgres;
+mod reads;
 mod sqlite;
 mod sqlite_writer;
 
@@ -10,15 +13,17 @@ use std::sync::Arc;
 use migration::{Migrator, MigratorTrait};
 use sea_orm::{ConnectOptions, DatabaseConnection, DbErr};
 
-use crate::domain::ports::{Repository, RepositoryError};
+use crate::domain::ports::{MemoryStore, Repository, RepositoryError};
+pub use local_store::LocalStore;
 pub use postgres::PostgresRepository;
 pub use sqlite::SqliteRepository;
 
-/// An open database: a sea-orm pool for migrations and reads, plus the repository that
-/// carries inbound writes.
+/// An open database: a sea-orm pool for migrations and reads, the repository that
+/// carries inbound writes, and the local full-text store over the same tables.
 pub struct Database {
     pub pool: DatabaseConnection,
     pub repository: Arc<dyn Repository>,
+    pub memory_store: Arc<dyn MemoryStore>,
 }
 
 impl Database {
@@ -41,14 +46,14 @@ impl Database {
                 run_migrations(&pool).await?;
             }
             let repository = Arc::new(SqliteRepository::open(&path, pool.clone())?);
-            Ok(Self { pool, repository })
+            Ok(Self { memory_store: Arc::new(LocalStore::new(pool.clone())), pool, repository })
         } else {
             let pool = connect_pool(url, 16).await?;
             if migrate {
                 run_migrations(&pool).await?;
             }
             let repository = Arc::new(PostgresRepository::new(pool.clone()));
-            Ok(Self { pool, repository })
+            Ok(Self { memory_store: Arc::new(LocalStore::new(pool.clone())), pool, repository })
         }
     }
 }

@@ -1,5 +1,5 @@
 //! PostgreSQL: the inbound unit of work as plain per-message transactions over the
-//! sea-orm pool, and search over the `tsvector` column (GIN index, `websearch_to_tsquery`).
+//! sea-orm pool.
 //! Concurrent deliveries of one `MessageSid` wait on the unique index, then see the
 //! first one's committed reply.
 
@@ -13,10 +13,8 @@ use sea_orm::{
 use super::{is_migrated, map_db_err};
 use crate::domain::model::{InboundMessage, InteractionId, Memory, MemoryId, MemoryKind, MemoryPage, User, UserId};
 use crate::domain::ports::{
-    InboundInsert, InboundReply, InboundTransaction, InboundWork, MemoryHit, NewJob, NewMemory, Repository,
-    RepositoryError,
+    InboundInsert, InboundReply, InboundTransaction, InboundWork, NewJob, NewMemory, Repository, RepositoryError,
 };
-use crate::domain::query::search_terms;
 use crate::domain::time_range::TimeRange;
 
 /// The PostgreSQL system of record.
@@ -50,6 +48,19 @@ impl Repository for PostgresRepository {
         }
     }
 
+    async fn find_user(&self, wa_id: &str) -> Result<Option<User>, RepositoryError> {
+        super::reads::find_user(&self.pool, wa_id).await
+    }
+
+    async fn list_memories(
+        &self,
+        user: UserId,
+        range: Option<TimeRange>,
+        limit: u32,
+    ) -> Result<MemoryPage, RepositoryError> {
+        super::reads::list_memories(&self.pool, user, range, limit).await
+    }
+
     async fn is_ready(&self) -> Result<bool, RepositoryError> {
         is_migrated(&self.pool).await
     }
@@ -71,10 +82,6 @@ impl PostgresTransaction {
     async fn one(&self, sql: &str, values: Vec<Value>) -> Result<Option<QueryResult>, RepositoryError> {
         self.transaction.query_one_raw(statement(sql, values)).await.map_err(map_db_err)
     }
-
-    async fn all(&self, sql: &str, values: Vec<Value>) -> Result<Vec<QueryResult>, RepositoryError> {
-        self.transaction.query_all_raw(statement(sql, values)).await.map_err(map_db_err)
-    }
 }
 
 fn get<T: sea_orm::TryGetable>(row: &QueryResult, column: &str) -> Result<T, RepositoryError> {
@@ -92,11 +99,6 @@ fn memory_from_row(row: &QueryResult) -> Result<Memory, RepositoryError> {
         text: get(row, "text")?,
         created_at: get(row, "created_at")?,
     })
-}
-
-/// A `websearch_to_tsquery` input that matches any of the terms.
-fn websearch_any(terms: &[String]) -> String {
-    terms.join(" or ")
 }
 
 #[async_trait]
@@ -227,53 +229,6 @@ impl InboundTransaction for PostgresTransaction {
         )
         .await
         .map(drop)
-    }
-
-    async fn search_memories(
-        &mut self,
-        user: UserId,
-        query: &str,
-        limit: u32,
-    ) -> Result<Vec<MemoryHit>, RepositoryError> {
-        let terms = search_terms(query);
-        if terms.is_empty() {
-            return Ok(Vec::new());
-        }
-        let sql = format!(
-            "SELECT {MEMORY_COLUMNS}, ts_rank_cd(search_vector, q)::float8 AS score \
-             FROM memories, websearch_to_tsquery('memory_search', $2) AS q \
-             WHERE user_id = $1 AND search_vector @@ q ORDER BY score DESC, id DESC LIMIT $3"
-        );
-        let rows = self.all(&sql, vec![user.0.into(), websearch_any(&terms).into(), i64::from(limit).into()]).await?;
-        rows.iter().map(|row| Ok(MemoryHit { memory: memory_from_row(row)?, score: get(row, "score")? })).collect()
-    }
-
-    async fn list_memories(
-        &mut self,
-        user: UserId,
-        range: Option<TimeRange>,
-        limit: u32,
-    ) -> Result<MemoryPage, RepositoryError> {
-        let filter = "user_id = $1 AND ($2::timestamptz IS NULL OR created_at >= $2) AND ($3::timestamptz IS NULL OR created_at < $3)";
-        let bounds =
-            || -> Vec<Value> { vec![user.0.into(), range.map(|r| r.start).into(), range.map(|r| r.end).into()] };
-        let total: i64 =
-            match self.one(&format!("SELECT count(*) AS total FROM memories WHERE {filter}"), bounds()).await? {
-                Some(row) => get(&row, "total")?,
-                None => 0,
-            };
-        let mut values = bounds();
-        values.push(i64::from(limit).into());
-        let rows = self
-            .all(
-                &format!(
-                    "SELECT {MEMORY_COLUMNS} FROM memories WHERE {filter} ORDER BY created_at DESC, id DESC LIMIT $4"
-                ),
-                values,
-            )
-            .await?;
-        let memories = rows.iter().map(memory_from_row).collect::<Result<_, _>>()?;
-        Ok(MemoryPage { memories, total: total as u64 })
     }
 
     async fn enqueue_job(&mut self, job: NewJob) -> Result<(), RepositoryError> {

@@ -1,5 +1,5 @@
-//! SQLite: the inbound unit of work over rusqlite (run by the single writer thread), the
-//! FTS5 search, and the file's settings (WAL, foreign keys, busy timeout).
+//! SQLite: the inbound unit of work over rusqlite (run by the single writer thread), and
+//! the file's settings (WAL, foreign keys, busy timeout).
 //! All timestamps are written by [`sqlite_timestamp`], so text order is time order.
 
 use std::path::{Path, PathBuf};
@@ -13,10 +13,8 @@ use sea_orm::DatabaseConnection;
 use super::sqlite_writer::SqliteWriter;
 use crate::domain::model::{InboundMessage, InteractionId, Memory, MemoryId, MemoryKind, MemoryPage, User, UserId};
 use crate::domain::ports::{
-    InboundInsert, InboundReply, InboundTransaction, InboundWork, MemoryHit, NewJob, NewMemory, Repository,
-    RepositoryError,
+    InboundInsert, InboundReply, InboundTransaction, InboundWork, NewJob, NewMemory, Repository, RepositoryError,
 };
-use crate::domain::query::search_terms;
 use crate::domain::time_range::TimeRange;
 
 /// How long a connection waits for another's lock before giving up.
@@ -108,6 +106,19 @@ impl Repository for SqliteRepository {
         self.writer.submit(work).await
     }
 
+    async fn find_user(&self, wa_id: &str) -> Result<Option<User>, RepositoryError> {
+        super::reads::find_user(&self.pool, wa_id).await
+    }
+
+    async fn list_memories(
+        &self,
+        user: UserId,
+        range: Option<TimeRange>,
+        limit: u32,
+    ) -> Result<MemoryPage, RepositoryError> {
+        super::reads::list_memories(&self.pool, user, range, limit).await
+    }
+
     async fn is_ready(&self) -> Result<bool, RepositoryError> {
         super::is_migrated(&self.pool).await
     }
@@ -125,8 +136,6 @@ impl<'c> SqliteTransaction<'c> {
     }
 }
 
-const MEMORY_COLUMNS: &str = "m.id, m.user_id, m.kind, m.text, m.created_at";
-
 fn memory_from_row(row: &Row<'_>) -> rusqlite::Result<Memory> {
     let kind: String = row.get(2)?;
     let created_at: String = row.get(4)?;
@@ -137,19 +146,6 @@ fn memory_from_row(row: &Row<'_>) -> rusqlite::Result<Memory> {
         text: row.get(3)?,
         created_at: parse_timestamp(&created_at)?,
     })
-}
-
-/// An FTS5 query that matches any of the terms, inside one user's memories only.
-fn fts5_match_expression(user: UserId, terms: &[String]) -> String {
-    let any_term = terms.iter().map(|t| format!("\"{t}\"")).collect::<Vec<_>>().join(" OR ");
-    format!("owner:u{} AND text:({any_term})", user.0)
-}
-
-fn range_bounds(range: Option<TimeRange>) -> (Option<String>, Option<String>) {
-    match range {
-        Some(r) => (Some(sqlite_timestamp(r.start)), Some(sqlite_timestamp(r.end))),
-        None => (None, None),
-    }
 }
 
 #[async_trait]
@@ -300,38 +296,6 @@ impl InboundTransaction for SqliteTransaction<'_> {
             .map_err(map_sqlite_err)
     }
 
-    async fn search_memories(
-        &mut self,
-        user: UserId,
-        query: &str,
-        limit: u32,
-    ) -> Result<Vec<MemoryHit>, RepositoryError> {
-        search_sqlite(self.connection, user, query, limit).map_err(map_sqlite_err)
-    }
-
-    async fn list_memories(
-        &mut self,
-        user: UserId,
-        range: Option<TimeRange>,
-        limit: u32,
-    ) -> Result<MemoryPage, RepositoryError> {
-        let (start, end) = range_bounds(range);
-        let filter = "m.user_id = ?1 AND (?2 IS NULL OR m.created_at >= ?2) AND (?3 IS NULL OR m.created_at < ?3)";
-        let total: i64 = self
-            .connection
-            .prepare_cached(&format!("SELECT count(*) FROM memories AS m WHERE {filter}"))
-            .and_then(|mut s| s.query_row(params![user.0, start, end], |row| row.get(0)))
-            .map_err(map_sqlite_err)?;
-        let memories = self
-            .connection
-            .prepare_cached(&format!(
-                "SELECT {MEMORY_COLUMNS} FROM memories AS m WHERE {filter} ORDER BY m.created_at DESC, m.id DESC LIMIT ?4"
-            ))
-            .and_then(|mut s| s.query_map(params![user.0, start, end, limit], memory_from_row)?.collect())
-            .map_err(map_sqlite_err)?;
-        Ok(MemoryPage { memories, total: total as u64 })
-    }
-
     async fn enqueue_job(&mut self, job: NewJob) -> Result<(), RepositoryError> {
         let due = sqlite_timestamp(job.due_at);
         self.connection
@@ -345,40 +309,9 @@ impl InboundTransaction for SqliteTransaction<'_> {
     }
 }
 
-/// Ranks one user's memories by bm25 over FTS5 (the owner column weighs nothing).
-pub(super) fn search_sqlite(
-    connection: &Connection,
-    user: UserId,
-    query: &str,
-    limit: u32,
-) -> rusqlite::Result<Vec<MemoryHit>> {
-    let terms = search_terms(query);
-    if terms.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut statement = connection.prepare_cached(&format!(
-        "SELECT {MEMORY_COLUMNS}, bm25(memories_fts, 0.0, 1.0) AS rank FROM memories_fts \
-         JOIN memories AS m ON m.id = memories_fts.rowid \
-         WHERE memories_fts MATCH ?1 ORDER BY rank, m.id DESC LIMIT ?2"
-    ))?;
-    let hits = statement
-        .query_map(params![fts5_match_expression(user, &terms), limit], |row| {
-            let rank: f64 = row.get(5)?;
-            Ok(MemoryHit { memory: memory_from_row(row)?, score: -rank })
-        })?
-        .collect();
-    hits
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_fts_query_is_scoped_to_the_owner_and_matches_any_term() {
-        let terms = vec!["buy".to_string(), "milk".to_string()];
-        assert_eq!(fts5_match_expression(UserId(42), &terms), "owner:u42 AND text:(\"buy\" OR \"milk\")");
-    }
 
     #[test]
     fn urls_name_the_file_and_refuse_memory_databases() {

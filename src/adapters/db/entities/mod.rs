@@ -1,0 +1,4 @@
+//! sea-orm entities: typed, backend-neutral reads of the tables the migration creates.
+
+pub mod memories;
+pub mod users;

@@ -37,3 +37,26 @@ async fn the_openapi_document_is_served() {
         app.client.get(format!("{}/openapi.json", app.address)).send().await.unwrap().json().await.unwrap();
     assert_eq!(spec["paths"]["/readyz"]["get"]["operationId"], "getReadiness");
 }
+
+#[tokio::test]
+async fn the_checked_in_openapi_document_is_what_the_server_serves() {
+    let app = spawn_app().await;
+    let served: serde_json::Value =
+        app.client.get(format!("{}/openapi.json", app.address)).send().await.unwrap().json().await.unwrap();
+    let checked_in: serde_json::Value =
+        serde_json::from_str(include_str!("../../openapi/openapi.json")).expect("openapi/openapi.json is JSON");
+    assert_eq!(served, checked_in, "openapi/openapi.json is stale: run `make openapi` and commit it");
+}
+
+#[tokio::test]
+async fn every_operation_has_an_id_a_tag_and_a_summary() {
+    let spec: serde_json::Value = serde_json::from_str(include_str!("../../openapi/openapi.json")).unwrap();
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            for field in ["operationId", "summary"] {
+                assert!(operation[field].is_string(), "{method} {path} lacks {field}");
+            }
+            assert!(!operation["tags"].as_array().unwrap().is_empty(), "{method} {path} has no tag");
+        }
+    }
+}

@@ -188,6 +188,9 @@ mkdir -p "$RESULTS_DIR"
     printf '  p95 ms        %-10s target <= %-6s %s\n' "$sp95" "$TARGET_SEARCH_P95_MS" "$(verdict "$sp95" '<=' "$TARGET_SEARCH_P95_MS")"
     printf '  p99 ms        %s\n' "$(kv search p99_ms)"
     printf '  found         %s with results, %s without\n' "$(kv search search_hits)" "$(kv search search_misses)"
+    printf '  by query ms   common word: %s\n' "$(kv search common_word)"
+    printf '                any word:    %s\n' "$(kv search any_word)"
+    printf '                two words:   %s\n' "$(kv search two_words)"
     printf '  seeding       %s memories in %s s (%s requests/s, p99 %s ms), rows %s\n' \
         "$(kv seed ok)" "$(kv seed elapsed_s)" "$(kv seed rps)" "$(kv seed p99_ms)" "$(kv seed verify)"
     echo

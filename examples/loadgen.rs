@@ -142,7 +142,7 @@ struct WebhookArgs {
     users: u32,
     /// Requests are pre-built for this rate over --duration; a worker that runs out stops
     /// early and the run says so.
-    #[arg(long, default_value_t = 10_000)]
+    #[arg(long, default_value_t = 20_000)]
     max_rate: u64,
 }
 
@@ -215,6 +215,7 @@ struct WaitReadyArgs {
     timeout: f64,
 }
 
+/// Picks the runtime size before anything runs: one thread by default leaves the server the most CPU.
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let threads = match &cli.command {
@@ -265,6 +266,7 @@ async fn run(command: Command) -> Result<bool> {
 // The three load modes
 // ---------------------------------------------------------------------------------------
 
+/// The throughput run: a timed window over many users, every message new and signed.
 async fn webhook(a: WebhookArgs) -> Result<bool> {
     if a.users == 0 || a.users > 9999 {
         bail!("--users must be 1..=9999");
@@ -295,6 +297,7 @@ async fn webhook(a: WebhookArgs) -> Result<bool> {
     execute(&signer, t, run, reqs).await
 }
 
+/// Fills one user's memory through the real write path, so that search runs on realistic data.
 async fn seed(a: SeedArgs) -> Result<bool> {
     let t = &a.target;
     let signer = Signer::new(t)?;
@@ -318,6 +321,7 @@ async fn seed(a: SeedArgs) -> Result<bool> {
     execute(&signer, t, run, reqs).await
 }
 
+/// Times `/search` for the seeded user, through the webhook as a person would search.
 async fn search(a: SearchArgs) -> Result<bool> {
     let t = &a.target;
     let signer = Signer::new(t)?;
@@ -335,8 +339,10 @@ async fn search(a: SearchArgs) -> Result<bool> {
     let total = per_conn * a.connections;
     let sids = SidGen::new(3);
     let reqs = prebuild(total, a.connections, |i| {
-        let body = format!("/search {}", vocab.query(&mut rng));
-        signer.request(sids.sid(i as u64), &user, &body)
+        let (words, kind) = vocab.query(&mut rng);
+        let mut req = signer.request(sids.sid(i as u64), &user, &format!("/search {words}"));
+        req.query = Some((words.into_boxed_str(), kind));
+        req
     });
     let run = LoadRun {
         label: format!(
@@ -357,11 +363,13 @@ async fn search(a: SearchArgs) -> Result<bool> {
 
 /// Splits `total` requests built by `make` over `workers` lists, round-robin.
 fn prebuild(total: usize, workers: usize, mut make: impl FnMut(usize) -> Prepared) -> Vec<Vec<Prepared>> {
+    let started = Instant::now();
     let workers = workers.max(1);
     let mut lists: Vec<Vec<Prepared>> = (0..workers).map(|_| Vec::with_capacity(total / workers + 1)).collect();
     for i in 0..total {
         lists[i % workers].push(make(i));
     }
+    eprintln!("  signed {total} requests in {:.1} s", started.elapsed().as_secs_f64());
     lists
 }
 
@@ -473,6 +481,10 @@ enum Expect {
 struct WorkerStats {
     /// Latency of every answered timed request, in nanoseconds.
     latencies_ns: Vec<u64>,
+    /// Search latencies by kind of query.
+    by_kind: BTreeMap<QueryKind, Vec<u64>>,
+    /// The slowest searches: latency and words.
+    slowest: Vec<(u64, Box<str>)>,
     ok: u64,
     warmup_ok: u64,
     unexpected_body: u64,
@@ -490,6 +502,18 @@ struct WorkerStats {
 }
 
 impl WorkerStats {
+    /// Keeps the 5 slowest searches (a copy of the words only when one makes the list).
+    fn note_slow(&mut self, ns: u64, words: &str) {
+        if self.slowest.len() < 5 {
+            self.slowest.push((ns, words.into()));
+        } else if let Some(min) = self.slowest.iter_mut().min_by_key(|e| e.0) {
+            if ns > min.0 {
+                *min = (ns, words.into());
+            }
+        }
+    }
+
+    /// Keeps the first error text only; a closure so that the common path formats nothing.
     fn note_error(&mut self, msg: impl FnOnce() -> String) {
         if self.first_error.is_none() {
             self.first_error = Some(msg());
@@ -535,7 +559,12 @@ async fn worker(
         now = Instant::now();
         let reconnect = match res {
             Ok(Ok(ans)) => {
-                st.latencies_ns.push((now - t0).as_nanos() as u64);
+                let ns = (now - t0).as_nanos() as u64;
+                st.latencies_ns.push(ns);
+                if let Some((words, kind)) = &req.query {
+                    st.by_kind.entry(*kind).or_default().push(ns);
+                    st.note_slow(ns, words);
+                }
                 progress.fetch_add(1, Ordering::Relaxed);
                 if ans.status == 200 {
                     st.ok += 1;
@@ -615,6 +644,7 @@ enum Outcome {
     Unexpected,
 }
 
+/// Reads a `200` body: a 200 that does not say what it should is a wrong answer too.
 fn classify(expect: Expect, body: &[u8]) -> Outcome {
     match expect {
         Expect::Saved if contains(body, SAVED_MARKER) => Outcome::Saved,
@@ -624,6 +654,7 @@ fn classify(expect: Expect, body: &[u8]) -> Outcome {
     }
 }
 
+/// Byte substring test; bodies are a few hundred bytes, so a scan is enough.
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
@@ -642,10 +673,12 @@ struct Probe {
 }
 
 impl Probe {
+    /// Opens its own read-only connection, kept for the whole run.
     fn open(path: &Path, every: usize) -> Result<Self> {
         Ok(Self { db: open_read_only(path)?, every: every as u64, hex: String::with_capacity(34) })
     }
 
+    /// Looks the sid up after every `every`th `200`; a miss is counted as a failed check.
     fn maybe_check(&mut self, ok_so_far: u64, sid: u128, st: &mut WorkerStats) {
         if !ok_so_far.is_multiple_of(self.every) {
             return;
@@ -691,11 +724,16 @@ struct Totals {
     probes: u64,
     probe_missing: u64,
     first_errors: Vec<String>,
+    /// Search latencies by kind of query, sorted.
+    by_kind: BTreeMap<QueryKind, Vec<u64>>,
+    /// The slowest searches, slowest first.
+    slowest: Vec<(u64, Box<str>)>,
     /// From the barrier to the last answer.
     elapsed: Duration,
 }
 
 impl Totals {
+    /// Adds the workers up; the window runs from the first worker's start to the last answer.
     fn merge(stats: Vec<WorkerStats>, wall: Duration) -> Self {
         let mut t = Totals {
             lat_ns: Vec::with_capacity(stats.iter().map(|s| s.latencies_ns.len()).sum()),
@@ -711,6 +749,8 @@ impl Totals {
             probes: 0,
             probe_missing: 0,
             first_errors: Vec::new(),
+            by_kind: BTreeMap::new(),
+            slowest: Vec::new(),
             elapsed: wall,
         };
         let start = stats.iter().filter_map(|s| s.start).min();
@@ -733,6 +773,10 @@ impl Totals {
             t.ran_out += usize::from(s.ran_out);
             t.probes += s.probes;
             t.probe_missing += s.probe_missing;
+            for (k, v) in s.by_kind {
+                t.by_kind.entry(k).or_default().extend(v);
+            }
+            t.slowest.extend(s.slowest);
             if let Some(e) = s.first_error {
                 if t.first_errors.len() < 5 && !t.first_errors.contains(&e) {
                     t.first_errors.push(e);
@@ -740,22 +784,25 @@ impl Totals {
             }
         }
         t.lat_ns.sort_unstable();
+        for v in t.by_kind.values_mut() {
+            v.sort_unstable();
+        }
+        t.slowest.sort_unstable_by_key(|e| std::cmp::Reverse(e.0));
+        t.slowest.truncate(5);
         t
     }
 
+    /// Answers other than `200`, all statuses together.
     fn non_200(&self) -> u64 {
         self.statuses.values().sum()
     }
 
-    /// Nearest-rank percentile in milliseconds (0 when nothing was answered).
+    /// Percentile of all answered requests, in milliseconds.
     fn pct_ms(&self, p: f64) -> f64 {
-        if self.lat_ns.is_empty() {
-            return 0.0;
-        }
-        let rank = ((p / 100.0) * self.lat_ns.len() as f64).ceil() as usize;
-        self.lat_ns[rank.clamp(1, self.lat_ns.len()) - 1] as f64 / 1e6
+        pct_ms(&self.lat_ns, p)
     }
 
+    /// Mean latency in milliseconds, next to the percentiles as a sanity check.
     fn mean_ms(&self) -> f64 {
         if self.lat_ns.is_empty() {
             return 0.0;
@@ -763,6 +810,7 @@ impl Totals {
         self.lat_ns.iter().sum::<u64>() as f64 / self.lat_ns.len() as f64 / 1e6
     }
 
+    /// `200` answers per second of the window: failures do not count as throughput.
     fn rps(&self) -> f64 {
         self.ok as f64 / self.elapsed.as_secs_f64().max(1e-9)
     }
@@ -801,6 +849,20 @@ fn report(t: &Target, run: &LoadRun, tot: &Totals, counts: Option<(DbCounts, DbC
             tot.search_misses,
             100.0 * tot.search_hits as f64 / n as f64
         );
+        for kind in QueryKind::ALL {
+            let v = tot.by_kind.get(&kind).map_or(&[][..], Vec::as_slice);
+            println!(
+                "  {:<12} n {:<5} p50 {:.3}  p95 {:.3}  p99 {:.3} ms",
+                kind.name(),
+                v.len(),
+                pct_ms(v, 50.0),
+                pct_ms(v, 95.0),
+                pct_ms(v, 99.0)
+            );
+            kv.push((kind.name(), format!("n={} p50={:.3} p95={:.3}", v.len(), pct_ms(v, 50.0), pct_ms(v, 95.0))));
+        }
+        let slow: Vec<String> = tot.slowest.iter().map(|(ns, q)| format!("{:.1} ms {q:?}", *ns as f64 / 1e6)).collect();
+        println!("  slowest      {}", slow.join(", "));
     }
     if tot.ran_out > 0 {
         println!(
@@ -908,6 +970,16 @@ fn report(t: &Target, run: &LoadRun, tot: &Totals, counts: Option<(DbCounts, DbC
     Ok(pass)
 }
 
+/// Nearest-rank percentile of sorted nanoseconds, in milliseconds (0 for no samples).
+fn pct_ms(sorted_ns: &[u64], p: f64) -> f64 {
+    if sorted_ns.is_empty() {
+        return 0.0;
+    }
+    let rank = ((p / 100.0) * sorted_ns.len() as f64).ceil() as usize;
+    sorted_ns[rank.clamp(1, sorted_ns.len()) - 1] as f64 / 1e6
+}
+
+/// A count that could not be read prints as "n/a" rather than failing the report.
 fn fmt_opt(v: Option<i64>) -> String {
     v.map_or_else(|| "n/a".into(), |v| v.to_string())
 }
@@ -935,6 +1007,7 @@ fn open_read_only(path: &Path) -> Result<Connection> {
     Ok(db)
 }
 
+/// Counts the rows a run must change, from the schema in `migration/`.
 fn db_counts(path: &Path, user_wa_id: Option<&str>) -> Result<DbCounts> {
     let db = open_read_only(path)?;
     let (inbound, inbound_sids): (i64, i64) = db
@@ -962,6 +1035,7 @@ fn db_counts(path: &Path, user_wa_id: Option<&str>) -> Result<DbCounts> {
     Ok(DbCounts { inbound, inbound_sids, outbound, memories, user_memories })
 }
 
+/// The stand-alone check, for a database left behind by `BENCH_KEEP=1`.
 fn verify(a: VerifyArgs) -> Result<bool> {
     let user = User::new(a.user);
     let c = db_counts(&a.db, Some(&user.wa_id))?;
@@ -1001,6 +1075,8 @@ fn verify(a: VerifyArgs) -> Result<bool> {
 struct Prepared {
     bytes: Box<[u8]>,
     sid: u128,
+    /// For a search: its words and kind, to break latency down by kind of query.
+    query: Option<(Box<str>, QueryKind)>,
 }
 
 /// A sender: `whatsapp:+1555000NNNN`.
@@ -1011,6 +1087,7 @@ struct User {
 }
 
 impl User {
+    /// User NNNN: numbers from one fake range, so that bench rows are easy to tell apart.
     fn new(n: u32) -> Self {
         let wa_id = format!("{WA_PREFIX}{n:04}");
         Self { from: format!("whatsapp:+{wa_id}"), profile: format!("Bench User {n:04}"), wa_id }
@@ -1024,12 +1101,14 @@ struct SidGen {
 }
 
 impl SidGen {
+    /// A new nonce per process; `mode` keeps webhook, seed and search sids apart.
     fn new(mode: u8) -> Self {
         let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
         let nonce = nanos ^ (u64::from(std::process::id()) << 40);
         Self { base: (u128::from(nonce) << 64) | (u128::from(mode) << 56) }
     }
 
+    /// The `i`th sid of this generator, as a number (formatted as "SM" + 32 hex digits).
     fn sid(&self, i: u64) -> u128 {
         self.base | u128::from(i)
     }
@@ -1047,6 +1126,7 @@ struct Signer {
 }
 
 impl Signer {
+    /// Resolves the address once and keys the HMAC once; only plain HTTP is spoken.
     fn new(t: &Target) -> Result<Self> {
         let url = url::Url::parse(&t.url).with_context(|| format!("bad --url {}", t.url))?;
         if url.scheme() != "http" {
@@ -1111,10 +1191,11 @@ impl Signer {
         let mut req = String::with_capacity(self.head.len() + 80 + form.len());
         req.push_str(&self.head);
         let _ = write!(req, "X-Twilio-Signature: {signature}\r\nContent-Length: {}\r\n\r\n{form}", form.len());
-        Prepared { bytes: req.into_bytes().into_boxed_slice(), sid }
+        Prepared { bytes: req.into_bytes().into_boxed_slice(), sid, query: None }
     }
 }
 
+/// Resolves once, before the run, so that no request waits on name resolution.
 fn resolve(host: &str, port: u16) -> Result<SocketAddr> {
     use std::net::ToSocketAddrs;
     (host, port)
@@ -1145,12 +1226,14 @@ struct Answer {
 }
 
 impl Conn {
+    /// Connects with Nagle off: a request is one write and must leave at once.
     async fn connect(addr: SocketAddr) -> io::Result<Self> {
         let stream = TcpStream::connect(addr).await?;
         stream.set_nodelay(true)?;
         Ok(Self { stream, buf: Vec::with_capacity(16 * 1024) })
     }
 
+    /// Replaces the socket after an error or `Connection: close`, keeping the buffer.
     async fn reconnect(&mut self, addr: SocketAddr) -> io::Result<()> {
         let stream = TcpStream::connect(addr).await?;
         stream.set_nodelay(true)?;
@@ -1158,6 +1241,7 @@ impl Conn {
         Ok(())
     }
 
+    /// The body of the last answer, borrowed from the read buffer.
     fn body(&self, a: &Answer) -> &[u8] {
         &self.buf[a.body_start..a.body_end]
     }
@@ -1243,14 +1327,17 @@ impl Conn {
     }
 }
 
+/// A malformed answer, as an I/O error so that it counts as a transport failure.
 fn bad(msg: &str) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, msg.to_string())
 }
 
+/// Position of a byte substring.
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
 
+/// ASCII case-insensitive substring test, for header values.
 fn contains_ci(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w.eq_ignore_ascii_case(needle))
 }
@@ -1297,6 +1384,7 @@ fn chunked_end(data: &[u8]) -> io::Result<Option<usize>> {
     }
 }
 
+/// Polls the readiness URL so that the run starts only once migrations are done.
 async fn wait_ready(a: WaitReadyArgs) -> Result<bool> {
     let url = url::Url::parse(&a.url).with_context(|| format!("bad --url {}", a.url))?;
     let host = url.host_str().context("--url has no host")?;
@@ -1410,13 +1498,15 @@ impl Vocabulary {
         Self { words, common, cdf }
     }
 
+    /// One word, drawn with the Zipf-Mandelbrot frequencies.
     fn zipf(&self, rng: &mut Rng) -> &str {
         let u = rng.unit();
         let i = self.cdf.partition_point(|&c| c < u);
         &self.words[i.min(self.words.len() - 1)]
     }
 
-    /// A memo of 4-11 content words, with an opener, joiners and sometimes a time.
+    /// A memo of 4-11 content words, with an opener, joiners and sometimes a time. Never
+    /// a leading "/" or a trailing "?": the service would read those as commands.
     fn sentence(&self, rng: &mut Rng) -> String {
         let mut s = String::with_capacity(96);
         s.push_str(OPENERS[rng.below(OPENERS.len() as u64) as usize]);
@@ -1443,28 +1533,53 @@ impl Vocabulary {
             2 => {
                 let _ = write!(s, " #{}", rng.below(1000));
             }
-            3 => s.push_str(" 50% off?"),
+            3 => s.push_str(" 50% off!"),
             4 | 5 => s.push('.'),
             _ => {}
         }
         s
     }
 
-    /// One or two words: half of the first word from the common memo words, half from the
-    /// whole vocabulary uniformly (mostly rare words).
-    fn query(&self, rng: &mut Rng) -> String {
-        let pick = |rng: &mut Rng| -> &str {
-            if rng.below(2) == 0 {
-                &self.words[rng.below(self.common as u64) as usize]
-            } else {
-                &self.words[rng.below(self.words.len() as u64) as usize]
-            }
-        };
-        let first = pick(rng).to_string();
-        if rng.below(10) < 3 {
-            format!("{first} {}", self.zipf(rng))
+    /// One or two words: the first is half the time a common memo word, half the time
+    /// any word of the vocabulary (mostly rare ones); three queries in ten add a second
+    /// word drawn like memo words.
+    fn query(&self, rng: &mut Rng) -> (String, QueryKind) {
+        let (first, mut kind) = if rng.below(2) == 0 {
+            (&self.words[rng.below(self.common as u64) as usize], QueryKind::CommonWord)
         } else {
-            first
+            (&self.words[rng.below(self.words.len() as u64) as usize], QueryKind::AnyWord)
+        };
+        let mut q = first.clone();
+        if rng.below(10) < 3 {
+            q.push(' ');
+            q.push_str(self.zipf(rng));
+            kind = QueryKind::TwoWords;
+        }
+        (q, kind)
+    }
+}
+
+/// The kinds of search query, reported separately because their cost differs widely.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+enum QueryKind {
+    /// One of [`COMMON_WORDS`]: matches many memories.
+    CommonWord,
+    /// Any vocabulary word, mostly rare: matches a few dozen to a few hundred.
+    AnyWord,
+    /// Two words.
+    TwoWords,
+}
+
+impl QueryKind {
+    /// Every kind, in report order.
+    const ALL: [QueryKind; 3] = [QueryKind::CommonWord, QueryKind::AnyWord, QueryKind::TwoWords];
+
+    /// The key used in the report and in `--out`.
+    fn name(self) -> &'static str {
+        match self {
+            QueryKind::CommonWord => "common_word",
+            QueryKind::AnyWord => "any_word",
+            QueryKind::TwoWords => "two_words",
         }
     }
 }
@@ -1473,10 +1588,12 @@ impl Vocabulary {
 struct Rng(u64);
 
 impl Rng {
+    /// A generator from a seed, so that runs are reproducible.
     fn new(seed: u64) -> Self {
         Self(seed)
     }
 
+    /// The next 64 random bits.
     fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;
@@ -1506,6 +1623,17 @@ mod tests {
         assert_eq!(chunked_end(b"5\r\nhello\r\n0\r\n").unwrap(), None);
         assert_eq!(chunked_end(b"5\r\nhel").unwrap(), None);
         assert_eq!(chunked_end(b"0\r\nX-T: 1\r\n\r\n").unwrap(), Some(13));
+    }
+
+    #[test]
+    fn memos_are_saved_not_read_as_commands() {
+        // The service reads "/word ..." as a command and "...?" as a search.
+        let vocab = Vocabulary::new();
+        let mut rng = Rng::new(1);
+        for _ in 0..10_000 {
+            let s = vocab.sentence(&mut rng);
+            assert!(!s.starts_with('/') && !s.trim_end().ends_with('?') && !s.trim().is_empty(), "{s}");
+        }
     }
 
     #[test]

@@ -28,9 +28,78 @@ pub fn search_terms(query: &str) -> Vec<String> {
     terms
 }
 
+/// A full-text match: which memory (by id) matched which term (by its index).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TermMatch {
+    pub memory_id: i64,
+    pub term: usize,
+}
+
+/// Ranks memories by the terms they contain: each term found adds `ln(1 + cap / df)`,
+/// so rare terms weigh more than common ones and a memory with more of the words
+/// comes first; ties go to the newer memory (the higher id). `cap` is how many matches
+/// per term were fetched at most. Unlike bm25 this needs no pass over a term's whole
+/// posting list, so its cost is bounded by `cap` however many memories match: the
+/// reason a search stays fast at 100,000 memories. Memories are short, so term
+/// frequency and length normalisation add little.
+pub fn rank_term_matches(matches: &[TermMatch], cap: usize) -> Vec<(i64, f64)> {
+    let mut distinct: Vec<TermMatch> = matches.to_vec();
+    distinct.sort_unstable_by_key(|m| (m.memory_id, m.term));
+    distinct.dedup();
+    let matches = &distinct;
+    let term_count = matches.iter().map(|m| m.term + 1).max().unwrap_or(0);
+    let mut document_frequency = vec![0usize; term_count];
+    for m in matches {
+        document_frequency[m.term] += 1;
+    }
+    let weight: Vec<f64> =
+        document_frequency.iter().map(|&df| (1.0 + cap.max(1) as f64 / df.max(1) as f64).ln()).collect();
+    let mut scores: std::collections::HashMap<i64, f64> = std::collections::HashMap::new();
+    for m in matches {
+        *scores.entry(m.memory_id).or_insert(0.0) += weight[m.term];
+    }
+    let mut ranked: Vec<(i64, f64)> = scores.into_iter().collect();
+    ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(b.0.cmp(&a.0)));
+    ranked
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn hit(memory_id: i64, term: usize) -> TermMatch {
+        TermMatch { memory_id, term }
+    }
+
+    #[test]
+    fn a_memory_with_more_of_the_words_ranks_first() {
+        let ranked = rank_term_matches(&[hit(1, 0), hit(2, 0), hit(2, 1), hit(3, 1)], 100);
+        assert_eq!(ranked[0].0, 2);
+    }
+
+    #[test]
+    fn a_rare_word_weighs_more_than_a_common_one() {
+        // Term 0 matches 50 memories, term 1 only memory 7.
+        let mut matches: Vec<TermMatch> = (100..150).map(|id| hit(id, 0)).collect();
+        matches.push(hit(7, 1));
+        let ranked = rank_term_matches(&matches, 2000);
+        assert_eq!(ranked[0].0, 7);
+    }
+
+    #[test]
+    fn equal_scores_put_the_newest_memory_first() {
+        let ranked = rank_term_matches(&[hit(1, 0), hit(5, 0), hit(3, 0)], 100);
+        assert_eq!(ranked.iter().map(|r| r.0).collect::<Vec<_>>(), vec![5, 3, 1]);
+    }
+
+    #[test]
+    fn a_term_counted_twice_for_one_memory_counts_once() {
+        let once = rank_term_matches(&[hit(1, 0), hit(2, 0), hit(2, 1)], 100);
+        let twice = rank_term_matches(&[hit(1, 0), hit(1, 0), hit(1, 0), hit(2, 0), hit(2, 1)], 100);
+        assert_eq!(once, twice);
+        assert_eq!(twice[0].0, 2);
+        assert!(rank_term_matches(&[], 100).is_empty());
+    }
 
     #[test]
     fn a_question_keeps_only_its_meaningful_words() {

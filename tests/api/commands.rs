@@ -3,6 +3,7 @@
 use chrono::{TimeZone, Utc};
 
 use crate::helpers::*;
+use sea_orm::ConnectionTrait;
 
 #[tokio::test]
 async fn search_finds_stemmed_words_regardless_of_case_and_accents() {
@@ -141,4 +142,35 @@ async fn a_shared_location_is_saved_and_searchable() {
     let response = app.post_webhook(&form).await;
     assert_eq!(response.status(), 200);
     assert!(app.send_text(ADA, "/search brandenburger").await.contains("📍 Brandenburger Tor"));
+}
+
+#[tokio::test]
+async fn a_memory_with_more_of_the_searched_words_comes_first() {
+    let app = spawn_app().await;
+    app.send_text(ADA, "buy eggs and milk").await;
+    app.send_text(ADA, "milk is in the fridge").await;
+    app.send_text(ADA, "eggs for the cake").await;
+    let reply = app.send_text(ADA, "/search milk eggs").await;
+    let first = reply.lines().next().unwrap();
+    assert!(first.ends_with("buy eggs and milk"), "{reply}");
+    assert_eq!(reply.lines().count(), 3, "{reply}");
+}
+
+#[tokio::test]
+async fn an_old_memory_with_every_word_is_found_behind_many_newer_partial_matches() {
+    let app = spawn_app().await;
+    app.send_text(ADA, "dentist appointment on monday").await;
+    // 2,400 newer memories that each hold only one of the two words: more than the
+    // newest matches of either word that a search looks at.
+    app.db
+        .execute_unprepared(
+            "INSERT INTO memories (user_id, kind, text, created_at) \
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1200) \
+             SELECT (SELECT id FROM users), 'text', w || ' number ' || i, '2026-11-26T13:00:00.000000+00:00' \
+             FROM n, (SELECT 'dentist bill' AS w UNION ALL SELECT 'appointment at the bank') AS words",
+        )
+        .await
+        .unwrap();
+    let reply = app.send_text(ADA, "/search dentist appointment").await;
+    assert!(reply.lines().next().unwrap().ends_with("dentist appointment on monday"), "{reply}");
 }

@@ -6,28 +6,21 @@
 use async_trait::async_trait;
 use std::collections::HashMap;
 
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, QueryFilter, QueryResult, Statement,
-    Value,
-};
-
-use super::entities::memories;
+use rusqlite::Connection;
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, QueryResult, Statement};
 
 use super::map_db_err;
+use super::sqlite::{memory_from_row, SqliteReaders};
 use crate::domain::model::{Memory, MemoryId, MemoryKind, UserId};
 use crate::domain::ports::{MemoryHit, MemoryStore, MemoryStoreError, RepositoryError};
 use crate::domain::query::{rank_term_matches, search_terms, TermMatch};
 
 /// Full-text search over the `memories` table.
-pub struct LocalStore {
-    pool: DatabaseConnection,
-}
-
-impl LocalStore {
-    /// Searches through `pool`.
-    pub fn new(pool: DatabaseConnection) -> Self {
-        Self { pool }
-    }
+pub enum LocalStore {
+    /// FTS5, read through rusqlite.
+    Sqlite(SqliteReaders),
+    /// `tsvector`, read through the sea-orm pool.
+    Postgres(DatabaseConnection),
 }
 
 /// SQLite: how many of the newest matches of each term (and of all terms together) are
@@ -106,65 +99,67 @@ impl MemoryStore for LocalStore {
         if terms.is_empty() {
             return Ok(Vec::new());
         }
-        let result = match self.pool.get_database_backend() {
-            DbBackend::Sqlite => self.search_sqlite(user, &terms, limit).await,
-            backend => {
+        match self {
+            LocalStore::Sqlite(readers) => {
+                Ok(readers.read(move |connection| search_sqlite(connection, user, &terms, limit)).await?)
+            }
+            LocalStore::Postgres(pool) => {
                 let statement = Statement::from_sql_and_values(
-                    backend,
+                    DbBackend::Postgres,
                     POSTGRES_SEARCH,
                     [user.0.into(), terms.join(" or ").into(), i64::from(limit).into()],
                 );
-                match self.pool.query_all_raw(statement).await {
-                    Ok(rows) => rows.iter().map(hit_from_row).collect(),
-                    Err(error) => Err(error),
-                }
+                let rows = pool.query_all_raw(statement).await.map_err(|e| MemoryStoreError::from(map_db_err(e)))?;
+                rows.iter()
+                    .map(hit_from_row)
+                    .collect::<Result<_, _>>()
+                    .map_err(|e| MemoryStoreError::from(map_db_err(e)))
             }
-        };
-        result.map_err(|e| MemoryStoreError::from(map_db_err(e)))
+        }
     }
 }
 
-impl LocalStore {
-    /// The newest matches of each term from FTS5, ranked by [`rank_term_matches`], then
-    /// the top memories read by id.
-    async fn search_sqlite(
-        &self,
-        user: UserId,
-        terms: &[String],
-        limit: u32,
-    ) -> Result<Vec<MemoryHit>, sea_orm::DbErr> {
-        let expressions = fts5_expressions(user, terms);
-        let statement = Statement::from_sql_and_values(
-            DbBackend::Sqlite,
-            sqlite_term_matches_sql(expressions.len()),
-            expressions.into_iter().map(Value::from).collect::<Vec<Value>>(),
-        );
-        let mut matches = Vec::new();
-        for row in self.pool.query_all_raw(statement).await? {
-            let memory_id: i64 = row.try_get_by_index(0)?;
-            let expression = row.try_get_by_index::<i64>(1)? as usize;
-            if expression < terms.len() {
-                matches.push(TermMatch { memory_id, term: expression });
-            } else {
-                // A memory holding every term matches each of them.
-                matches.extend((0..terms.len()).map(|term| TermMatch { memory_id, term }));
-            }
+/// The newest matches of each expression from FTS5, ranked by [`rank_term_matches`],
+/// then the top memories read by id.
+fn search_sqlite(
+    connection: &Connection,
+    user: UserId,
+    terms: &[String],
+    limit: u32,
+) -> rusqlite::Result<Vec<MemoryHit>> {
+    let expressions = fts5_expressions(user, terms);
+    let mut statement = connection.prepare_cached(&sqlite_term_matches_sql(expressions.len()))?;
+    let mut rows = statement.query(rusqlite::params_from_iter(expressions.iter()))?;
+    let mut matches = Vec::new();
+    while let Some(row) = rows.next()? {
+        let memory_id: i64 = row.get(0)?;
+        let expression = row.get::<_, i64>(1)? as usize;
+        if expression < terms.len() {
+            matches.push(TermMatch { memory_id, term: expression });
+        } else {
+            // A memory holding every term matches each of them.
+            matches.extend((0..terms.len()).map(|term| TermMatch { memory_id, term }));
         }
-        let mut ranked = rank_term_matches(&matches, MATCHES_PER_TERM);
-        ranked.truncate(limit as usize);
-        if ranked.is_empty() {
-            return Ok(Vec::new());
-        }
-        // By primary key alone: with `user_id` in the WHERE clause SQLite may pick the
-        // user index and scan all of the user's memories. The owner is checked here.
-        let rows = memories::Entity::find()
-            .filter(memories::Column::Id.is_in(ranked.iter().map(|(id, _)| *id)))
-            .all(&self.pool)
-            .await?;
-        let mut by_id: HashMap<i64, Memory> =
-            rows.into_iter().filter(|row| row.user_id == user.0).map(|row| (row.id, Memory::from(row))).collect();
-        Ok(ranked.into_iter().filter_map(|(id, score)| Some(MemoryHit { memory: by_id.remove(&id)?, score })).collect())
     }
+    let mut ranked = rank_term_matches(&matches, MATCHES_PER_TERM);
+    ranked.truncate(limit as usize);
+    if ranked.is_empty() {
+        return Ok(Vec::new());
+    }
+    // By primary key alone: with `user_id` in the WHERE clause SQLite may pick the user
+    // index and scan all of the user's memories. The owner is checked here instead.
+    let ids = serde_json::to_string(&ranked.iter().map(|(id, _)| *id).collect::<Vec<_>>()).unwrap_or_default();
+    let mut statement = connection.prepare_cached(
+        "SELECT m.id, m.user_id, m.kind, m.text, m.created_at FROM memories AS m \
+         WHERE m.id IN (SELECT value FROM json_each(?1))",
+    )?;
+    let mut by_id: HashMap<i64, Memory> = statement
+        .query_map([ids], memory_from_row)?
+        .filter_map(|memory| memory.ok())
+        .filter(|memory| memory.user_id == user)
+        .map(|memory| (memory.id.0, memory))
+        .collect();
+    Ok(ranked.into_iter().filter_map(|(id, score)| Some(MemoryHit { memory: by_id.remove(&id)?, score })).collect())
 }
 
 #[cfg(test)]

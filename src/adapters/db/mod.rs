@@ -16,7 +16,10 @@ use sea_orm::{ConnectOptions, DatabaseConnection, DbErr};
 use crate::domain::ports::{MemoryStore, Repository, RepositoryError};
 pub use local_store::LocalStore;
 pub use postgres::PostgresRepository;
-pub use sqlite::SqliteRepository;
+pub use sqlite::{SqliteReaders, SqliteRepository};
+
+/// Read connections for search on SQLite: one per core is enough to keep both busy.
+const SQLITE_READERS: usize = 4;
 
 /// An open database: a sea-orm pool for migrations and reads, the repository that
 /// carries inbound writes, and the local full-text store over the same tables.
@@ -46,14 +49,15 @@ impl Database {
                 run_migrations(&pool).await?;
             }
             let repository = Arc::new(SqliteRepository::open(&path, pool.clone())?);
-            Ok(Self { memory_store: Arc::new(LocalStore::new(pool.clone())), pool, repository })
+            let memory_store = Arc::new(LocalStore::Sqlite(SqliteReaders::new(&path, SQLITE_READERS)));
+            Ok(Self { memory_store, pool, repository })
         } else {
             let pool = connect_pool(url, 16).await?;
             if migrate {
                 run_migrations(&pool).await?;
             }
             let repository = Arc::new(PostgresRepository::new(pool.clone()));
-            Ok(Self { memory_store: Arc::new(LocalStore::new(pool.clone())), pool, repository })
+            Ok(Self { memory_store: Arc::new(LocalStore::Postgres(pool.clone())), pool, repository })
         }
     }
 }

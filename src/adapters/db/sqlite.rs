@@ -7,8 +7,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
-use rusqlite::{params, Connection, ErrorCode, OptionalExtension, Row};
+use std::sync::Mutex;
+
+use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension, Row};
 use sea_orm::DatabaseConnection;
+use tokio::sync::Semaphore;
 
 use super::sqlite_writer::SqliteWriter;
 use crate::domain::model::{InboundMessage, InteractionId, Memory, MemoryId, MemoryKind, MemoryPage, User, UserId};
@@ -83,6 +86,51 @@ pub(super) fn map_sqlite_err(error: rusqlite::Error) -> RepositoryError {
     }
 }
 
+/// Read-only connections for hot reads (search): rusqlite hands rows over directly,
+/// where sqlx passes every statement to a worker thread and back. At most `max` run at
+/// once, each on the blocking pool so the async runtime never waits on SQLite.
+pub struct SqliteReaders {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+    permits: Semaphore,
+}
+
+impl SqliteReaders {
+    /// Readers of the file at `path`, opened when first needed.
+    pub fn new(path: &Path, max: usize) -> Self {
+        Self { path: path.to_path_buf(), idle: Mutex::new(Vec::new()), permits: Semaphore::new(max) }
+    }
+
+    /// Runs `read` on an idle connection.
+    ///
+    /// # Errors
+    /// The read's own error, or [`RepositoryError::Unavailable`] when no connection opens.
+    pub async fn read<T: Send + 'static>(
+        &self,
+        read: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, RepositoryError> {
+        let _permit = self.permits.acquire().await.map_err(|e| RepositoryError::Internal(e.to_string()))?;
+        let idle = self.idle.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).pop();
+        let connection = match idle {
+            Some(connection) => connection,
+            None => {
+                let connection = Connection::open_with_flags(&self.path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+                    .map_err(map_sqlite_err)?;
+                connection.busy_timeout(BUSY_TIMEOUT).map_err(map_sqlite_err)?;
+                connection
+            }
+        };
+        let (connection, result) = tokio::task::spawn_blocking(move || {
+            let result = read(&connection);
+            (connection, result)
+        })
+        .await
+        .map_err(|e| RepositoryError::Internal(format!("a read panicked: {e}")))?;
+        self.idle.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push(connection);
+        result.map_err(map_sqlite_err)
+    }
+}
+
 /// The SQLite system of record: inbound writes through the single writer, readiness
 /// through the pool.
 pub struct SqliteRepository {
@@ -136,7 +184,7 @@ impl<'c> SqliteTransaction<'c> {
     }
 }
 
-fn memory_from_row(row: &Row<'_>) -> rusqlite::Result<Memory> {
+pub(super) fn memory_from_row(row: &Row<'_>) -> rusqlite::Result<Memory> {
     let kind: String = row.get(2)?;
     let created_at: String = row.get(4)?;
     Ok(Memory {

@@ -12,8 +12,8 @@ use chrono_tz::Tz;
 use crate::domain::command::{parse_command, Command, HELP_TEXT};
 use crate::domain::model::{InboundMessage, InteractionId, MaskedPhone, MemoryKind, User};
 use crate::domain::ports::{
-    Clock, InboundInsert, InboundTransaction, InboundWork, MemoryStore, MemoryStoreError, NewJob, NewMemory,
-    Repository, RepositoryError,
+    transact, Clock, InboundInsert, MemoryStore, MemoryStoreError, NewJob, NewMemory, Repository, RepositoryError,
+    UnitOfWork,
 };
 use crate::domain::reply::{format_memory_list, truncate_chars, MEMORY_SAVED, NO_MATCHES};
 use crate::domain::time_range::{parse_time_range, KNOWN_PHRASES};
@@ -91,8 +91,7 @@ impl IngestService {
     pub async fn ingest_message(&self, message: InboundMessage) -> Result<String, IngestError> {
         let now = self.clock.now();
         let plan = self.plan(&message, now).await?;
-        let work: InboundWork = Box::new(move |tx| Box::pin(run_in_transaction(tx, message, plan, now)));
-        Ok(self.repository.run_inbound(work).await?)
+        Ok(transact(&*self.repository, move |tx| Box::pin(record_and_reply(tx, message, plan, now))).await?)
     }
 
     async fn plan(&self, message: &InboundMessage, now: DateTime<Utc>) -> Result<Plan, IngestError> {
@@ -161,8 +160,8 @@ impl IngestService {
     }
 }
 
-async fn run_in_transaction(
-    tx: &mut dyn InboundTransaction,
+async fn record_and_reply(
+    tx: &mut dyn UnitOfWork,
     message: InboundMessage,
     plan: Plan,
     now: DateTime<Utc>,
@@ -192,7 +191,7 @@ async fn run_in_transaction(
 /// Media is fetched off the request path, one job per item; the user hears back when it
 /// is saved, so the webhook answers with no message now.
 async fn queue_media(
-    tx: &mut dyn InboundTransaction,
+    tx: &mut dyn UnitOfWork,
     user: &User,
     inbound: InteractionId,
     message: &InboundMessage,
@@ -219,7 +218,7 @@ async fn queue_media(
 
 /// Carries out a change, and says what it did.
 async fn write(
-    tx: &mut dyn InboundTransaction,
+    tx: &mut dyn UnitOfWork,
     user: &User,
     inbound: InteractionId,
     message: &InboundMessage,
@@ -272,7 +271,7 @@ async fn write(
 mod tests {
     use super::*;
     use crate::domain::model::{MediaItem, Memory, MemoryId, MemoryPage, MessageSid, SharedLocation, UserId};
-    use crate::domain::ports::{MemoryHit, MockClock, MockInboundTransaction, MockMemoryStore, MockRepository};
+    use crate::domain::ports::{MemoryHit, MockClock, MockMemoryStore, MockRepository, MockUnitOfWork};
     use chrono::TimeZone;
     use mockall::predicate::eq;
     use std::sync::Mutex;
@@ -308,14 +307,14 @@ mod tests {
 
     /// The mocked ports of one message: the transaction, the repository's reads, search.
     struct Ports {
-        tx: MockInboundTransaction,
+        tx: MockUnitOfWork,
         repository: MockRepository,
         store: MockMemoryStore,
     }
 
     /// Ports for a known user whose message is new.
     fn ports(user: User) -> Ports {
-        let mut tx = MockInboundTransaction::new();
+        let mut tx = MockUnitOfWork::new();
         let known = user.clone();
         tx.expect_find_or_create_user().returning(move |_, _, _, _| Ok(known.clone()));
         tx.expect_insert_inbound().returning(|_, _| Ok(InboundInsert::New(InteractionId(100))));
@@ -329,7 +328,7 @@ mod tests {
     async fn ingest(ports: Ports, message: InboundMessage) -> Result<String, IngestError> {
         let Ports { tx, mut repository, store } = ports;
         let tx = Mutex::new(Some(tx));
-        repository.expect_run_inbound().times(..=1).returning(move |work| {
+        repository.expect_run_in_transaction().times(..=1).returning(move |work| {
             let mut tx = tx.lock().unwrap().take().expect("one transaction per message");
             futures::executor::block_on(work(&mut tx))
         });
@@ -340,7 +339,7 @@ mod tests {
             .await
     }
 
-    fn expect_reply(tx: &mut MockInboundTransaction, expected: &'static str) {
+    fn expect_reply(tx: &mut MockUnitOfWork, expected: &'static str) {
         tx.expect_record_reply()
             .withf(move |user, inbound, reply, _| {
                 *user == UserId(7) && *inbound == InteractionId(100) && reply == expected
@@ -368,7 +367,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_redelivery_answers_as_before_and_changes_nothing() {
-        let mut tx = MockInboundTransaction::new();
+        let mut tx = MockUnitOfWork::new();
         tx.expect_find_or_create_user().returning(|_, _, _, _| Ok(user(None)));
         tx.expect_insert_inbound()
             .returning(|_, _| Ok(InboundInsert::AlreadyHandled { reply: Some(MEMORY_SAVED.into()) }));
@@ -557,7 +556,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_failing_database_is_an_error_not_a_reply() {
-        let mut tx = MockInboundTransaction::new();
+        let mut tx = MockUnitOfWork::new();
         tx.expect_find_or_create_user()
             .returning(|_, _, _, _| Err(RepositoryError::Unavailable("disk I/O error".into())));
         let p = Ports { tx, repository: MockRepository::new(), store: MockMemoryStore::new() };

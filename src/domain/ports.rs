@@ -63,15 +63,14 @@ pub struct MemoryHit {
     pub score: f64,
 }
 
-/// The reads and writes one inbound message may make, all inside ONE database
-/// transaction: either every effect of the message is committed with its interaction
-/// row, or none is.
+/// The reads and writes of one unit of work (an inbound message, a job's outcome), all
+/// inside ONE database transaction: every effect is committed together, or none is.
 ///
 /// # Errors
 /// Every method fails with [`RepositoryError`]; the caller aborts the whole unit.
 #[cfg_attr(test, mockall::automock)]
 #[async_trait]
-pub trait InboundTransaction: Send {
+pub trait UnitOfWork: Send {
     /// Finds the user by WhatsApp id or creates them. Does not change an existing user.
     async fn find_or_create_user(
         &mut self,
@@ -120,14 +119,32 @@ pub trait InboundTransaction: Send {
     async fn enqueue_job(&mut self, job: NewJob) -> Result<(), RepositoryError>;
 }
 
-/// What a unit of work produces: the reply text (empty for "no reply now").
-pub type InboundReply = String;
+/// Work to run inside one transaction. It may only touch the transaction: on SQLite it
+/// runs on the single writer thread, where nothing else can be awaited. Results leave
+/// through [`transact`], which hands them over only once they are committed.
+pub type Work = Box<dyn for<'t> FnOnce(&'t mut dyn UnitOfWork) -> BoxFuture<'t, Result<(), RepositoryError>> + Send>;
 
-/// The work to run inside one inbound transaction. It may only touch the transaction:
-/// on SQLite it runs on the single writer thread, where nothing else can be awaited.
-pub type InboundWork = Box<
-    dyn for<'t> FnOnce(&'t mut dyn InboundTransaction) -> BoxFuture<'t, Result<InboundReply, RepositoryError>> + Send,
->;
+/// Runs `work` in one transaction of `repository` and returns its result once committed.
+///
+/// # Errors
+/// The work's own error (everything is rolled back), or a failed commit.
+pub async fn transact<T, F>(repository: &dyn Repository, work: F) -> Result<T, RepositoryError>
+where
+    T: Send + 'static,
+    F: for<'t> FnOnce(&'t mut dyn UnitOfWork) -> BoxFuture<'t, Result<T, RepositoryError>> + Send + 'static,
+{
+    let (sender, receiver) = futures::channel::oneshot::channel();
+    repository
+        .run_in_transaction(Box::new(move |tx| {
+            Box::pin(async move {
+                let value = work(tx).await?;
+                let _ = sender.send(value);
+                Ok(())
+            })
+        }))
+        .await?;
+    receiver.await.map_err(|_| RepositoryError::Internal("a committed transaction returned no result".into()))
+}
 
 /// The system of record.
 #[cfg_attr(test, mockall::automock)]
@@ -138,7 +155,7 @@ pub trait Repository: Send + Sync {
     ///
     /// # Errors
     /// The work's own error (the transaction is rolled back), or a failed commit.
-    async fn run_inbound(&self, work: InboundWork) -> Result<InboundReply, RepositoryError>;
+    async fn run_in_transaction(&self, work: Work) -> Result<(), RepositoryError>;
 
     /// The user with this WhatsApp id, if they have ever written.
     ///
@@ -199,4 +216,87 @@ pub trait MemoryStore: Send + Sync {
     /// # Errors
     /// [`MemoryStoreError`]; an empty result is not an error.
     async fn search(&self, user: UserId, query: &str, limit: u32) -> Result<Vec<MemoryHit>, MemoryStoreError>;
+}
+
+/// A message Twilio accepted for delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentMessage {
+    /// Twilio's `SM…` sid.
+    pub sid: String,
+    /// Twilio's status at acceptance (`queued`, `accepted`, …).
+    pub status: String,
+}
+
+/// Why a message could not be sent.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    /// 429, 5xx, a timeout or a network failure: try again later (after `retry_after`
+    /// when the service said so).
+    #[error("sending failed, try again later: {message}")]
+    Retryable { code: Option<i64>, message: String, retry_after: Option<std::time::Duration> },
+    /// Any other 4xx (a bad number, no permission): retrying will not help.
+    #[error("sending was refused ({code:?}): {message}")]
+    Rejected { code: Option<i64>, message: String },
+}
+
+impl SendError {
+    /// Whether the same send could succeed later.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, SendError::Retryable { .. })
+    }
+}
+
+/// Sends WhatsApp messages to users outside a webhook's answer (late replies).
+#[cfg_attr(test, mockall::automock)]
+#[async_trait]
+pub trait MessageSender: Send + Sync {
+    /// Sends `body` to the user at `to` (E.164, `+15551234567`).
+    ///
+    /// # Errors
+    /// [`SendError`], saying whether a retry can help.
+    async fn send(&self, to: &str, body: &str) -> Result<SentMessage, SendError>;
+}
+
+/// One downloaded media item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchedMedia {
+    pub bytes: Vec<u8>,
+    /// The `Content-Type` the server answered with (may be absent or wrong: the bytes
+    /// decide what the media is).
+    pub content_type: Option<String>,
+}
+
+/// Why a media item could not be downloaded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FetchError {
+    /// The URL is not on the media host we trust; credentials are never sent there.
+    #[error("media URL refused: {0}")]
+    Refused(String),
+    /// Larger than the configured maximum.
+    #[error("media larger than {limit} bytes")]
+    TooLarge { limit: u64 },
+    /// 404/410 or another final 4xx: the item is gone.
+    #[error("media unavailable: {0}")]
+    Gone(String),
+    /// A timeout, 429, 5xx or a network failure: try again later.
+    #[error("media download failed, try again later: {0}")]
+    Retryable(String),
+}
+
+impl FetchError {
+    /// Whether the same download could succeed later.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, FetchError::Retryable(_))
+    }
+}
+
+/// Downloads one inbound media item, bounded in size and time.
+#[cfg_attr(test, mockall::automock)]
+#[async_trait]
+pub trait MediaFetcher: Send + Sync {
+    /// Downloads `url` (a Twilio `MediaUrlN`).
+    ///
+    /// # Errors
+    /// [`FetchError`], saying whether a retry can help.
+    async fn fetch(&self, url: &str) -> Result<FetchedMedia, FetchError>;
 }

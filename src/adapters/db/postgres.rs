@@ -12,9 +12,7 @@ use sea_orm::{
 
 use super::{is_migrated, map_db_err};
 use crate::domain::model::{InboundMessage, InteractionId, Memory, MemoryId, MemoryKind, MemoryPage, User, UserId};
-use crate::domain::ports::{
-    InboundInsert, InboundReply, InboundTransaction, InboundWork, NewJob, NewMemory, Repository, RepositoryError,
-};
+use crate::domain::ports::{InboundInsert, NewJob, NewMemory, Repository, RepositoryError, UnitOfWork, Work};
 use crate::domain::time_range::TimeRange;
 
 /// The PostgreSQL system of record.
@@ -31,15 +29,11 @@ impl PostgresRepository {
 
 #[async_trait]
 impl Repository for PostgresRepository {
-    async fn run_inbound(&self, work: InboundWork) -> Result<InboundReply, RepositoryError> {
+    async fn run_in_transaction(&self, work: Work) -> Result<(), RepositoryError> {
         let transaction = self.pool.begin().await.map_err(map_db_err)?;
         let mut unit = PostgresTransaction { transaction };
-        let reply = work(&mut unit).await;
-        match reply {
-            Ok(reply) => {
-                unit.transaction.commit().await.map_err(map_db_err)?;
-                Ok(reply)
-            }
+        match work(&mut unit).await {
+            Ok(()) => unit.transaction.commit().await.map_err(map_db_err),
             Err(error) => {
                 // Dropping rolls back too; an explicit rollback returns the connection sooner.
                 let _ = unit.transaction.rollback().await;
@@ -102,7 +96,7 @@ fn memory_from_row(row: &QueryResult) -> Result<Memory, RepositoryError> {
 }
 
 #[async_trait]
-impl InboundTransaction for PostgresTransaction {
+impl UnitOfWork for PostgresTransaction {
     async fn find_or_create_user(
         &mut self,
         wa_id: &str,

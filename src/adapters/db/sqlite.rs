@@ -15,9 +15,7 @@ use tokio::sync::Semaphore;
 
 use super::sqlite_writer::SqliteWriter;
 use crate::domain::model::{InboundMessage, InteractionId, Memory, MemoryId, MemoryKind, MemoryPage, User, UserId};
-use crate::domain::ports::{
-    InboundInsert, InboundReply, InboundTransaction, InboundWork, NewJob, NewMemory, Repository, RepositoryError,
-};
+use crate::domain::ports::{InboundInsert, NewJob, NewMemory, Repository, RepositoryError, UnitOfWork, Work};
 use crate::domain::time_range::TimeRange;
 
 /// How long a connection waits for another's lock before giving up.
@@ -150,7 +148,7 @@ impl SqliteRepository {
 
 #[async_trait]
 impl Repository for SqliteRepository {
-    async fn run_inbound(&self, work: InboundWork) -> Result<InboundReply, RepositoryError> {
+    async fn run_in_transaction(&self, work: Work) -> Result<(), RepositoryError> {
         self.writer.submit(work).await
     }
 
@@ -197,7 +195,7 @@ pub(super) fn memory_from_row(row: &Row<'_>) -> rusqlite::Result<Memory> {
 }
 
 #[async_trait]
-impl InboundTransaction for SqliteTransaction<'_> {
+impl UnitOfWork for SqliteTransaction<'_> {
     async fn find_or_create_user(
         &mut self,
         wa_id: &str,

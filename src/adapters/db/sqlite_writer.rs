@@ -10,14 +10,14 @@ use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
 use super::sqlite::{map_sqlite_err, open_connection, SqliteTransaction};
-use crate::domain::ports::{InboundReply, InboundWork, RepositoryError};
+use crate::domain::ports::{RepositoryError, Work};
 
 /// Messages committed together at most; bounds the latency one batch adds.
 const MAX_BATCH: usize = 256;
 
 struct WriteRequest {
-    work: InboundWork,
-    done: oneshot::Sender<Result<InboundReply, RepositoryError>>,
+    work: Work,
+    done: oneshot::Sender<Result<(), RepositoryError>>,
 }
 
 /// A handle to the writer thread; cheap to share. The thread ends when every handle is
@@ -44,7 +44,7 @@ impl SqliteWriter {
     /// # Errors
     /// The work's own error, or [`RepositoryError::Unavailable`] if the commit failed or
     /// the writer has stopped.
-    pub async fn submit(&self, work: InboundWork) -> Result<InboundReply, RepositoryError> {
+    pub async fn submit(&self, work: Work) -> Result<(), RepositoryError> {
         let (done, result) = oneshot::channel();
         self.requests
             .send(WriteRequest { work, done })
@@ -98,7 +98,7 @@ fn commit_batch(connection: &mut Connection, batch: &mut Vec<WriteRequest>) {
     }
 }
 
-fn run_in_savepoint(connection: &mut Connection, work: InboundWork) -> Result<InboundReply, RepositoryError> {
+fn run_in_savepoint(connection: &mut Connection, work: Work) -> Result<(), RepositoryError> {
     connection.execute_batch("SAVEPOINT message").map_err(map_sqlite_err)?;
     let outcome = catch_unwind(AssertUnwindSafe(|| {
         let mut transaction = SqliteTransaction::new(connection);

@@ -5,6 +5,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261126_000001_create_core_tables;
 mod m20261126_000002_create_memory_search;
+mod m20261126_000003_media_pipeline;
 
 /// Every migration, in the order they must run.
 pub struct Migrator;
@@ -15,6 +16,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261126_000001_create_core_tables::Migration),
             Box::new(m20261126_000002_create_memory_search::Migration),
+            Box::new(m20261126_000003_media_pipeline::Migration),
         ]
     }
 }

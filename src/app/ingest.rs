@@ -228,6 +228,7 @@ async fn write(
     let memory = |kind: MemoryKind, text: String| NewMemory {
         user_id: user.id,
         interaction_id: Some(inbound),
+        media_asset_id: None,
         kind,
         text,
         created_at: now,

@@ -1,3 +1,4 @@
 //! Use cases: they orchestrate the ports and own the transactions.
 
 pub mod ingest;
+pub mod jobs;

@@ -165,6 +165,41 @@ pub struct MemoryPage {
     pub total: u64,
 }
 
+/// Our own id of a stored media file's record (one per user and content).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MediaAssetId(pub i64);
+
+/// A media file a user sent, stored once per user and content.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MediaAsset {
+    pub id: MediaAssetId,
+    pub user_id: UserId,
+    pub sha256: String,
+    /// The 64-bit perceptual hash of an image, bit-cast to `i64` as databases store it.
+    pub ahash: Option<i64>,
+    pub local_path: String,
+    pub content_type: String,
+    pub size_bytes: i64,
+    pub width_px: Option<i32>,
+    pub height_px: Option<i32>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Our own id of a queued job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct JobId(pub i64);
+
+/// Durable work claimed by a worker.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Job {
+    pub id: JobId,
+    pub kind: String,
+    pub payload: serde_json::Value,
+    /// Including the one now running.
+    pub attempts: i32,
+    pub max_attempts: i32,
+}
+
 /// A phone number that prints masked (`+1555•••1234`), for logs.
 pub struct MaskedPhone<'a>(pub &'a str);
 

@@ -5,7 +5,10 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 
-use super::model::{InboundMessage, InteractionId, Memory, MemoryId, MemoryKind, MemoryPage, User, UserId};
+use super::model::{
+    InboundMessage, InteractionId, Job, JobId, MediaAsset, MediaAssetId, Memory, MemoryId, MemoryKind, MemoryPage,
+    User, UserId,
+};
 use super::time_range::TimeRange;
 
 /// Why the system of record failed.
@@ -40,6 +43,7 @@ pub enum InboundInsert {
 pub struct NewMemory {
     pub user_id: UserId,
     pub interaction_id: Option<InteractionId>,
+    pub media_asset_id: Option<MediaAssetId>,
     pub kind: MemoryKind,
     pub text: String,
     pub created_at: DateTime<Utc>,
@@ -53,6 +57,53 @@ pub struct NewJob {
     pub payload: serde_json::Value,
     pub max_attempts: i32,
     pub due_at: DateTime<Utc>,
+}
+
+/// How a claimed job ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum JobSettlement {
+    /// Finished: never run again.
+    Done,
+    /// Failed for now: run again at `due_at`.
+    Retry { due_at: DateTime<Utc>, error: String },
+    /// Failed for good (or too often): kept, with its error, for a person to look at.
+    Dead { error: String },
+    /// Not run (shutting down): back in the queue at once, the attempt not counted.
+    Release,
+}
+
+/// A media file about to be recorded for a user.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewMediaAsset {
+    pub user_id: UserId,
+    pub interaction_id: Option<InteractionId>,
+    pub sha256: String,
+    pub ahash: Option<i64>,
+    /// The hash's bands, for the indexed near-duplicate lookup.
+    pub bands: Option<[i64; 6]>,
+    pub media_url: Option<String>,
+    pub local_path: String,
+    pub content_type: String,
+    pub size_bytes: i64,
+    pub width_px: Option<i32>,
+    pub height_px: Option<i32>,
+    pub duration_seconds: Option<f64>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A message sent (or not) through the REST API, recorded as an outbound interaction.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Delivery {
+    pub user_id: UserId,
+    pub in_reply_to: Option<InteractionId>,
+    pub body: String,
+    /// Twilio's sid when it accepted the message.
+    pub twilio_sid: Option<String>,
+    /// `queued`, … or `failed`.
+    pub status: String,
+    pub error_code: Option<i64>,
+    pub error_message: Option<String>,
+    pub occurred_at: DateTime<Utc>,
 }
 
 /// A memory found by a search, best first.
@@ -117,6 +168,51 @@ pub trait UnitOfWork: Send {
 
     /// Queues durable work (media fetching, indexing) with the message that caused it.
     async fn enqueue_job(&mut self, job: NewJob) -> Result<(), RepositoryError>;
+
+    /// Takes the next due job (or one whose lease has expired, its worker having died),
+    /// marks it running until `lease_until` and counts the attempt. On PostgreSQL,
+    /// `FOR UPDATE SKIP LOCKED` lets several processes share the queue.
+    async fn claim_job(
+        &mut self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Option<Job>, RepositoryError>;
+
+    /// Records how a claimed job ended.
+    async fn settle_job(
+        &mut self,
+        job: JobId,
+        settlement: JobSettlement,
+        now: DateTime<Utc>,
+    ) -> Result<(), RepositoryError>;
+
+    /// This user's asset with exactly these bytes, if any.
+    async fn find_media_by_sha256(&mut self, user: UserId, sha256: &str)
+        -> Result<Option<MediaAsset>, RepositoryError>;
+
+    /// This user's images sharing at least one hash band: the candidates among which
+    /// every near duplicate is (the caller checks the distance).
+    async fn find_images_sharing_a_band(
+        &mut self,
+        user: UserId,
+        bands: [i64; 6],
+    ) -> Result<Vec<MediaAsset>, RepositoryError>;
+
+    /// Records a stored media file for a user.
+    async fn insert_media_asset(&mut self, asset: NewMediaAsset) -> Result<MediaAssetId, RepositoryError>;
+
+    /// Links media item `index` of an interaction to the asset it became (`saved`,
+    /// `duplicate` or `near_duplicate`).
+    async fn link_interaction_media(
+        &mut self,
+        interaction: InteractionId,
+        index: i32,
+        asset: MediaAssetId,
+        outcome: &str,
+    ) -> Result<(), RepositoryError>;
+
+    /// Records a message sent (or refused) through the REST API.
+    async fn record_delivery(&mut self, delivery: Delivery) -> Result<(), RepositoryError>;
 }
 
 /// Work to run inside one transaction. It may only touch the transaction: on SQLite it

@@ -26,6 +26,17 @@ pub const BOB: &str = "+4915112345678";
 pub struct TestClock(Mutex<DateTime<Utc>>);
 
 impl TestClock {
+    /// A clock standing at `now`.
+    pub fn at(now: DateTime<Utc>) -> Self {
+        Self(Mutex::new(now))
+    }
+
+    /// Moves the clock forward.
+    pub fn advance(&self, by: chrono::Duration) {
+        let mut now = self.0.lock().unwrap();
+        *now += by;
+    }
+
     pub fn set(&self, now: DateTime<Utc>) {
         *self.0.lock().unwrap() = now;
     }
@@ -51,7 +62,7 @@ pub struct TestApp {
 static STALE_DATABASES_DROPPED: OnceCell<()> = OnceCell::const_new();
 
 /// Creates a fresh database for one test and returns its URL.
-async fn fresh_database_url(dir: &tempfile::TempDir) -> String {
+pub async fn fresh_database_url(dir: &tempfile::TempDir) -> String {
     let Ok(server) = std::env::var("TEST_DATABASE_URL") else {
         return format!("sqlite://{}/test.db?mode=rwc", dir.path().display());
     };

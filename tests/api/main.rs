@@ -4,5 +4,6 @@
 
 mod commands;
 mod health;
+mod jobs;
 mod helpers;
 mod webhook;

@@ -11,8 +11,14 @@ use sea_orm::{
 };
 
 use super::{is_migrated, map_db_err};
-use crate::domain::model::{InboundMessage, InteractionId, Memory, MemoryId, MemoryKind, MemoryPage, User, UserId};
-use crate::domain::ports::{InboundInsert, NewJob, NewMemory, Repository, RepositoryError, UnitOfWork, Work};
+use crate::domain::model::{
+    InboundMessage, InteractionId, Job, JobId, MediaAsset, MediaAssetId, Memory, MemoryId, MemoryKind, MemoryPage, User,
+    UserId,
+};
+use crate::domain::ports::{
+    Delivery, InboundInsert, JobSettlement, NewJob, NewMediaAsset, NewMemory, Repository, RepositoryError, UnitOfWork,
+    Work,
+};
 use crate::domain::time_range::TimeRange;
 
 /// The PostgreSQL system of record.
@@ -80,6 +86,24 @@ impl PostgresTransaction {
 
 fn get<T: sea_orm::TryGetable>(row: &QueryResult, column: &str) -> Result<T, RepositoryError> {
     row.try_get::<T>("", column).map_err(map_db_err)
+}
+
+const MEDIA_COLUMNS: &str =
+    "id, user_id, sha256, ahash, local_path, content_type, size_bytes, width_px, height_px, created_at";
+
+fn media_from_row(row: &QueryResult) -> Result<MediaAsset, RepositoryError> {
+    Ok(MediaAsset {
+        id: MediaAssetId(get(row, "id")?),
+        user_id: UserId(get(row, "user_id")?),
+        sha256: get(row, "sha256")?,
+        ahash: get(row, "ahash")?,
+        local_path: get(row, "local_path")?,
+        content_type: get(row, "content_type")?,
+        size_bytes: get(row, "size_bytes")?,
+        width_px: get(row, "width_px")?,
+        height_px: get(row, "height_px")?,
+        created_at: get(row, "created_at")?,
+    })
 }
 
 const MEMORY_COLUMNS: &str = "id, user_id, kind, text, created_at";
@@ -193,13 +217,15 @@ impl UnitOfWork for PostgresTransaction {
     async fn save_memory(&mut self, memory: NewMemory) -> Result<MemoryId, RepositoryError> {
         let row = self
             .one(
-                "INSERT INTO memories (user_id, interaction_id, kind, text, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+                "INSERT INTO memories (user_id, interaction_id, media_asset_id, kind, text, created_at) \
+                 VALUES ($1, $2, $6, $3, $4, $5) RETURNING id",
                 vec![
                     memory.user_id.0.into(),
                     memory.interaction_id.map(|i| i.0).into(),
                     memory.kind.as_str().into(),
                     memory.text.into(),
                     memory.created_at.into(),
+                    memory.media_asset_id.map(|a| a.0).into(),
                 ],
             )
             .await?
@@ -230,6 +256,148 @@ impl UnitOfWork for PostgresTransaction {
             "INSERT INTO jobs (kind, payload, state, attempts, max_attempts, due_at, created_at, updated_at) \
              VALUES ($1, $2::jsonb, 'queued', 0, $3, $4, $4, $4)",
             vec![job.kind.into(), job.payload.to_string().into(), job.max_attempts.into(), job.due_at.into()],
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn claim_job(&mut self, now: DateTime<Utc>, lease_until: DateTime<Utc>) -> Result<Option<Job>, RepositoryError> {
+        // SKIP LOCKED: another process claiming at the same moment takes the next job
+        // instead of waiting for this one, and no job is ever claimed twice at once.
+        let row = self
+            .one(
+                "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_until = $2, updated_at = $1 \
+                 WHERE id = (SELECT id FROM jobs \
+                   WHERE (state = 'queued' AND due_at <= $1) OR (state = 'running' AND lease_until < $1) \
+                   ORDER BY due_at, id LIMIT 1 FOR UPDATE SKIP LOCKED) \
+                 RETURNING id, kind, payload::text AS payload, attempts, max_attempts",
+                vec![now.into(), lease_until.into()],
+            )
+            .await?;
+        row.map(|row| {
+            let payload: String = get(&row, "payload")?;
+            Ok(Job {
+                id: JobId(get(&row, "id")?),
+                kind: get(&row, "kind")?,
+                payload: serde_json::from_str(&payload).unwrap_or(serde_json::Value::Null),
+                attempts: get(&row, "attempts")?,
+                max_attempts: get(&row, "max_attempts")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn settle_job(&mut self, job: JobId, settlement: JobSettlement, now: DateTime<Utc>) -> Result<(), RepositoryError> {
+        let (sql, values): (&str, Vec<Value>) = match settlement {
+            JobSettlement::Done => (
+                "UPDATE jobs SET state = 'done', lease_until = NULL, updated_at = $2 WHERE id = $1",
+                vec![job.0.into(), now.into()],
+            ),
+            JobSettlement::Retry { due_at, error } => (
+                "UPDATE jobs SET state = 'queued', lease_until = NULL, due_at = $3, last_error = $4, updated_at = $2 \
+                 WHERE id = $1",
+                vec![job.0.into(), now.into(), due_at.into(), error.into()],
+            ),
+            JobSettlement::Dead { error } => (
+                "UPDATE jobs SET state = 'dead', lease_until = NULL, last_error = $3, updated_at = $2 WHERE id = $1",
+                vec![job.0.into(), now.into(), error.into()],
+            ),
+            JobSettlement::Release => (
+                "UPDATE jobs SET state = 'queued', lease_until = NULL, attempts = greatest(attempts - 1, 0), \
+                 updated_at = $2 WHERE id = $1",
+                vec![job.0.into(), now.into()],
+            ),
+        };
+        self.execute(sql, values).await.map(drop)
+    }
+
+    async fn find_media_by_sha256(&mut self, user: UserId, sha256: &str) -> Result<Option<MediaAsset>, RepositoryError> {
+        self.one(
+            &format!("SELECT {MEDIA_COLUMNS} FROM media_assets WHERE user_id = $1 AND sha256 = $2"),
+            vec![user.0.into(), sha256.into()],
+        )
+        .await?
+        .as_ref()
+        .map(media_from_row)
+        .transpose()
+    }
+
+    async fn find_images_sharing_a_band(&mut self, user: UserId, bands: [i64; 6]) -> Result<Vec<MediaAsset>, RepositoryError> {
+        let sql = (0..6)
+            .map(|i| format!("SELECT {MEDIA_COLUMNS} FROM media_assets WHERE user_id = $1 AND band{i} = ${}", i + 2))
+            .collect::<Vec<_>>()
+            .join(" UNION ");
+        let mut values: Vec<Value> = vec![user.0.into()];
+        values.extend(bands.iter().map(|b| Value::from(*b)));
+        let rows = self
+            .transaction
+            .query_all_raw(statement(&sql, values))
+            .await
+            .map_err(map_db_err)?;
+        rows.iter().map(media_from_row).collect()
+    }
+
+    async fn insert_media_asset(&mut self, asset: NewMediaAsset) -> Result<MediaAssetId, RepositoryError> {
+        let bands = asset.bands.map(|b| b.map(Some)).unwrap_or([None; 6]);
+        let mut values: Vec<Value> = vec![
+            asset.user_id.0.into(),
+            asset.interaction_id.map(|i| i.0).into(),
+            asset.sha256.into(),
+            asset.ahash.into(),
+            asset.media_url.into(),
+            asset.local_path.into(),
+            asset.content_type.into(),
+            asset.size_bytes.into(),
+            asset.width_px.into(),
+            asset.height_px.into(),
+            asset.duration_seconds.into(),
+            asset.created_at.into(),
+        ];
+        values.extend(bands.iter().map(|b| Value::from(*b)));
+        let row = self
+            .one(
+                "INSERT INTO media_assets (user_id, interaction_id, sha256, ahash, media_url, local_path, content_type, \
+                 size_bytes, width_px, height_px, duration_seconds, created_at, band0, band1, band2, band3, band4, band5) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18) RETURNING id",
+                values,
+            )
+            .await?
+            .ok_or_else(|| RepositoryError::Internal("INSERT … RETURNING returned no row".into()))?;
+        Ok(MediaAssetId(get(&row, "id")?))
+    }
+
+    async fn link_interaction_media(
+        &mut self,
+        interaction: InteractionId,
+        index: i32,
+        asset: MediaAssetId,
+        outcome: &str,
+    ) -> Result<(), RepositoryError> {
+        self.execute(
+            "INSERT INTO interaction_media (interaction_id, media_index, media_asset_id, outcome) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (interaction_id, media_index) DO UPDATE SET media_asset_id = excluded.media_asset_id, \
+             outcome = excluded.outcome",
+            vec![interaction.0.into(), index.into(), asset.0.into(), outcome.into()],
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn record_delivery(&mut self, delivery: Delivery) -> Result<(), RepositoryError> {
+        self.execute(
+            "INSERT INTO interactions (user_id, twilio_message_sid, direction, message_type, body, in_reply_to, \
+             occurred_at, delivery_status, error_code, error_message) \
+             VALUES ($1, $2, 'outbound', 'text', $3, $4, $5, $6, $7, $8)",
+            vec![
+                delivery.user_id.0.into(),
+                delivery.twilio_sid.into(),
+                delivery.body.into(),
+                delivery.in_reply_to.map(|i| i.0).into(),
+                delivery.occurred_at.into(),
+                delivery.status.into(),
+                delivery.error_code.into(),
+                delivery.error_message.into(),
+            ],
         )
         .await
         .map(drop)

@@ -14,8 +14,14 @@ use sea_orm::DatabaseConnection;
 use tokio::sync::Semaphore;
 
 use super::sqlite_writer::SqliteWriter;
-use crate::domain::model::{InboundMessage, InteractionId, Memory, MemoryId, MemoryKind, MemoryPage, User, UserId};
-use crate::domain::ports::{InboundInsert, NewJob, NewMemory, Repository, RepositoryError, UnitOfWork, Work};
+use crate::domain::model::{
+    InboundMessage, InteractionId, Job, JobId, MediaAsset, MediaAssetId, Memory, MemoryId, MemoryKind, MemoryPage, User,
+    UserId,
+};
+use crate::domain::ports::{
+    Delivery, InboundInsert, JobSettlement, NewJob, NewMediaAsset, NewMemory, Repository, RepositoryError, UnitOfWork,
+    Work,
+};
 use crate::domain::time_range::TimeRange;
 
 /// How long a connection waits for another's lock before giving up.
@@ -182,6 +188,25 @@ impl<'c> SqliteTransaction<'c> {
     }
 }
 
+const MEDIA_COLUMNS: &str =
+    "id, user_id, sha256, ahash, local_path, content_type, size_bytes, width_px, height_px, created_at";
+
+fn media_from_row(row: &Row<'_>) -> rusqlite::Result<MediaAsset> {
+    let created_at: String = row.get(9)?;
+    Ok(MediaAsset {
+        id: MediaAssetId(row.get(0)?),
+        user_id: UserId(row.get(1)?),
+        sha256: row.get(2)?,
+        ahash: row.get(3)?,
+        local_path: row.get(4)?,
+        content_type: row.get(5)?,
+        size_bytes: row.get(6)?,
+        width_px: row.get(7)?,
+        height_px: row.get(8)?,
+        created_at: parse_timestamp(&created_at)?,
+    })
+}
+
 pub(super) fn memory_from_row(row: &Row<'_>) -> rusqlite::Result<Memory> {
     let kind: String = row.get(2)?;
     let created_at: String = row.get(4)?;
@@ -305,7 +330,8 @@ impl UnitOfWork for SqliteTransaction<'_> {
     async fn save_memory(&mut self, memory: NewMemory) -> Result<MemoryId, RepositoryError> {
         self.connection
             .prepare_cached(
-                "INSERT INTO memories (user_id, interaction_id, kind, text, created_at) VALUES (?1, ?2, ?3, ?4, ?5) RETURNING id",
+                "INSERT INTO memories (user_id, interaction_id, media_asset_id, kind, text, created_at) \
+                 VALUES (?1, ?2, ?6, ?3, ?4, ?5) RETURNING id",
             )
             .and_then(|mut s| {
                 s.query_row(
@@ -314,7 +340,8 @@ impl UnitOfWork for SqliteTransaction<'_> {
                         memory.interaction_id.map(|i| i.0),
                         memory.kind.as_str(),
                         memory.text,
-                        sqlite_timestamp(memory.created_at)
+                        sqlite_timestamp(memory.created_at),
+                        memory.media_asset_id.map(|a| a.0)
                     ],
                     |row| row.get(0),
                 )
@@ -350,6 +377,164 @@ impl UnitOfWork for SqliteTransaction<'_> {
                  VALUES (?1, ?2, 'queued', 0, ?3, ?4, ?4, ?4)",
             )
             .and_then(|mut s| s.execute(params![job.kind, job.payload.to_string(), job.max_attempts, due]))
+            .map(drop)
+            .map_err(map_sqlite_err)
+    }
+
+    async fn claim_job(&mut self, now: DateTime<Utc>, lease_until: DateTime<Utc>) -> Result<Option<Job>, RepositoryError> {
+        // One process owns an SQLite file's writer, so no row lock is needed: the writer
+        // runs one claim at a time.
+        self.connection
+            .prepare_cached(
+                "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_until = ?2, updated_at = ?1 \
+                 WHERE id = (SELECT id FROM jobs \
+                   WHERE (state = 'queued' AND due_at <= ?1) OR (state = 'running' AND lease_until < ?1) \
+                   ORDER BY due_at, id LIMIT 1) \
+                 RETURNING id, kind, payload, attempts, max_attempts",
+            )
+            .and_then(|mut s| {
+                s.query_row(params![sqlite_timestamp(now), sqlite_timestamp(lease_until)], |row| {
+                    let payload: String = row.get(2)?;
+                    Ok(Job {
+                        id: JobId(row.get(0)?),
+                        kind: row.get(1)?,
+                        payload: serde_json::from_str(&payload).unwrap_or(serde_json::Value::Null),
+                        attempts: row.get(3)?,
+                        max_attempts: row.get(4)?,
+                    })
+                })
+                .optional()
+            })
+            .map_err(map_sqlite_err)
+    }
+
+    async fn settle_job(&mut self, job: JobId, settlement: JobSettlement, now: DateTime<Utc>) -> Result<(), RepositoryError> {
+        let now = sqlite_timestamp(now);
+        let result = match settlement {
+            JobSettlement::Done => self
+                .connection
+                .prepare_cached("UPDATE jobs SET state = 'done', lease_until = NULL, updated_at = ?2 WHERE id = ?1")
+                .and_then(|mut s| s.execute(params![job.0, now])),
+            JobSettlement::Retry { due_at, error } => self
+                .connection
+                .prepare_cached(
+                    "UPDATE jobs SET state = 'queued', lease_until = NULL, due_at = ?3, last_error = ?4, updated_at = ?2 \
+                     WHERE id = ?1",
+                )
+                .and_then(|mut s| s.execute(params![job.0, now, sqlite_timestamp(due_at), error])),
+            JobSettlement::Dead { error } => self
+                .connection
+                .prepare_cached(
+                    "UPDATE jobs SET state = 'dead', lease_until = NULL, last_error = ?3, updated_at = ?2 WHERE id = ?1",
+                )
+                .and_then(|mut s| s.execute(params![job.0, now, error])),
+            JobSettlement::Release => self
+                .connection
+                .prepare_cached(
+                    "UPDATE jobs SET state = 'queued', lease_until = NULL, attempts = max(attempts - 1, 0), \
+                     updated_at = ?2 WHERE id = ?1",
+                )
+                .and_then(|mut s| s.execute(params![job.0, now])),
+        };
+        result.map(drop).map_err(map_sqlite_err)
+    }
+
+    async fn find_media_by_sha256(&mut self, user: UserId, sha256: &str) -> Result<Option<MediaAsset>, RepositoryError> {
+        self.connection
+            .prepare_cached(&format!("SELECT {MEDIA_COLUMNS} FROM media_assets WHERE user_id = ?1 AND sha256 = ?2"))
+            .and_then(|mut s| s.query_row(params![user.0, sha256], media_from_row).optional())
+            .map_err(map_sqlite_err)
+    }
+
+    async fn find_images_sharing_a_band(&mut self, user: UserId, bands: [i64; 6]) -> Result<Vec<MediaAsset>, RepositoryError> {
+        // Six indexed equality lookups (user_id, band_i), never a scan of the hashes.
+        let sql = (0..6)
+            .map(|i| format!("SELECT {MEDIA_COLUMNS} FROM media_assets WHERE user_id = ?1 AND band{i} = ?{}", i + 2))
+            .collect::<Vec<_>>()
+            .join(" UNION ");
+        self.connection
+            .prepare_cached(&sql)
+            .and_then(|mut s| {
+                s.query_map(params![user.0, bands[0], bands[1], bands[2], bands[3], bands[4], bands[5]], media_from_row)?
+                    .collect()
+            })
+            .map_err(map_sqlite_err)
+    }
+
+    async fn insert_media_asset(&mut self, asset: NewMediaAsset) -> Result<MediaAssetId, RepositoryError> {
+        let bands = asset.bands.map(|b| b.map(Some)).unwrap_or([None; 6]);
+        self.connection
+            .prepare_cached(
+                "INSERT INTO media_assets (user_id, interaction_id, sha256, ahash, media_url, local_path, content_type, \
+                 size_bytes, width_px, height_px, duration_seconds, created_at, band0, band1, band2, band3, band4, band5) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18) RETURNING id",
+            )
+            .and_then(|mut s| {
+                s.query_row(
+                    params![
+                        asset.user_id.0,
+                        asset.interaction_id.map(|i| i.0),
+                        asset.sha256,
+                        asset.ahash,
+                        asset.media_url,
+                        asset.local_path,
+                        asset.content_type,
+                        asset.size_bytes,
+                        asset.width_px,
+                        asset.height_px,
+                        asset.duration_seconds,
+                        sqlite_timestamp(asset.created_at),
+                        bands[0],
+                        bands[1],
+                        bands[2],
+                        bands[3],
+                        bands[4],
+                        bands[5]
+                    ],
+                    |row| row.get(0),
+                )
+            })
+            .map(MediaAssetId)
+            .map_err(map_sqlite_err)
+    }
+
+    async fn link_interaction_media(
+        &mut self,
+        interaction: InteractionId,
+        index: i32,
+        asset: MediaAssetId,
+        outcome: &str,
+    ) -> Result<(), RepositoryError> {
+        self.connection
+            .prepare_cached(
+                "INSERT INTO interaction_media (interaction_id, media_index, media_asset_id, outcome) VALUES (?1, ?2, ?3, ?4) \
+                 ON CONFLICT (interaction_id, media_index) DO UPDATE SET media_asset_id = excluded.media_asset_id, \
+                 outcome = excluded.outcome",
+            )
+            .and_then(|mut s| s.execute(params![interaction.0, index, asset.0, outcome]))
+            .map(drop)
+            .map_err(map_sqlite_err)
+    }
+
+    async fn record_delivery(&mut self, delivery: Delivery) -> Result<(), RepositoryError> {
+        self.connection
+            .prepare_cached(
+                "INSERT INTO interactions (user_id, twilio_message_sid, direction, message_type, body, in_reply_to, \
+                 occurred_at, delivery_status, error_code, error_message) \
+                 VALUES (?1, ?2, 'outbound', 'text', ?3, ?4, ?5, ?6, ?7, ?8)",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    delivery.user_id.0,
+                    delivery.twilio_sid,
+                    delivery.body,
+                    delivery.in_reply_to.map(|i| i.0),
+                    sqlite_timestamp(delivery.occurred_at),
+                    delivery.status,
+                    delivery.error_code,
+                    delivery.error_message
+                ])
+            })
             .map(drop)
             .map_err(map_sqlite_err)
     }

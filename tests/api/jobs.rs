@@ -1,0 +1,209 @@
+//! The durable job queue on a real database: runs, retries, dead letters, leases, and
+//! (on PostgreSQL) several workers sharing one queue with no job run twice.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{TimeZone, Utc};
+
+use whatsapp_memory::adapters::db::Database;
+use whatsapp_memory::app::jobs::{JobError, JobHandler, JobRunner, JobSignal, WorkerSettings};
+use whatsapp_memory::domain::model::Job;
+use whatsapp_memory::domain::ports::{transact, NewJob, Repository};
+
+use crate::helpers::*;
+
+/// Counts runs per job and fails the first `failures` runs of each.
+#[derive(Default)]
+struct CountingHandler {
+    runs: Mutex<HashMap<i64, u32>>,
+    failures: u32,
+    permanent: bool,
+    dead: Mutex<Vec<(i64, String)>>,
+}
+
+#[async_trait]
+impl JobHandler for CountingHandler {
+    async fn run(&self, job: &Job) -> Result<(), JobError> {
+        let run = {
+            let mut runs = self.runs.lock().unwrap();
+            let count = runs.entry(job.id.0).or_default();
+            *count += 1;
+            *count
+        };
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        match run <= self.failures {
+            false => Ok(()),
+            true if self.permanent => Err(JobError::Permanent("corrupt file".into())),
+            true => Err(JobError::Retryable { message: "HTTP 503".into(), retry_after: None }),
+        }
+    }
+
+    async fn dead_lettered(&self, job: &Job, error: &str) {
+        self.dead.lock().unwrap().push((job.id.0, error.to_string()));
+    }
+}
+
+struct Queue {
+    repository: Arc<dyn Repository>,
+    db: sea_orm::DatabaseConnection,
+    clock: Arc<TestClock>,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+async fn queue() -> Queue {
+    let dir = tempfile::tempdir().unwrap();
+    let url = fresh_database_url(&dir).await;
+    let database = Database::open(&url, true).await.unwrap();
+    let clock = Arc::new(TestClock::at(Utc.with_ymd_and_hms(2026, 11, 26, 12, 0, 0).unwrap()));
+    Queue { repository: database.repository, db: database.pool, clock, url, _dir: dir }
+}
+
+fn settings() -> WorkerSettings {
+    WorkerSettings {
+        workers: 1,
+        lease: Duration::from_secs(60),
+        run_timeout: Duration::from_secs(5),
+        poll_interval: Duration::from_millis(10),
+        base_backoff: Duration::from_secs(10),
+        max_backoff: Duration::from_secs(60),
+    }
+}
+
+impl Queue {
+    async fn enqueue(&self, count: usize, max_attempts: i32) {
+        let due_at = self.clock_now();
+        for i in 0..count {
+            let job = NewJob { kind: "test".into(), payload: serde_json::json!({ "n": i }), max_attempts, due_at };
+            transact(&*self.repository, move |tx| Box::pin(tx.enqueue_job(job))).await.unwrap();
+        }
+    }
+
+    fn clock_now(&self) -> chrono::DateTime<Utc> {
+        use whatsapp_memory::domain::ports::Clock;
+        self.clock.now()
+    }
+
+    fn runner(&self, handler: Arc<CountingHandler>) -> JobRunner {
+        JobRunner::new(self.repository.clone(), self.clock.clone(), settings(), Arc::new(JobSignal::default()))
+            .handle("test", handler)
+    }
+
+    async fn count(&self, state: &str) -> i64 {
+        use sea_orm::{ConnectionTrait, Statement};
+        let row = self
+            .db
+            .query_one_raw(Statement::from_string(
+                self.db.get_database_backend(),
+                format!("SELECT count(*) FROM jobs WHERE state = '{state}'"),
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        row.try_get_by_index::<i64>(0).unwrap()
+    }
+}
+
+#[tokio::test]
+async fn a_queued_job_runs_once_and_is_done() {
+    let queue = queue().await;
+    queue.enqueue(1, 3).await;
+    let handler = Arc::new(CountingHandler::default());
+    let runner = queue.runner(handler.clone());
+    assert!(runner.run_next().await.unwrap());
+    assert!(!runner.run_next().await.unwrap(), "nothing else is due");
+    assert_eq!(queue.count("done").await, 1);
+    assert_eq!(handler.runs.lock().unwrap().values().copied().collect::<Vec<_>>(), vec![1]);
+}
+
+#[tokio::test]
+async fn a_transient_failure_is_retried_after_a_back_off() {
+    let queue = queue().await;
+    queue.enqueue(1, 3).await;
+    let handler = Arc::new(CountingHandler { failures: 1, ..Default::default() });
+    let runner = queue.runner(handler.clone());
+    assert!(runner.run_next().await.unwrap());
+    assert_eq!(queue.count("queued").await, 1);
+    assert!(!runner.run_next().await.unwrap(), "not due before its back-off");
+    queue.clock.advance(chrono::Duration::seconds(13));
+    assert!(runner.run_next().await.unwrap());
+    assert_eq!(queue.count("done").await, 1);
+}
+
+#[tokio::test]
+async fn a_job_that_keeps_failing_is_dead_lettered_and_its_handler_told() {
+    let queue = queue().await;
+    queue.enqueue(1, 2).await;
+    let handler = Arc::new(CountingHandler { failures: 10, ..Default::default() });
+    let runner = queue.runner(handler.clone());
+    runner.run_next().await.unwrap();
+    queue.clock.advance(chrono::Duration::seconds(60));
+    runner.run_next().await.unwrap();
+    assert_eq!(queue.count("dead").await, 1);
+    let dead = handler.dead.lock().unwrap().clone();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].1, "HTTP 503");
+}
+
+#[tokio::test]
+async fn a_permanent_failure_is_dead_lettered_at_once() {
+    let queue = queue().await;
+    queue.enqueue(1, 5).await;
+    let handler = Arc::new(CountingHandler { failures: 1, permanent: true, ..Default::default() });
+    queue.runner(handler.clone()).run_next().await.unwrap();
+    assert_eq!(queue.count("dead").await, 1);
+    assert_eq!(handler.dead.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_job_left_running_by_a_crash_is_claimed_again_when_its_lease_expires() {
+    let queue = queue().await;
+    queue.enqueue(1, 3).await;
+    // A worker claims the job and dies before settling it.
+    let now = queue.clock_now();
+    let lease_until = now + chrono::Duration::seconds(60);
+    let claimed = transact(&*queue.repository, move |tx| Box::pin(tx.claim_job(now, lease_until))).await.unwrap();
+    assert!(claimed.is_some());
+    let handler = Arc::new(CountingHandler::default());
+    let runner = queue.runner(handler.clone());
+    assert!(!runner.run_next().await.unwrap(), "still leased");
+    queue.clock.advance(chrono::Duration::seconds(61));
+    assert!(runner.run_next().await.unwrap());
+    assert_eq!(queue.count("done").await, 1);
+}
+
+#[tokio::test]
+async fn workers_sharing_one_queue_never_run_a_job_twice() {
+    let queue = queue().await;
+    queue.enqueue(100, 3).await;
+    let handler = Arc::new(CountingHandler::default());
+    // Two independent runners (as two processes would be), four workers each.
+    let second = Database::open(&queue.url, false).await.unwrap();
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    let mut tasks = Vec::new();
+    for repository in [queue.repository.clone(), second.repository.clone()] {
+        let runner = JobRunner::new(
+            repository,
+            queue.clock.clone(),
+            WorkerSettings { workers: 4, ..settings() },
+            Arc::new(JobSignal::default()),
+        )
+        .handle("test", handler.clone());
+        tasks.push(runner.start(shutdown.clone()));
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while queue.count("done").await < 100 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop.send(true).unwrap();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    assert_eq!(queue.count("done").await, 100);
+    let runs = handler.runs.lock().unwrap();
+    assert_eq!(runs.len(), 100);
+    assert!(runs.values().all(|&n| n == 1), "a job ran twice");
+}

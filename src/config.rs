@@ -66,6 +66,12 @@ pub struct Config {
     pub openai_api_key: Option<Secret>,
     /// Keys accepted by the REST API.
     pub api_keys: Vec<Secret>,
+    /// Job queue workers started by `serve`.
+    pub workers: usize,
+    /// The largest media item downloaded.
+    pub media_max_bytes: u64,
+    /// Images at most this Hamming distance apart (of 64 bits) are the same photo.
+    pub near_duplicate_distance: u32,
 }
 
 /// A configuration problem, naming the variable and what is wrong with it.
@@ -168,6 +174,12 @@ impl Config {
             return Err(invalid("API_KEYS", "each key (comma-separated) must be at least 16 characters"));
         }
 
+        let workers = parse_number("WORKERS", get("WORKERS"), 2, 1..=64)?;
+        let media_max_bytes =
+            parse_number("MEDIA_MAX_BYTES", get("MEDIA_MAX_BYTES"), 16 * 1024 * 1024, 1024..=100 * 1024 * 1024)?;
+        let near_duplicate_distance =
+            parse_number("NEAR_DUPLICATE_DISTANCE", get("NEAR_DUPLICATE_DISTANCE"), 5, 0..=5)?;
+
         Ok(Self {
             host,
             port,
@@ -184,8 +196,30 @@ impl Config {
             mem0_base_url,
             openai_api_key: get("OPENAI_API_KEY").map(Secret::new),
             api_keys,
+            workers: workers as usize,
+            media_max_bytes,
+            near_duplicate_distance: near_duplicate_distance as u32,
         })
     }
+
+    /// Twilio's REST credentials and sender number, when all three are set.
+    pub fn twilio_rest(&self) -> Option<(String, Secret, String)> {
+        Some((self.twilio_account_sid.clone()?, self.twilio_auth_token.clone()?, self.twilio_whatsapp_number.clone()?))
+    }
+}
+
+fn parse_number(
+    variable: &'static str,
+    value: Option<String>,
+    default: u64,
+    range: std::ops::RangeInclusive<u64>,
+) -> Result<u64, ConfigError> {
+    let Some(raw) = value else {
+        return Ok(default);
+    };
+    raw.parse::<u64>().ok().filter(|n| range.contains(n)).ok_or_else(|| {
+        invalid(variable, format!("{raw:?} is not a whole number from {} to {}", range.start(), range.end()))
+    })
 }
 
 fn parse_url(variable: &'static str, value: Option<String>, default: &str) -> Result<url::Url, ConfigError> {
@@ -233,6 +267,9 @@ mod tests {
         assert_eq!(config(&[("TWILIO_ACCOUNT_SID", "AC123")]).unwrap_err().variable, "TWILIO_ACCOUNT_SID");
         assert_eq!(config(&[("PUBLIC_BASE_URL", "not a url")]).unwrap_err().variable, "PUBLIC_BASE_URL");
         assert_eq!(config(&[("API_KEYS", "short")]).unwrap_err().variable, "API_KEYS");
+        assert_eq!(config(&[("WORKERS", "0")]).unwrap_err().variable, "WORKERS");
+        assert_eq!(config(&[("MEDIA_MAX_BYTES", "lots")]).unwrap_err().variable, "MEDIA_MAX_BYTES");
+        assert_eq!(config(&[("NEAR_DUPLICATE_DISTANCE", "9")]).unwrap_err().variable, "NEAR_DUPLICATE_DISTANCE");
     }
 
     #[test]

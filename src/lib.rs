@@ -20,10 +20,19 @@ use poem::Server;
 
 use adapters::clock::SystemClock;
 use adapters::db::{redact_url, Database};
+use adapters::media_ports::ImageInspector;
+use adapters::storage::MediaStorage;
+use adapters::twilio::media::TwilioMediaFetcher;
+use adapters::twilio::sender::TwilioSender;
 use adapters::twilio::signature::SignatureValidator;
-use app::ingest::IngestService;
+use adapters::twilio::UnconfiguredFetcher;
+use app::ingest::{IngestService, MEDIA_JOB_KIND};
+use app::jobs::{JobRunner, JobSignal, WorkerSettings};
+use app::media::{MediaJobHandler, MediaSettings};
+use app::notify::{SendJobHandler, SEND_JOB_KIND};
 use config::{Config, Environment};
 use domain::ports::Clock;
+use domain::ports::{MediaFetcher, MessageSender};
 use http::webhook::WebhookState;
 use http::AppState;
 
@@ -32,21 +41,72 @@ pub struct Application {
     local_addr: SocketAddr,
     acceptor: poem::listener::BoxAcceptor,
     state: Arc<AppState>,
+    jobs: JobRunner,
 }
+
+/// How long `serve` waits, on shutdown, for running jobs to finish; a job still running
+/// after that is claimed again once its lease expires.
+const JOB_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+/// Longest one Twilio REST call may take.
+const TWILIO_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Connects the database (migrating it), and wires every adapter to its port.
 ///
 /// # Errors
-/// When the database cannot be opened or migrated.
-pub async fn build_state(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Arc<AppState>> {
+/// When the database cannot be opened or migrated, or an HTTP client cannot be built.
+pub async fn build_state(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<(Arc<AppState>, JobRunner)> {
     let database = Database::open(&config.database_url, true).await?;
     let repository = database.repository;
-    let ingest = IngestService::new(repository.clone(), database.memory_store, clock, config.default_timezone);
+    let job_signal = Arc::new(JobSignal::default());
+    let ingest = IngestService::new(repository.clone(), database.memory_store, clock.clone(), config.default_timezone)
+        .with_job_signal(job_signal.clone());
     let webhook = WebhookState {
         signature: config.twilio_auth_token.clone().map(SignatureValidator::new),
         public_base_url: config.public_base_url.clone(),
     };
-    Ok(Arc::new(AppState { ingest, repository, webhook }))
+
+    let fetcher: Arc<dyn MediaFetcher> = match (&config.twilio_account_sid, &config.twilio_auth_token) {
+        (Some(sid), Some(token)) => Arc::new(TwilioMediaFetcher::new(
+            config.twilio_api_base_url.clone(),
+            sid.clone(),
+            token.clone(),
+            config.media_max_bytes,
+            TWILIO_TIMEOUT,
+        )?),
+        _ => Arc::new(UnconfiguredFetcher),
+    };
+    let sender: Option<Arc<dyn MessageSender>> = match config.twilio_rest() {
+        Some((sid, token, from)) => {
+            Some(Arc::new(TwilioSender::new(config.twilio_api_base_url.clone(), sid, token, from, TWILIO_TIMEOUT)?))
+        }
+        None => {
+            tracing::warn!(
+                "TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and TWILIO_WHATSAPP_NUMBER are not all set: \
+                 late replies (after media) are recorded but not sent"
+            );
+            None
+        }
+    };
+    let media = MediaJobHandler::new(
+        repository.clone(),
+        fetcher,
+        Arc::new(MediaStorage::new(config.storage_dir.clone())),
+        Arc::new(ImageInspector),
+        clock.clone(),
+        MediaSettings {
+            near_duplicate_distance: config.near_duplicate_distance,
+            default_timezone: config.default_timezone,
+        },
+    );
+    let jobs = JobRunner::new(
+        repository.clone(),
+        clock.clone(),
+        WorkerSettings { workers: config.workers, ..WorkerSettings::default() },
+        job_signal,
+    )
+    .handle(MEDIA_JOB_KIND, Arc::new(media))
+    .handle(SEND_JOB_KIND, Arc::new(SendJobHandler::new(repository.clone(), sender, clock)));
+    Ok((Arc::new(AppState { ingest, repository, webhook }), jobs))
 }
 
 impl Application {
@@ -70,7 +130,7 @@ impl Application {
                  Anyone who can reach /webhook can write memories. Set it before exposing the service."
             );
         }
-        let state = build_state(config, clock).await?;
+        let (state, jobs) = build_state(config, clock).await?;
         let address = SocketAddr::new(config.host, config.port);
         let acceptor = TcpListener::bind(address)
             .into_acceptor()
@@ -91,7 +151,7 @@ impl Application {
         if config.environment == Environment::Development && config.public_base_url.is_none() {
             tracing::info!("PUBLIC_BASE_URL is not set: signatures are checked against the Host header");
         }
-        Ok(Self { local_addr, acceptor: acceptor.boxed(), state })
+        Ok(Self { local_addr, acceptor: acceptor.boxed(), state, jobs })
     }
 
     /// The address actually bound (its port, when 0 was asked for).
@@ -104,9 +164,19 @@ impl Application {
     /// # Errors
     /// When the server fails.
     pub async fn run_until_stopped(self, shutdown: impl std::future::Future<Output = ()> + Send) -> anyhow::Result<()> {
+        let (stop_workers, stopping) = tokio::sync::watch::channel(false);
+        let workers = self.jobs.start(stopping);
+        let shutdown = async move {
+            shutdown.await;
+            // Stop claiming jobs at once; jobs in hand finish below.
+            let _ = stop_workers.send(true);
+        };
         Server::new_with_acceptor(self.acceptor)
             .run_with_graceful_shutdown(http::routes(self.state), shutdown, Some(Duration::from_secs(10)))
             .await?;
+        if tokio::time::timeout(JOB_SHUTDOWN_GRACE, workers).await.is_err() {
+            tracing::warn!("jobs still running at shutdown are claimed again when their lease expires");
+        }
         Ok(())
     }
 }

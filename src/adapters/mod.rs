@@ -2,4 +2,7 @@
 
 pub mod clock;
 pub mod db;
+pub mod imaging;
+pub mod media_ports;
+pub mod storage;
 pub mod twilio;

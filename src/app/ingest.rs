@@ -9,6 +9,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
+use super::jobs::JobSignal;
 use crate::domain::command::{parse_command, Command, HELP_TEXT};
 use crate::domain::model::{InboundMessage, InteractionId, MaskedPhone, MemoryKind, User};
 use crate::domain::ports::{
@@ -51,6 +52,8 @@ pub struct IngestService {
     memory_store: Arc<dyn MemoryStore>,
     clock: Arc<dyn Clock>,
     default_timezone: Tz,
+    /// Wakes the job workers when media was queued, so it is handled at once.
+    job_signal: Option<Arc<JobSignal>>,
 }
 
 /// What a message changes.
@@ -79,7 +82,13 @@ impl IngestService {
         clock: Arc<dyn Clock>,
         default_timezone: Tz,
     ) -> Self {
-        Self { repository, memory_store, clock, default_timezone }
+        Self { repository, memory_store, clock, default_timezone, job_signal: None }
+    }
+
+    /// Wakes `signal`'s workers whenever a message queues media.
+    pub fn with_job_signal(mut self, signal: Arc<JobSignal>) -> Self {
+        self.job_signal = Some(signal);
+        self
     }
 
     /// Stores the message and everything it causes, and returns the reply text (empty
@@ -91,7 +100,12 @@ impl IngestService {
     pub async fn ingest_message(&self, message: InboundMessage) -> Result<String, IngestError> {
         let now = self.clock.now();
         let plan = self.plan(&message, now).await?;
-        Ok(transact(&*self.repository, move |tx| Box::pin(record_and_reply(tx, message, plan, now))).await?)
+        let queues_media = matches!(plan, Plan::QueueMedia);
+        let reply = transact(&*self.repository, move |tx| Box::pin(record_and_reply(tx, message, plan, now))).await?;
+        if let (true, Some(signal)) = (queues_media, &self.job_signal) {
+            signal.notify();
+        }
+        Ok(reply)
     }
 
     async fn plan(&self, message: &InboundMessage, now: DateTime<Utc>) -> Result<Plan, IngestError> {
@@ -207,6 +221,8 @@ async fn queue_media(
                 "url": item.url,
                 "content_type": item.content_type,
                 "caption": message.body,
+                "phone": message.phone_number,
+                "timezone": user.timezone.map(|zone| zone.name()),
             }),
             max_attempts: MEDIA_JOB_MAX_ATTEMPTS,
             due_at: now,

@@ -234,7 +234,8 @@ mod tests {
     #[test]
     fn jitter_spreads_retries_of_jobs_that_failed_together() {
         let settings = WorkerSettings::default();
-        let delays: std::collections::HashSet<_> = (0..20u64).map(|e| backoff(&settings, 3, e * 37).as_millis()).collect();
+        let delays: std::collections::HashSet<_> =
+            (0..20u64).map(|e| backoff(&settings, 3, e * 37).as_millis()).collect();
         assert!(delays.len() > 10);
     }
 }

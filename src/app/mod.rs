@@ -2,3 +2,5 @@
 
 pub mod ingest;
 pub mod jobs;
+pub mod media;
+pub mod notify;

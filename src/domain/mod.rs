@@ -4,6 +4,7 @@
 
 pub mod command;
 pub mod model;
+pub mod perceptual;
 pub mod ports;
 pub mod query;
 pub mod reply;

@@ -58,6 +58,9 @@ pub enum MemoryKind {
     Text,
     Image,
     Audio,
+    Video,
+    Document,
+    Contact,
     Location,
 }
 
@@ -68,6 +71,9 @@ impl MemoryKind {
             MemoryKind::Text => "text",
             MemoryKind::Image => "image",
             MemoryKind::Audio => "audio",
+            MemoryKind::Video => "video",
+            MemoryKind::Document => "document",
+            MemoryKind::Contact => "contact",
             MemoryKind::Location => "location",
         }
     }
@@ -78,6 +84,9 @@ impl MemoryKind {
             "text" => MemoryKind::Text,
             "image" => MemoryKind::Image,
             "audio" => MemoryKind::Audio,
+            "video" => MemoryKind::Video,
+            "document" => MemoryKind::Document,
+            "contact" => MemoryKind::Contact,
             "location" => MemoryKind::Location,
             _ => return None,
         })
@@ -215,6 +224,32 @@ impl fmt::Display for MaskedPhone<'_> {
     }
 }
 
+impl MemoryKind {
+    /// What a media item of `content_type` becomes.
+    pub fn for_content_type(content_type: &str) -> MemoryKind {
+        match content_type.split('/').next().unwrap_or_default() {
+            "image" => MemoryKind::Image,
+            "audio" => MemoryKind::Audio,
+            "video" => MemoryKind::Video,
+            _ if content_type.contains("vcard") => MemoryKind::Contact,
+            _ => MemoryKind::Document,
+        }
+    }
+
+    /// How a user calls one ("photo", "voice note", …), for replies and descriptions.
+    pub fn noun(self) -> &'static str {
+        match self {
+            MemoryKind::Text => "note",
+            MemoryKind::Image => "photo",
+            MemoryKind::Audio => "audio",
+            MemoryKind::Video => "video",
+            MemoryKind::Document => "document",
+            MemoryKind::Contact => "contact",
+            MemoryKind::Location => "location",
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -241,9 +276,17 @@ mod tests {
 
     #[test]
     fn memory_kinds_round_trip_through_their_stored_spelling() {
-        for kind in [MemoryKind::Text, MemoryKind::Image, MemoryKind::Audio, MemoryKind::Location] {
+        for kind in [
+            MemoryKind::Text,
+            MemoryKind::Image,
+            MemoryKind::Audio,
+            MemoryKind::Video,
+            MemoryKind::Document,
+            MemoryKind::Contact,
+            MemoryKind::Location,
+        ] {
             assert_eq!(MemoryKind::parse(kind.as_str()), Some(kind));
         }
-        assert_eq!(MemoryKind::parse("video"), None);
+        assert_eq!(MemoryKind::parse("hologram"), None);
     }
 }

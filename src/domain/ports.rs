@@ -396,3 +396,46 @@ pub trait MediaFetcher: Send + Sync {
     /// [`FetchError`], saying whether a retry can help.
     async fn fetch(&self, url: &str) -> Result<FetchedMedia, FetchError>;
 }
+
+/// Where a media file was kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredMedia {
+    /// SHA-256 of the bytes, lowercase hex: the exact-duplicate key.
+    pub sha256: String,
+    /// Path relative to the storage root.
+    pub relative_path: String,
+    pub size: u64,
+}
+
+/// Keeps media files, content-addressed: the same bytes are one file however many
+/// users send them.
+#[cfg_attr(test, mockall::automock)]
+#[async_trait]
+pub trait MediaFiles: Send + Sync {
+    /// Writes `bytes` (atomically) unless the same content is already kept.
+    ///
+    /// # Errors
+    /// When the disk fails; a retry may help.
+    async fn store(&self, bytes: &[u8], content_type: &str) -> std::io::Result<StoredMedia>;
+}
+
+/// What the bytes of an image say about it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ImageFacts {
+    pub width: u32,
+    pub height: u32,
+    pub hash: crate::domain::perceptual::ImageHash,
+}
+
+/// Reads media bytes: what they really are, and an image's size and perceptual hash.
+#[cfg_attr(test, mockall::automock)]
+pub trait MediaInspector: Send + Sync {
+    /// The content type the bytes show (magic numbers), if recognised.
+    fn sniff(&self, bytes: &[u8]) -> Option<&'static str>;
+
+    /// Decodes an image. CPU-heavy: call it on the blocking pool.
+    ///
+    /// # Errors
+    /// A message saying why the bytes are not an image we can read.
+    fn inspect_image(&self, bytes: &[u8]) -> Result<ImageFacts, String>;
+}

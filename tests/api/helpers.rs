@@ -56,6 +56,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     /// The URL signatures are computed over.
     pub signed_base: String,
+    /// The auth token signatures are made with.
+    pub auth_token: String,
     _dir: tempfile::TempDir,
 }
 
@@ -112,6 +114,7 @@ pub async fn spawn_app_with(customize: impl FnOnce(&mut HashMap<String, String>)
     .collect();
     customize(&mut vars);
     let signed_base = vars.get("PUBLIC_BASE_URL").cloned();
+    let auth_token = vars.get("TWILIO_AUTH_TOKEN").cloned().unwrap_or_else(|| AUTH_TOKEN.to_string());
     let config = Config::from_lookup(|k| vars.get(k).cloned()).expect("valid test config");
     let clock = Arc::new(TestClock(Mutex::new(Utc.with_ymd_and_hms(2026, 11, 26, 12, 0, 0).unwrap())));
     let app = Application::build_with_clock(&config, clock.clone()).await.expect("the app builds");
@@ -120,6 +123,7 @@ pub async fn spawn_app_with(customize: impl FnOnce(&mut HashMap<String, String>)
     let db = Database::connect(&database_url).await.unwrap();
     TestApp {
         signed_base: signed_base.unwrap_or_else(|| address.clone()),
+        auth_token,
         address,
         clock,
         db,
@@ -169,7 +173,7 @@ pub fn without_field(mut form: Vec<(String, String)>, name: &str) -> Vec<(String
 impl TestApp {
     /// Twilio's signature of `form` posted to `/webhook`.
     pub fn sign(&self, form: &[(String, String)]) -> String {
-        compute_signature(&Secret::new(AUTH_TOKEN), &format!("{}/webhook", self.signed_base), form)
+        compute_signature(&Secret::new(self.auth_token.as_str()), &format!("{}/webhook", self.signed_base), form)
     }
 
     /// Posts `form` to `/webhook` with a correct signature.
@@ -209,4 +213,20 @@ impl TestApp {
     pub async fn count(&self, table: &str) -> i64 {
         self.scalar(&format!("SELECT count(*) FROM {table}")).await
     }
+}
+
+/// Waits up to 20 s for `check` to hold, polling; panics with `what` otherwise.
+pub async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::time::Instant::now() < deadline {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for {what}");
 }

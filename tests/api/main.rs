@@ -3,7 +3,10 @@
 //! when `TEST_DATABASE_URL` names a server.
 
 mod commands;
+mod fake_twilio;
 mod health;
-mod jobs;
 mod helpers;
+mod jobs;
+mod media;
+mod twilio_adapters;
 mod webhook;

@@ -12,8 +12,8 @@ use sea_orm::{
 
 use super::{is_migrated, map_db_err};
 use crate::domain::model::{
-    InboundMessage, InteractionId, Job, JobId, MediaAsset, MediaAssetId, Memory, MemoryId, MemoryKind, MemoryPage, User,
-    UserId,
+    InboundMessage, InteractionId, Job, JobId, MediaAsset, MediaAssetId, Memory, MemoryId, MemoryKind, MemoryPage,
+    User, UserId,
 };
 use crate::domain::ports::{
     Delivery, InboundInsert, JobSettlement, NewJob, NewMediaAsset, NewMemory, Repository, RepositoryError, UnitOfWork,
@@ -261,7 +261,11 @@ impl UnitOfWork for PostgresTransaction {
         .map(drop)
     }
 
-    async fn claim_job(&mut self, now: DateTime<Utc>, lease_until: DateTime<Utc>) -> Result<Option<Job>, RepositoryError> {
+    async fn claim_job(
+        &mut self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Option<Job>, RepositoryError> {
         // SKIP LOCKED: another process claiming at the same moment takes the next job
         // instead of waiting for this one, and no job is ever claimed twice at once.
         let row = self
@@ -287,7 +291,12 @@ impl UnitOfWork for PostgresTransaction {
         .transpose()
     }
 
-    async fn settle_job(&mut self, job: JobId, settlement: JobSettlement, now: DateTime<Utc>) -> Result<(), RepositoryError> {
+    async fn settle_job(
+        &mut self,
+        job: JobId,
+        settlement: JobSettlement,
+        now: DateTime<Utc>,
+    ) -> Result<(), RepositoryError> {
         let (sql, values): (&str, Vec<Value>) = match settlement {
             JobSettlement::Done => (
                 "UPDATE jobs SET state = 'done', lease_until = NULL, updated_at = $2 WHERE id = $1",
@@ -311,7 +320,11 @@ impl UnitOfWork for PostgresTransaction {
         self.execute(sql, values).await.map(drop)
     }
 
-    async fn find_media_by_sha256(&mut self, user: UserId, sha256: &str) -> Result<Option<MediaAsset>, RepositoryError> {
+    async fn find_media_by_sha256(
+        &mut self,
+        user: UserId,
+        sha256: &str,
+    ) -> Result<Option<MediaAsset>, RepositoryError> {
         self.one(
             &format!("SELECT {MEDIA_COLUMNS} FROM media_assets WHERE user_id = $1 AND sha256 = $2"),
             vec![user.0.into(), sha256.into()],
@@ -322,18 +335,18 @@ impl UnitOfWork for PostgresTransaction {
         .transpose()
     }
 
-    async fn find_images_sharing_a_band(&mut self, user: UserId, bands: [i64; 6]) -> Result<Vec<MediaAsset>, RepositoryError> {
+    async fn find_images_sharing_a_band(
+        &mut self,
+        user: UserId,
+        bands: [i64; 6],
+    ) -> Result<Vec<MediaAsset>, RepositoryError> {
         let sql = (0..6)
             .map(|i| format!("SELECT {MEDIA_COLUMNS} FROM media_assets WHERE user_id = $1 AND band{i} = ${}", i + 2))
             .collect::<Vec<_>>()
             .join(" UNION ");
         let mut values: Vec<Value> = vec![user.0.into()];
         values.extend(bands.iter().map(|b| Value::from(*b)));
-        let rows = self
-            .transaction
-            .query_all_raw(statement(&sql, values))
-            .await
-            .map_err(map_db_err)?;
+        let rows = self.transaction.query_all_raw(statement(&sql, values)).await.map_err(map_db_err)?;
         rows.iter().map(media_from_row).collect()
     }
 

@@ -15,8 +15,8 @@ use tokio::sync::Semaphore;
 
 use super::sqlite_writer::SqliteWriter;
 use crate::domain::model::{
-    InboundMessage, InteractionId, Job, JobId, MediaAsset, MediaAssetId, Memory, MemoryId, MemoryKind, MemoryPage, User,
-    UserId,
+    InboundMessage, InteractionId, Job, JobId, MediaAsset, MediaAssetId, Memory, MemoryId, MemoryKind, MemoryPage,
+    User, UserId,
 };
 use crate::domain::ports::{
     Delivery, InboundInsert, JobSettlement, NewJob, NewMediaAsset, NewMemory, Repository, RepositoryError, UnitOfWork,
@@ -381,7 +381,11 @@ impl UnitOfWork for SqliteTransaction<'_> {
             .map_err(map_sqlite_err)
     }
 
-    async fn claim_job(&mut self, now: DateTime<Utc>, lease_until: DateTime<Utc>) -> Result<Option<Job>, RepositoryError> {
+    async fn claim_job(
+        &mut self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Option<Job>, RepositoryError> {
         // One process owns an SQLite file's writer, so no row lock is needed: the writer
         // runs one claim at a time.
         self.connection
@@ -408,7 +412,12 @@ impl UnitOfWork for SqliteTransaction<'_> {
             .map_err(map_sqlite_err)
     }
 
-    async fn settle_job(&mut self, job: JobId, settlement: JobSettlement, now: DateTime<Utc>) -> Result<(), RepositoryError> {
+    async fn settle_job(
+        &mut self,
+        job: JobId,
+        settlement: JobSettlement,
+        now: DateTime<Utc>,
+    ) -> Result<(), RepositoryError> {
         let now = sqlite_timestamp(now);
         let result = match settlement {
             JobSettlement::Done => self
@@ -439,14 +448,22 @@ impl UnitOfWork for SqliteTransaction<'_> {
         result.map(drop).map_err(map_sqlite_err)
     }
 
-    async fn find_media_by_sha256(&mut self, user: UserId, sha256: &str) -> Result<Option<MediaAsset>, RepositoryError> {
+    async fn find_media_by_sha256(
+        &mut self,
+        user: UserId,
+        sha256: &str,
+    ) -> Result<Option<MediaAsset>, RepositoryError> {
         self.connection
             .prepare_cached(&format!("SELECT {MEDIA_COLUMNS} FROM media_assets WHERE user_id = ?1 AND sha256 = ?2"))
             .and_then(|mut s| s.query_row(params![user.0, sha256], media_from_row).optional())
             .map_err(map_sqlite_err)
     }
 
-    async fn find_images_sharing_a_band(&mut self, user: UserId, bands: [i64; 6]) -> Result<Vec<MediaAsset>, RepositoryError> {
+    async fn find_images_sharing_a_band(
+        &mut self,
+        user: UserId,
+        bands: [i64; 6],
+    ) -> Result<Vec<MediaAsset>, RepositoryError> {
         // Six indexed equality lookups (user_id, band_i), never a scan of the hashes.
         let sql = (0..6)
             .map(|i| format!("SELECT {MEDIA_COLUMNS} FROM media_assets WHERE user_id = ?1 AND band{i} = ?{}", i + 2))
@@ -455,8 +472,11 @@ impl UnitOfWork for SqliteTransaction<'_> {
         self.connection
             .prepare_cached(&sql)
             .and_then(|mut s| {
-                s.query_map(params![user.0, bands[0], bands[1], bands[2], bands[3], bands[4], bands[5]], media_from_row)?
-                    .collect()
+                s.query_map(
+                    params![user.0, bands[0], bands[1], bands[2], bands[3], bands[4], bands[5]],
+                    media_from_row,
+                )?
+                .collect()
             })
             .map_err(map_sqlite_err)
     }

@@ -1,5 +1,11 @@
-//! Twilio: the webhook's signature and TwiML answers.
+//! Twilio: the webhook's signature, form and TwiML answers; sending messages and fetching
+//! media through its REST API.
 
 pub mod form;
+pub mod media;
+pub mod sender;
 pub mod signature;
 pub mod twiml;
+mod unconfigured;
+
+pub use unconfigured::UnconfiguredFetcher;

@@ -1,0 +1,479 @@
+//! Image decoding and content sniffing for inbound media: dimensions and a perceptual hash
+//! (aHash) for near-duplicate detection, and the real content type judged from the bytes.
+
+use std::io::Cursor;
+
+use image::error::ImageError;
+use image::imageops::FilterType;
+use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits};
+
+use crate::domain::perceptual::ImageHash;
+
+/// The largest image (in pixels) we decode: 40 megapixels is well above any phone camera
+/// WhatsApp delivers, and refuses decompression bombs before their pixels are allocated.
+const MAX_PIXELS: u64 = 40_000_000;
+
+/// The most memory the decoder may allocate for one image.
+const MAX_ALLOC_BYTES: u64 = 512 * 1024 * 1024;
+
+/// Side of the grid the aHash is computed on (8 x 8 = 64 bits).
+const HASH_SIDE: u32 = 8;
+
+/// What the service needs to know about an inbound image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageInfo {
+    /// Width in pixels as displayed (after the EXIF orientation is applied).
+    pub width: u32,
+    /// Height in pixels as displayed (after the EXIF orientation is applied).
+    pub height: u32,
+    /// The perceptual hash used to find near duplicates of this image.
+    pub hash: ImageHash,
+    /// The format found in the bytes: `"jpeg"`, `"png"`, `"webp"` or `"gif"`.
+    pub format: &'static str,
+}
+
+/// Why an image could not be inspected. None of these get better on retry: the bytes are
+/// what they are.
+#[derive(Debug, thiserror::Error)]
+pub enum ImagingError {
+    /// The bytes are not JPEG, PNG, WebP or GIF (or use a feature of one the decoder lacks).
+    #[error("unsupported image format")]
+    Unsupported,
+    /// The bytes claim a supported format but do not decode (truncated or damaged).
+    #[error("corrupt image: {0}")]
+    Corrupt(String),
+    /// The image is larger than the decoding limits (a likely decompression bomb).
+    #[error("image exceeds the decoding limits ({MAX_PIXELS} pixels, {MAX_ALLOC_BYTES} bytes)")]
+    TooLarge,
+}
+
+impl From<ImageError> for ImagingError {
+    fn from(error: ImageError) -> Self {
+        match error {
+            ImageError::Unsupported(_) => Self::Unsupported,
+            ImageError::Limits(_) => Self::TooLarge,
+            other => Self::Corrupt(other.to_string()),
+        }
+    }
+}
+
+/// Decodes `bytes` and returns the image's displayed dimensions, aHash and real format.
+///
+/// The format is guessed from the bytes, never from a declared content type, and decoding is
+/// bounded (40 megapixels, 512 MiB), so hostile input fails cleanly. This is CPU-heavy
+/// (about 100 ms for a 12-megapixel JPEG in a release build): async callers must run it inside
+/// `tokio::task::spawn_blocking`.
+///
+/// # Errors
+/// [`ImagingError::Unsupported`] for anything but JPEG, PNG, WebP or GIF,
+/// [`ImagingError::TooLarge`] past the limits, [`ImagingError::Corrupt`] when the bytes do
+/// not decode.
+pub fn inspect_image(bytes: &[u8]) -> Result<ImageInfo, ImagingError> {
+    let mut reader = ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|error| ImagingError::Corrupt(error.to_string()))?;
+    let format = match reader.format() {
+        Some(ImageFormat::Jpeg) => "jpeg",
+        Some(ImageFormat::Png) => "png",
+        Some(ImageFormat::WebP) => "webp",
+        Some(ImageFormat::Gif) => "gif",
+        _ => return Err(ImagingError::Unsupported),
+    };
+    // The JPEG decoder renders a truncated scan as grey instead of failing, which would give
+    // a half-received photo a wrong hash; refuse it here.
+    if format == "jpeg" && !jpeg_reaches_end_of_image(bytes) {
+        return Err(ImagingError::Corrupt("truncated JPEG: no end-of-image marker".to_owned()));
+    }
+    let mut limits = Limits::default();
+    limits.max_alloc = Some(MAX_ALLOC_BYTES);
+    reader.limits(limits.clone());
+
+    let mut decoder = reader.into_decoder()?;
+    let (width, height) = decoder.dimensions();
+    if u64::from(width) * u64::from(height) > MAX_PIXELS {
+        return Err(ImagingError::TooLarge);
+    }
+    // The decoder checks its own allocations; reserve the output buffer as well, as
+    // `ImageReader::decode` does.
+    limits.reserve(decoder.total_bytes())?;
+    let orientation = decoder.orientation()?;
+    let mut image = DynamicImage::from_decoder(decoder)?;
+    image.apply_orientation(orientation);
+
+    Ok(ImageInfo { width: image.width(), height: image.height(), hash: average_hash(&image), format })
+}
+
+/// The 64-bit average hash (aHash) of an image.
+///
+/// The image is converted to 8-bit grayscale, resized to 8 x 8 with a triangle (bilinear)
+/// filter, which averages every source pixel into the grid, and each of the 64 cells is
+/// compared with their mean. Bit order: bit `i` (bit 0 = least significant) is the cell at
+/// row `i / 8`, column `i % 8`, counted from the top-left, and is 1 when that cell is
+/// brighter than the mean.
+///
+/// Triangle rather than Lanczos3: re-encoding the sample photo and screenshot at JPEG
+/// quality 20 to 90 and scaling them to 1/1 to 1/4 moved the hash by 0 to 1 bits with
+/// Triangle (4 at quality 20, third size) and 0 to 2 with Lanczos3, and Triangle is cheaper.
+fn average_hash(image: &DynamicImage) -> ImageHash {
+    let gray = image.to_luma8();
+    let small = image::imageops::resize(&gray, HASH_SIDE, HASH_SIDE, FilterType::Triangle);
+    let sum: u64 = small.pixels().map(|pixel| u64::from(pixel.0[0])).sum();
+    let count = u64::from(HASH_SIDE * HASH_SIDE);
+    // `pixel > sum / count` without rounding: compare `pixel * count` with `sum`.
+    let bits = small
+        .pixels()
+        .enumerate()
+        .filter(|(_, pixel)| u64::from(pixel.0[0]) * count > sum)
+        .fold(0u64, |bits, (index, _)| bits | 1 << index);
+    ImageHash(bits)
+}
+
+/// Whether a JPEG's segments run through to its end-of-image (EOI) marker.
+///
+/// Walks the marker segments from the start-of-image marker, skipping each by its length
+/// (so an EXIF thumbnail's own EOI is never mistaken for the image's), and the
+/// entropy-coded data after each start-of-scan up to the next real marker (`FF 00` is a
+/// stuffed byte, `FF D0`..`FF D7` restart markers). Bytes after EOI are allowed: some
+/// cameras append data there.
+fn jpeg_reaches_end_of_image(bytes: &[u8]) -> bool {
+    const START_OF_SCAN: u8 = 0xDA;
+    const END_OF_IMAGE: u8 = 0xD9;
+    let is_standalone = |marker: u8| matches!(marker, 0x01 | 0xD0..=0xD8);
+    let mut position = 2; // after SOI (FF D8)
+    loop {
+        // A marker: one or more 0xFF (fill bytes allowed), then its code.
+        if bytes.get(position) != Some(&0xFF) {
+            return false;
+        }
+        while bytes.get(position) == Some(&0xFF) {
+            position += 1;
+        }
+        let Some(&marker) = bytes.get(position) else {
+            return false;
+        };
+        position += 1;
+        if marker == END_OF_IMAGE {
+            return true;
+        }
+        if is_standalone(marker) {
+            continue;
+        }
+        let Some(length) = bytes.get(position..position + 2) else {
+            return false;
+        };
+        let length = usize::from(u16::from_be_bytes([length[0], length[1]]));
+        if length < 2 || position + length > bytes.len() {
+            return false;
+        }
+        position += length;
+        if marker == START_OF_SCAN {
+            // Skip entropy-coded data up to the next marker that is not a stuffed byte or a
+            // restart marker.
+            loop {
+                let Some(offset) = bytes[position..].iter().position(|&byte| byte == 0xFF) else {
+                    return false;
+                };
+                position += offset;
+                match bytes.get(position + 1) {
+                    None => return false,
+                    Some(0x00 | 0xD0..=0xD7) => position += 2,
+                    Some(0xFF) => position += 1,
+                    Some(_) => break,
+                }
+            }
+        }
+    }
+}
+
+/// The content type the bytes really have, judged from their magic numbers: WhatsApp users
+/// and Twilio's declared types can be wrong, and only the bytes say what a file is.
+///
+/// Recognised: `image/jpeg`, `image/png`, `image/webp`, `image/gif`, `audio/ogg`,
+/// `audio/amr` (AMR and AMR-WB), `audio/mpeg` (ID3 tag or MPEG frame sync), `audio/aac`
+/// (ADTS), `audio/mp4` / `video/mp4` / `video/3gpp` (by the `ftyp` major brand),
+/// `application/pdf`, `text/vcard`, `application/zip` (also docx, xlsx, …) and `audio/wav`.
+/// Returns `None` for anything else, for the caller to treat as opaque bytes.
+pub fn sniff_content_type(bytes: &[u8]) -> Option<&'static str> {
+    let riff_form = |form: &[u8; 4]| bytes.len() >= 12 && bytes.starts_with(b"RIFF") && &bytes[8..12] == form;
+    if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
+        Some("image/jpeg")
+    } else if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
+        Some("image/png")
+    } else if riff_form(b"WEBP") {
+        Some("image/webp")
+    } else if bytes.starts_with(b"GIF87a") || bytes.starts_with(b"GIF89a") {
+        Some("image/gif")
+    } else if bytes.starts_with(b"OggS") {
+        Some("audio/ogg")
+    } else if bytes.starts_with(b"#!AMR") {
+        Some("audio/amr")
+    } else if riff_form(b"WAVE") {
+        Some("audio/wav")
+    } else if bytes.starts_with(b"%PDF") {
+        Some("application/pdf")
+    } else if bytes.starts_with(b"PK\x03\x04") {
+        Some("application/zip")
+    } else if bytes.len() >= 12 && &bytes[4..8] == b"ftyp" {
+        Some(iso_media_type(&bytes[8..12]))
+    } else if bytes.starts_with(b"ID3") {
+        Some("audio/mpeg")
+    } else if let [0xFF, second, ..] = *bytes {
+        frame_sync_type(second)
+    } else if is_vcard(bytes) {
+        Some("text/vcard")
+    } else {
+        None
+    }
+}
+
+/// The content type of an ISO base media file (MP4 family) from its `ftyp` major brand.
+fn iso_media_type(major_brand: &[u8]) -> &'static str {
+    match major_brand {
+        b"M4A " | b"M4B " => "audio/mp4",
+        brand if brand.starts_with(b"3gp") => "video/3gpp",
+        _ => "video/mp4",
+    }
+}
+
+/// The content type of a stream starting with `0xFF` then `second`: an ADTS (AAC) header, an
+/// MPEG audio frame, or neither.
+fn frame_sync_type(second: u8) -> Option<&'static str> {
+    // Both need the top 3 bits of the second byte set (the sync word's tail). The 2-bit
+    // "layer" field after the version bit(s) is always 00 in ADTS, and 00 is reserved in
+    // MPEG audio, which tells the two apart. ADTS also needs a 12-bit sync word (0xFFF).
+    let layer = (second >> 1) & 0b11;
+    if second & 0xF6 == 0xF0 {
+        Some("audio/aac")
+    } else if second & 0xE0 == 0xE0 && layer != 0 {
+        Some("audio/mpeg")
+    } else {
+        None
+    }
+}
+
+/// Whether the bytes are a vCard: `BEGIN:VCARD` in any case, after an optional UTF-8 byte
+/// order mark and whitespace.
+fn is_vcard(bytes: &[u8]) -> bool {
+    let without_bom = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    let text = without_bom.trim_ascii_start();
+    text.len() >= 11 && text[..11].eq_ignore_ascii_case(b"BEGIN:VCARD")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Cursor;
+
+    use image::codecs::jpeg::JpegEncoder;
+    use image::{ImageFormat, Rgb, RgbImage};
+
+    use super::*;
+    use crate::domain::perceptual::{hamming, MAX_NEAR_DUPLICATE_DISTANCE};
+
+    const PHOTO: &[u8] = include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/samples/photo_penne.jpg"));
+    const SCREENSHOT: &[u8] =
+        include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/samples/screenshot_lambdatest.jpg"));
+    const VOICE_NOTE: &[u8] =
+        include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/samples/voice_note_basil.ogg"));
+
+    /// The photo as WhatsApp might forward it again: half the size, re-encoded at quality 60.
+    fn recompressed_half_size(bytes: &[u8]) -> Vec<u8> {
+        let original = image::load_from_memory(bytes).expect("sample decodes");
+        let half =
+            original.resize_exact(original.width() / 2, original.height() / 2, image::imageops::FilterType::Triangle);
+        let mut out = Vec::new();
+        JpegEncoder::new_with_quality(&mut out, 60).encode_image(&half.to_rgb8()).expect("jpeg encodes");
+        out
+    }
+
+    /// A PNG that goes from black at the top to white at the bottom.
+    fn gradient_png(width: u32, height: u32) -> Vec<u8> {
+        let image = RgbImage::from_fn(width, height, |_, y| {
+            let level = (y * 255 / height) as u8;
+            Rgb([level, level, level])
+        });
+        let mut out = Cursor::new(Vec::new());
+        image.write_to(&mut out, ImageFormat::Png).expect("png encodes");
+        out.into_inner()
+    }
+
+    #[test]
+    fn the_real_photo_and_screenshot_report_their_dimensions_and_format() {
+        let photo = inspect_image(PHOTO).expect("photo decodes");
+        assert_eq!((photo.width, photo.height, photo.format), (998, 1280, "jpeg"));
+        let screenshot = inspect_image(SCREENSHOT).expect("screenshot decodes");
+        assert_eq!((screenshot.width, screenshot.height, screenshot.format), (1280, 665, "jpeg"));
+    }
+
+    #[test]
+    fn a_recompressed_half_size_copy_of_the_photo_is_a_near_duplicate() {
+        let original = inspect_image(PHOTO).expect("photo decodes");
+        let copy_bytes = recompressed_half_size(PHOTO);
+        assert_ne!(copy_bytes, PHOTO);
+        let copy = inspect_image(&copy_bytes).expect("copy decodes");
+        assert_eq!((copy.width, copy.height), (499, 640));
+        let distance = hamming(original.hash, copy.hash);
+        assert!(distance <= MAX_NEAR_DUPLICATE_DISTANCE, "distance {distance}");
+    }
+
+    #[test]
+    fn a_recompressed_half_size_copy_of_the_screenshot_is_a_near_duplicate() {
+        let original = inspect_image(SCREENSHOT).expect("screenshot decodes");
+        let copy = inspect_image(&recompressed_half_size(SCREENSHOT)).expect("copy decodes");
+        let distance = hamming(original.hash, copy.hash);
+        assert!(distance <= MAX_NEAR_DUPLICATE_DISTANCE, "distance {distance}");
+    }
+
+    #[test]
+    fn the_photo_and_the_screenshot_are_far_apart() {
+        let photo = inspect_image(PHOTO).expect("photo decodes");
+        let screenshot = inspect_image(SCREENSHOT).expect("screenshot decodes");
+        let distance = hamming(photo.hash, screenshot.hash);
+        assert!(distance > 10, "distance {distance}");
+    }
+
+    #[test]
+    fn the_hash_is_deterministic() {
+        assert_eq!(inspect_image(PHOTO).expect("decodes").hash, inspect_image(PHOTO).expect("decodes").hash);
+    }
+
+    #[test]
+    fn the_hash_bits_follow_row_major_order_from_the_top_left() {
+        // Left half dark, right half bright: in every row, columns 4..8 are above the mean.
+        let image = RgbImage::from_fn(64, 64, |x, _| if x < 32 { Rgb([10, 10, 10]) } else { Rgb([240, 240, 240]) });
+        let mut png = Cursor::new(Vec::new());
+        image.write_to(&mut png, ImageFormat::Png).expect("png encodes");
+        let info = inspect_image(png.get_ref()).expect("png decodes");
+        assert_eq!(info.hash, ImageHash(0xF0F0_F0F0_F0F0_F0F0));
+    }
+
+    #[test]
+    fn a_generated_png_is_inspected() {
+        let info = inspect_image(&gradient_png(120, 80)).expect("png decodes");
+        assert_eq!((info.width, info.height, info.format), (120, 80, "png"));
+        // A vertical gradient: the bottom four rows (bits 32..64) are above the mean.
+        assert_eq!(info.hash, ImageHash(0xFFFF_FFFF_0000_0000));
+    }
+
+    #[test]
+    fn a_truncated_jpeg_is_corrupt() {
+        let truncated = &PHOTO[..PHOTO.len() / 2];
+        assert!(matches!(inspect_image(truncated), Err(ImagingError::Corrupt(_))));
+        let header_only = &PHOTO[..200];
+        assert!(matches!(inspect_image(header_only), Err(ImagingError::Corrupt(_))));
+        let without_end_marker = &PHOTO[..PHOTO.len() - 2];
+        assert!(matches!(inspect_image(without_end_marker), Err(ImagingError::Corrupt(_))));
+    }
+
+    #[test]
+    fn the_end_of_image_check_accepts_complete_jpegs_and_trailing_bytes() {
+        assert!(jpeg_reaches_end_of_image(PHOTO));
+        assert!(jpeg_reaches_end_of_image(SCREENSHOT));
+        assert!(jpeg_reaches_end_of_image(&recompressed_half_size(PHOTO)));
+        let mut with_trailer = PHOTO.to_vec();
+        with_trailer.extend_from_slice(b"camera trailer");
+        assert!(jpeg_reaches_end_of_image(&with_trailer));
+        assert_eq!(inspect_image(&with_trailer).expect("decodes").hash, inspect_image(PHOTO).expect("decodes").hash);
+    }
+
+    #[test]
+    fn random_bytes_are_unsupported() {
+        let mut state = 0x1234_5678_9abc_def0u64;
+        let noise: Vec<u8> = (0..4096)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                (state >> 56) as u8
+            })
+            .collect();
+        assert!(matches!(inspect_image(&noise), Err(ImagingError::Unsupported)));
+        assert!(matches!(inspect_image(&[]), Err(ImagingError::Unsupported)));
+    }
+
+    #[test]
+    fn a_non_image_with_a_known_magic_number_is_unsupported() {
+        assert!(matches!(inspect_image(VOICE_NOTE), Err(ImagingError::Unsupported)));
+    }
+
+    #[test]
+    fn a_decompression_bomb_is_refused_before_decoding() {
+        // A valid PNG header claiming 20000 x 20000 pixels (400 megapixels), no pixel data.
+        let mut png = gradient_png(1, 1);
+        png[16..20].copy_from_slice(&20_000u32.to_be_bytes());
+        png[20..24].copy_from_slice(&20_000u32.to_be_bytes());
+        let crc = crc32(&png[12..29]);
+        png[29..33].copy_from_slice(&crc.to_be_bytes());
+        assert!(matches!(inspect_image(&png), Err(ImagingError::TooLarge)));
+    }
+
+    /// CRC-32 (IEEE), to keep the doctored PNG header valid so the limit, not a checksum
+    /// error, is what refuses it.
+    fn crc32(bytes: &[u8]) -> u32 {
+        let mut crc = 0xFFFF_FFFFu32;
+        for &byte in bytes {
+            crc ^= u32::from(byte);
+            for _ in 0..8 {
+                crc = if crc & 1 == 1 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+            }
+        }
+        !crc
+    }
+
+    #[test]
+    fn sniffing_recognises_each_type_from_its_header() {
+        let cases: &[(&[u8], &str)] = &[
+            (b"\xFF\xD8\xFF\xE0\x00\x10JFIF", "image/jpeg"),
+            (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "image/png"),
+            (b"RIFF\x24\x00\x00\x00WEBPVP8 ", "image/webp"),
+            (b"GIF89a\x01\x00\x01\x00", "image/gif"),
+            (b"GIF87a\x01\x00\x01\x00", "image/gif"),
+            (b"OggS\x00\x02\x00\x00", "audio/ogg"),
+            (b"#!AMR\n\x3c", "audio/amr"),
+            (b"#!AMR-WB\n", "audio/amr"),
+            (b"ID3\x04\x00\x00\x00\x00", "audio/mpeg"),
+            (b"\xFF\xFB\x90\x64\x00", "audio/mpeg"),
+            (b"\xFF\xF3\x48\xC4", "audio/mpeg"),
+            (b"\xFF\xE3\x18\xC4", "audio/mpeg"),
+            (b"\xFF\xF1\x50\x80\x02\x1F\xFC", "audio/aac"),
+            (b"\xFF\xF9\x50\x80\x02\x1F\xFC", "audio/aac"),
+            (b"\x00\x00\x00\x20ftypM4A \x00\x00\x00\x00", "audio/mp4"),
+            (b"\x00\x00\x00\x18ftyp3gp4\x00\x00\x00\x00", "video/3gpp"),
+            (b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00", "video/mp4"),
+            (b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00", "video/mp4"),
+            (b"%PDF-1.7\n", "application/pdf"),
+            (b"BEGIN:VCARD\r\nVERSION:3.0\r\n", "text/vcard"),
+            (b"\xEF\xBB\xBF \r\n\tbegin:vcard\r\n", "text/vcard"),
+            (b"PK\x03\x04\x14\x00\x06\x00", "application/zip"),
+            (b"RIFF\x24\x08\x00\x00WAVEfmt ", "audio/wav"),
+        ];
+        for (bytes, expected) in cases {
+            assert_eq!(sniff_content_type(bytes), Some(*expected), "{bytes:02x?}");
+        }
+    }
+
+    #[test]
+    fn sniffing_recognises_the_real_media() {
+        assert_eq!(sniff_content_type(VOICE_NOTE), Some("audio/ogg"));
+        assert_eq!(sniff_content_type(PHOTO), Some("image/jpeg"));
+        assert_eq!(sniff_content_type(SCREENSHOT), Some("image/jpeg"));
+        assert_eq!(sniff_content_type(&gradient_png(2, 2)), Some("image/png"));
+    }
+
+    #[test]
+    fn sniffing_returns_none_for_unknown_or_too_short_bytes() {
+        let cases: &[&[u8]] = &[
+            b"",
+            b"hello, world",
+            b"RIFF\x00\x00\x00\x00AVI ",
+            b"RIFF",
+            b"\xFF",
+            b"\xFF\xE1\x00",         // layer bits 00 without the 12-bit ADTS sync: neither
+            b"\x00\x00\x00\x18ftyp", // box too short to hold a brand
+            b"VCARD",
+            b"<html>BEGIN:VCARD",
+        ];
+        for bytes in cases {
+            assert_eq!(sniff_content_type(bytes), None, "{bytes:02x?}");
+        }
+    }
+}

@@ -1,0 +1,30 @@
+//! The media ports over the file store and the image decoder: the use case sees
+//! `MediaFiles` and `MediaInspector`, never the `image` crate or the file system.
+
+use async_trait::async_trait;
+
+use super::imaging::{inspect_image, sniff_content_type};
+use super::storage::{extension_for, MediaStorage};
+use crate::domain::ports::{ImageFacts, MediaFiles, MediaInspector, StoredMedia};
+
+#[async_trait]
+impl MediaFiles for MediaStorage {
+    async fn store(&self, bytes: &[u8], content_type: &str) -> std::io::Result<StoredMedia> {
+        let stored = MediaStorage::store(self, bytes, extension_for(content_type)).await?;
+        Ok(StoredMedia { sha256: stored.sha256, relative_path: stored.relative_path, size: stored.size })
+    }
+}
+
+/// Reads media bytes with the `image` crate and magic numbers.
+pub struct ImageInspector;
+
+impl MediaInspector for ImageInspector {
+    fn sniff(&self, bytes: &[u8]) -> Option<&'static str> {
+        sniff_content_type(bytes)
+    }
+
+    fn inspect_image(&self, bytes: &[u8]) -> Result<ImageFacts, String> {
+        let info = inspect_image(bytes).map_err(|e| e.to_string())?;
+        Ok(ImageFacts { width: info.width, height: info.height, hash: info.hash })
+    }
+}

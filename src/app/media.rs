@@ -1,0 +1,258 @@
+//! One media item of an inbound message, off the request path: fetch it, keep the file,
+//! de-duplicate it for this user (exact bytes, then perceptually for images), save it as
+//! a memory and tell the user, all settled in one transaction with the job itself.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+
+use super::jobs::{JobError, JobHandler};
+use super::notify::{queue_reply, QueuedReply};
+use crate::domain::model::{InteractionId, Job, MediaAsset, MemoryKind, UserId};
+use crate::domain::perceptual::{bands, hamming, ImageHash};
+use crate::domain::ports::{
+    transact, Clock, FetchError, ImageFacts, JobSettlement, MediaFetcher, MediaFiles, MediaInspector, NewMediaAsset,
+    NewMemory, Repository, UnitOfWork,
+};
+
+/// What the webhook queued for one media item.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct MediaJob {
+    pub user_id: i64,
+    pub interaction_id: i64,
+    pub index: i32,
+    pub url: String,
+    pub content_type: String,
+    pub caption: String,
+    /// Where replies go (E.164).
+    pub phone: String,
+    /// The user's zone when they sent it (`None`: the service default).
+    pub timezone: Option<String>,
+}
+
+/// Media handling settings.
+#[derive(Debug, Clone, Copy)]
+pub struct MediaSettings {
+    /// Images at most this Hamming distance apart are the same photo (0 turns it off).
+    pub near_duplicate_distance: u32,
+    pub default_timezone: Tz,
+}
+
+/// Runs media jobs.
+pub struct MediaJobHandler {
+    repository: Arc<dyn Repository>,
+    fetcher: Arc<dyn MediaFetcher>,
+    files: Arc<dyn MediaFiles>,
+    inspector: Arc<dyn MediaInspector>,
+    clock: Arc<dyn Clock>,
+    settings: MediaSettings,
+}
+
+impl MediaJobHandler {
+    /// Wires the handler to its ports.
+    pub fn new(
+        repository: Arc<dyn Repository>,
+        fetcher: Arc<dyn MediaFetcher>,
+        files: Arc<dyn MediaFiles>,
+        inspector: Arc<dyn MediaInspector>,
+        clock: Arc<dyn Clock>,
+        settings: MediaSettings,
+    ) -> Self {
+        Self { repository, fetcher, files, inspector, clock, settings }
+    }
+}
+
+/// What one media item turned out to be, decided inside the final transaction.
+enum Outcome {
+    Saved(MemoryKind),
+    Duplicate,
+    NearDuplicate(DateTime<Utc>),
+}
+
+fn fetch_error(error: FetchError) -> JobError {
+    match error {
+        FetchError::Retryable(message) => JobError::Retryable { message, retry_after: None },
+        FetchError::TooLarge { limit } => {
+            JobError::Permanent(format!("it is larger than {} MB", (limit as f64 / 1_048_576.0).round()))
+        }
+        FetchError::Refused(_) => JobError::Permanent("its link does not point at Twilio".into()),
+        FetchError::Gone(_) => JobError::Permanent("Twilio no longer has it".into()),
+    }
+}
+
+/// The searchable text of a media memory: the caption, else a short description with
+/// the date, so that media is found by caption and listed by date.
+fn describe(kind: MemoryKind, caption: &str, facts: Option<&ImageFacts>, size: u64, received: DateTime<Tz>) -> String {
+    let caption = caption.trim();
+    if !caption.is_empty() {
+        return caption.to_string();
+    }
+    let date = received.format("%Y-%m-%d %H:%M");
+    let noun = kind.noun();
+    let mut noun = noun.to_string();
+    if let Some(first) = noun.get_mut(0..1) {
+        first.make_ascii_uppercase();
+    }
+    match facts {
+        Some(facts) => format!("{noun} {}×{}, received {date}", facts.width, facts.height),
+        None => format!("{noun} ({} KB), received {date}", size.div_ceil(1024)),
+    }
+}
+
+fn reply_text(outcome: &Outcome, zone: Tz) -> String {
+    match outcome {
+        Outcome::Saved(MemoryKind::Image) => "📷 Photo saved ✅".into(),
+        Outcome::Saved(MemoryKind::Audio) => "🎙️ Voice note saved ✅".into(),
+        Outcome::Saved(MemoryKind::Video) => "🎬 Video saved ✅".into(),
+        Outcome::Saved(MemoryKind::Contact) => "👤 Contact saved ✅".into(),
+        Outcome::Saved(_) => "📄 Document saved ✅".into(),
+        Outcome::Duplicate => "This media is already saved ✅".into(),
+        Outcome::NearDuplicate(original) => format!(
+            "This photo is already saved ✅ (a near-identical copy from {})",
+            original.with_timezone(&zone).format("%Y-%m-%d")
+        ),
+    }
+}
+
+/// The closest of `candidates` within `max_distance` of `hash`.
+fn nearest(candidates: &[MediaAsset], hash: ImageHash, max_distance: u32) -> Option<&MediaAsset> {
+    candidates
+        .iter()
+        .filter_map(|c| c.ahash.map(|h| (c, hamming(ImageHash::from_i64(h), hash))))
+        .filter(|(_, distance)| *distance <= max_distance)
+        .min_by_key(|(c, distance)| (*distance, c.id))
+        .map(|(c, _)| c)
+}
+
+#[async_trait]
+impl JobHandler for MediaJobHandler {
+    async fn run(&self, job: &Job) -> Result<(), JobError> {
+        let item: MediaJob = serde_json::from_value(job.payload.clone())
+            .map_err(|e| JobError::Permanent(format!("malformed media job: {e}")))?;
+        let fetched = self.fetcher.fetch(&item.url).await.map_err(fetch_error)?;
+        let declared = item.content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+        // Trust the bytes over what was declared.
+        let content_type = self.inspector.sniff(&fetched.bytes).map(str::to_string).unwrap_or_else(|| {
+            if declared.is_empty() {
+                "application/octet-stream".into()
+            } else {
+                declared
+            }
+        });
+        let kind = MemoryKind::for_content_type(&content_type);
+        let stored = self
+            .files
+            .store(&fetched.bytes, &content_type)
+            .await
+            .map_err(|e| JobError::Retryable { message: format!("cannot store the file: {e}"), retry_after: None })?;
+        let facts = if kind == MemoryKind::Image {
+            let inspector = self.inspector.clone();
+            let bytes = fetched.bytes;
+            match tokio::task::spawn_blocking(move || inspector.inspect_image(&bytes)).await {
+                Ok(Ok(facts)) => Some(facts),
+                Ok(Err(reason)) => {
+                    tracing::warn!(%reason, "an image that does not decode is kept as a file");
+                    None
+                }
+                Err(error) => return Err(JobError::Permanent(format!("the image could not be read: {error}"))),
+            }
+        } else {
+            None
+        };
+
+        let now = self.clock.now();
+        let zone = item.timezone.as_deref().and_then(|z| z.parse().ok()).unwrap_or(self.settings.default_timezone);
+        let text = describe(kind, &item.caption, facts.as_ref(), stored.size, now.with_timezone(&zone));
+        let max_distance = self.settings.near_duplicate_distance;
+        let job_id = job.id;
+        transact(&*self.repository, move |tx| {
+            Box::pin(async move {
+                let user = UserId(item.user_id);
+                let interaction = InteractionId(item.interaction_id);
+                let outcome = if let Some(existing) = tx.find_media_by_sha256(user, &stored.sha256).await? {
+                    tx.link_interaction_media(interaction, item.index, existing.id, "duplicate").await?;
+                    Outcome::Duplicate
+                } else if let Some(original) = near_duplicate(tx, user, facts.as_ref(), max_distance).await? {
+                    tx.link_interaction_media(interaction, item.index, original.id, "near_duplicate").await?;
+                    Outcome::NearDuplicate(original.created_at)
+                } else {
+                    let asset = tx
+                        .insert_media_asset(NewMediaAsset {
+                            user_id: user,
+                            interaction_id: Some(interaction),
+                            sha256: stored.sha256.clone(),
+                            ahash: facts.map(|f| f.hash.to_i64()),
+                            bands: facts.map(|f| bands(f.hash)),
+                            media_url: Some(item.url.clone()),
+                            local_path: stored.relative_path.clone(),
+                            content_type: content_type.clone(),
+                            size_bytes: stored.size as i64,
+                            width_px: facts.map(|f| f.width as i32),
+                            height_px: facts.map(|f| f.height as i32),
+                            duration_seconds: None,
+                            created_at: now,
+                        })
+                        .await?;
+                    tx.save_memory(NewMemory {
+                        user_id: user,
+                        interaction_id: Some(interaction),
+                        media_asset_id: Some(asset),
+                        kind,
+                        text,
+                        created_at: now,
+                    })
+                    .await?;
+                    tx.link_interaction_media(interaction, item.index, asset, "saved").await?;
+                    Outcome::Saved(kind)
+                };
+                let reply = QueuedReply {
+                    user_id: item.user_id,
+                    to: item.phone.clone(),
+                    body: reply_text(&outcome, zone),
+                    in_reply_to: Some(item.interaction_id),
+                };
+                queue_reply(tx, reply, now).await?;
+                tx.settle_job(job_id, JobSettlement::Done, now).await
+            })
+        })
+        .await?;
+        Ok(())
+    }
+
+    async fn dead_lettered(&self, job: &Job, error: &str) {
+        let Ok(item) = serde_json::from_value::<MediaJob>(job.payload.clone()) else {
+            return;
+        };
+        let noun = MemoryKind::for_content_type(&item.content_type).noun();
+        let reply = QueuedReply {
+            user_id: item.user_id,
+            to: item.phone,
+            body: format!("Sorry, I could not save your {noun}: {error}. Please send it again."),
+            in_reply_to: Some(item.interaction_id),
+        };
+        let now = self.clock.now();
+        if let Err(error) = transact(&*self.repository, move |tx| Box::pin(queue_reply(tx, reply, now))).await {
+            tracing::error!(%error, "could not tell the user that a media item was not saved");
+        }
+    }
+}
+
+/// This user's image within `max_distance` of the new one, found through the indexed
+/// hash bands.
+async fn near_duplicate(
+    tx: &mut dyn UnitOfWork,
+    user: UserId,
+    facts: Option<&ImageFacts>,
+    max_distance: u32,
+) -> Result<Option<MediaAsset>, crate::domain::ports::RepositoryError> {
+    let Some(facts) = facts else {
+        return Ok(None);
+    };
+    if max_distance == 0 {
+        return Ok(None);
+    }
+    let candidates = tx.find_images_sharing_a_band(user, bands(facts.hash)).await?;
+    Ok(nearest(&candidates, facts.hash, max_distance).cloned())
+}

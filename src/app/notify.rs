@@ -1,0 +1,116 @@
+//! Late replies: a message to a user is queued as a job in the same transaction as the
+//! outcome it reports (an outbox), then sent through `MessageSender`, retried on 429/5xx,
+//! and recorded as an outbound interaction with Twilio's sid or error.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use super::jobs::{JobError, JobHandler};
+use crate::domain::model::{InteractionId, Job, MaskedPhone, UserId};
+use crate::domain::ports::{transact, Clock, Delivery, MessageSender, NewJob, Repository, SendError, UnitOfWork};
+
+/// The job kind that sends one WhatsApp message.
+pub const SEND_JOB_KIND: &str = "whatsapp.send";
+/// Twilio asks to slow down now and then; a message is worth several tries.
+const SEND_MAX_ATTEMPTS: i32 = 8;
+
+/// A reply to send later.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct QueuedReply {
+    pub user_id: i64,
+    /// E.164.
+    pub to: String,
+    pub body: String,
+    pub in_reply_to: Option<i64>,
+}
+
+/// Queues `reply` inside the caller's transaction, so it is sent if and only if what it
+/// reports is committed.
+///
+/// # Errors
+/// When the job cannot be written.
+pub async fn queue_reply(
+    tx: &mut dyn UnitOfWork,
+    reply: QueuedReply,
+    now: DateTime<Utc>,
+) -> Result<(), crate::domain::ports::RepositoryError> {
+    tx.enqueue_job(NewJob {
+        kind: SEND_JOB_KIND.to_string(),
+        payload: serde_json::to_value(&reply).unwrap_or_default(),
+        max_attempts: SEND_MAX_ATTEMPTS,
+        due_at: now,
+    })
+    .await
+}
+
+/// Sends queued replies.
+pub struct SendJobHandler {
+    repository: Arc<dyn Repository>,
+    /// `None` when Twilio is not configured: replies are recorded as not sent.
+    sender: Option<Arc<dyn MessageSender>>,
+    clock: Arc<dyn Clock>,
+}
+
+impl SendJobHandler {
+    /// Wires the handler.
+    pub fn new(repository: Arc<dyn Repository>, sender: Option<Arc<dyn MessageSender>>, clock: Arc<dyn Clock>) -> Self {
+        Self { repository, sender, clock }
+    }
+
+    async fn record(
+        &self,
+        reply: &QueuedReply,
+        outcome: Result<(String, String), (Option<i64>, String)>,
+    ) -> Result<(), JobError> {
+        let (twilio_sid, status, error_code, error_message) = match outcome {
+            Ok((sid, status)) => (Some(sid), status, None, None),
+            Err((code, message)) => (None, "failed".to_string(), code, Some(message)),
+        };
+        let delivery = Delivery {
+            user_id: UserId(reply.user_id),
+            in_reply_to: reply.in_reply_to.map(InteractionId),
+            body: reply.body.clone(),
+            twilio_sid,
+            status,
+            error_code,
+            error_message,
+            occurred_at: self.clock.now(),
+        };
+        transact(&*self.repository, move |tx| Box::pin(tx.record_delivery(delivery))).await?;
+        Ok(())
+    }
+}
+
+fn parse(job: &Job) -> Result<QueuedReply, JobError> {
+    serde_json::from_value(job.payload.clone()).map_err(|e| JobError::Permanent(format!("malformed send job: {e}")))
+}
+
+#[async_trait]
+impl JobHandler for SendJobHandler {
+    async fn run(&self, job: &Job) -> Result<(), JobError> {
+        let reply = parse(job)?;
+        let Some(sender) = &self.sender else {
+            tracing::warn!(to = %MaskedPhone(&reply.to), "Twilio is not configured; reply recorded but not sent");
+            return self.record(&reply, Err((None, "Twilio is not configured".into()))).await;
+        };
+        match sender.send(&reply.to, &reply.body).await {
+            Ok(sent) => self.record(&reply, Ok((sent.sid, sent.status))).await,
+            Err(SendError::Retryable { message, retry_after, .. }) => Err(JobError::Retryable { message, retry_after }),
+            Err(SendError::Rejected { code, message }) => {
+                // Final: recorded as a failed delivery; sending again would fail the same way.
+                tracing::warn!(to = %MaskedPhone(&reply.to), ?code, %message, "Twilio refused a reply");
+                self.record(&reply, Err((code, message))).await
+            }
+        }
+    }
+
+    async fn dead_lettered(&self, job: &Job, error: &str) {
+        if let Ok(reply) = parse(job) {
+            if let Err(error) = self.record(&reply, Err((None, error.to_string()))).await {
+                tracing::error!(%error, "could not record a failed delivery");
+            }
+        }
+    }
+}

@@ -1,0 +1,162 @@
+//! Photos and other media end to end: webhook -> jobs -> fetch from a loopback fake
+//! Twilio -> per-user exact and perceptual de-duplication -> replies through the fake's
+//! Messages API.
+
+use std::io::Cursor;
+
+use crate::fake_twilio::{self, FakeTwilio};
+use crate::helpers::*;
+
+const PHOTO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/samples/photo_penne.jpg");
+const SCREENSHOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/samples/screenshot_lambdatest.jpg");
+
+async fn app_with_twilio() -> (TestApp, FakeTwilio) {
+    let twilio = fake_twilio::start().await;
+    let (sid, token, base) =
+        (twilio.account_sid().to_string(), twilio.auth_token().to_string(), twilio.base_url().to_string());
+    let app = spawn_app_with(move |vars| {
+        vars.insert("TWILIO_ACCOUNT_SID".into(), sid);
+        vars.insert("TWILIO_AUTH_TOKEN".into(), token);
+        vars.insert("TWILIO_API_BASE_URL".into(), base);
+        vars.insert("TWILIO_WHATSAPP_NUMBER".into(), "+14155238886".into());
+    })
+    .await;
+    (app, twilio)
+}
+
+/// A webhook form carrying `media` (URL, content type) and a caption.
+fn media_form(phone: &str, caption: &str, media: &[(String, &str)]) -> Vec<(String, String)> {
+    let mut form = with_field(text_form(phone, caption), "NumMedia", &media.len().to_string());
+    form = with_field(form, "MessageType", "image");
+    for (i, (url, content_type)) in media.iter().enumerate() {
+        form = with_field(form, &format!("MediaUrl{i}"), url);
+        form = with_field(form, &format!("MediaContentType{i}"), content_type);
+    }
+    form
+}
+
+async fn send_media(app: &TestApp, phone: &str, caption: &str, media: &[(String, &str)]) {
+    let response = app.post_webhook(&media_form(phone, caption, media)).await;
+    assert_eq!(response.status(), 200);
+    assert!(response.text().await.unwrap().ends_with("<Response/>"), "media is answered later");
+}
+
+async fn wait_for_replies(twilio: &FakeTwilio, count: usize) -> Vec<String> {
+    eventually(&format!("{count} replies"), || async { twilio.sent().len() >= count }).await;
+    twilio.sent().into_iter().map(|m| m.body).collect()
+}
+
+/// The sample photo re-encoded smaller at a lower quality: other bytes, same picture.
+fn resized_copy(bytes: &[u8]) -> Vec<u8> {
+    let image = image::load_from_memory(bytes).unwrap();
+    let smaller = image.resize(499, 640, image::imageops::FilterType::Triangle);
+    let mut out = Cursor::new(Vec::new());
+    smaller.write_to(&mut out, image::ImageFormat::Jpeg).unwrap();
+    out.into_inner()
+}
+
+#[tokio::test]
+async fn two_photos_with_a_caption_become_two_memories_and_two_replies() {
+    let (app, twilio) = app_with_twilio().await;
+    let photo = std::fs::read(PHOTO).unwrap();
+    let screenshot = std::fs::read(SCREENSHOT).unwrap();
+    let media = [
+        (twilio.add_media(photo, "image/jpeg"), "image/jpeg"),
+        (twilio.add_media(screenshot, "image/jpeg"), "image/jpeg"),
+    ];
+    send_media(&app, ADA, "dinner and the testing site", &media).await;
+
+    let replies = wait_for_replies(&twilio, 2).await;
+    assert!(replies.iter().all(|r| r == "📷 Photo saved ✅"), "{replies:?}");
+    assert_eq!(twilio.sent()[0].to, format!("whatsapp:{ADA}"));
+    assert_eq!(app.scalar("SELECT count(*) FROM memories WHERE kind = 'image'").await, 2);
+    assert_eq!(app.scalar("SELECT count(*) FROM media_assets WHERE width_px = 998 AND height_px = 1280").await, 1);
+    assert_eq!(twilio.media_requests().cdn_with_authorization, 0, "credentials never go to the CDN");
+    // Found by caption, and every reply recorded with Twilio's sid.
+    assert!(app.send_text(ADA, "/search dinner").await.contains("dinner and the testing site"));
+    eventually("deliveries recorded", || async {
+        app.scalar("SELECT count(*) FROM interactions WHERE direction = 'outbound' AND twilio_message_sid LIKE 'SM%'")
+            .await
+            == 2
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_same_photo_again_is_already_saved_and_a_resized_copy_is_a_near_duplicate() {
+    let (app, twilio) = app_with_twilio().await;
+    let photo = std::fs::read(PHOTO).unwrap();
+    send_media(&app, ADA, "", &[(twilio.add_media(photo.clone(), "image/jpeg"), "image/jpeg")]).await;
+    wait_for_replies(&twilio, 1).await;
+
+    send_media(&app, ADA, "", &[(twilio.add_media(photo.clone(), "image/jpeg"), "image/jpeg")]).await;
+    let replies = wait_for_replies(&twilio, 2).await;
+    assert_eq!(replies[1], "This media is already saved ✅");
+
+    send_media(&app, ADA, "", &[(twilio.add_media(resized_copy(&photo), "image/jpeg"), "image/jpeg")]).await;
+    let replies = wait_for_replies(&twilio, 3).await;
+    assert!(
+        replies[2].starts_with("This photo is already saved ✅ (a near-identical copy from 2026-11-26"),
+        "{replies:?}"
+    );
+
+    assert_eq!(app.count("memories").await, 1);
+    assert_eq!(app.count("media_assets").await, 1);
+    assert_eq!(app.scalar("SELECT count(*) FROM interaction_media").await, 3, "every interaction links its asset");
+    assert_eq!(app.scalar("SELECT count(*) FROM interactions WHERE direction = 'inbound'").await, 3);
+}
+
+#[tokio::test]
+async fn another_users_identical_photo_is_their_own_memory() {
+    let (app, twilio) = app_with_twilio().await;
+    let photo = std::fs::read(PHOTO).unwrap();
+    send_media(&app, ADA, "", &[(twilio.add_media(photo.clone(), "image/jpeg"), "image/jpeg")]).await;
+    wait_for_replies(&twilio, 1).await;
+    send_media(&app, BOB, "", &[(twilio.add_media(photo, "image/jpeg"), "image/jpeg")]).await;
+    let replies = wait_for_replies(&twilio, 2).await;
+    assert_eq!(replies[1], "📷 Photo saved ✅");
+    assert_eq!(app.count("media_assets").await, 2);
+    assert_eq!(app.scalar("SELECT count(DISTINCT local_path) FROM media_assets").await, 1, "one file serves both");
+}
+
+#[tokio::test]
+async fn the_bytes_decide_the_type_not_the_declared_one() {
+    let (app, twilio) = app_with_twilio().await;
+    let photo = std::fs::read(PHOTO).unwrap();
+    send_media(&app, ADA, "", &[(twilio.add_media(photo, "application/octet-stream"), "application/octet-stream")])
+        .await;
+    assert_eq!(wait_for_replies(&twilio, 1).await[0], "📷 Photo saved ✅");
+    assert_eq!(app.scalar("SELECT count(*) FROM media_assets WHERE content_type = 'image/jpeg'").await, 1);
+}
+
+#[tokio::test]
+async fn a_failing_media_host_and_a_rate_limited_send_are_retried_until_they_succeed() {
+    let (app, twilio) = app_with_twilio().await;
+    twilio.fail_next_media(1, 500);
+    twilio.fail_next_sends(1, 429);
+    let photo = std::fs::read(PHOTO).unwrap();
+    send_media(&app, ADA, "", &[(twilio.add_media(photo, "image/jpeg"), "image/jpeg")]).await;
+    // The app's clock is pinned; move it on so that retries come due.
+    let clock = app.clock.clone();
+    let ticker = tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            clock.advance(chrono::Duration::seconds(5));
+        }
+    });
+    let replies = wait_for_replies(&twilio, 1).await;
+    ticker.abort();
+    assert_eq!(replies, vec!["📷 Photo saved ✅".to_string()]);
+    assert_eq!(app.count("memories").await, 1);
+    assert_eq!(twilio.media_requests().api, 2, "the failed download was tried again");
+}
+
+#[tokio::test]
+async fn media_that_cannot_be_fetched_is_dead_lettered_and_the_user_told() {
+    let (app, twilio) = app_with_twilio().await;
+    send_media(&app, ADA, "", &[(twilio.unknown_media_url(), "image/jpeg")]).await;
+    let replies = wait_for_replies(&twilio, 1).await;
+    assert!(replies[0].starts_with("Sorry, I could not save your photo: Twilio no longer has it"), "{replies:?}");
+    assert_eq!(app.scalar("SELECT count(*) FROM jobs WHERE kind = 'media.ingest' AND state = 'dead'").await, 1);
+    assert_eq!(app.count("memories").await, 0);
+}

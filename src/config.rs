@@ -68,6 +68,9 @@ pub struct Config {
     pub api_keys: Vec<Secret>,
     /// Job queue workers started by `serve`.
     pub workers: usize,
+    /// How long a claimed job belongs to its worker; a crashed worker's jobs run again
+    /// after this.
+    pub job_lease: std::time::Duration,
     /// The largest media item downloaded.
     pub media_max_bytes: u64,
     /// Images at most this Hamming distance apart (of 64 bits) are the same photo.
@@ -175,6 +178,7 @@ impl Config {
         }
 
         let workers = parse_number("WORKERS", get("WORKERS"), 2, 1..=64)?;
+        let job_lease = parse_number("JOB_LEASE_SECONDS", get("JOB_LEASE_SECONDS"), 300, 2..=86_400)?;
         let media_max_bytes =
             parse_number("MEDIA_MAX_BYTES", get("MEDIA_MAX_BYTES"), 16 * 1024 * 1024, 1024..=100 * 1024 * 1024)?;
         let near_duplicate_distance =
@@ -197,6 +201,7 @@ impl Config {
             openai_api_key: get("OPENAI_API_KEY").map(Secret::new),
             api_keys,
             workers: workers as usize,
+            job_lease: std::time::Duration::from_secs(job_lease),
             media_max_bytes,
             near_duplicate_distance: near_duplicate_distance as u32,
         })

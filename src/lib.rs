@@ -101,7 +101,13 @@ pub async fn build_state(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Resu
     let jobs = JobRunner::new(
         repository.clone(),
         clock.clone(),
-        WorkerSettings { workers: config.workers, ..WorkerSettings::default() },
+        WorkerSettings {
+            workers: config.workers,
+            lease: config.job_lease,
+            // A run must end well inside its lease, or another worker could take the job.
+            run_timeout: (config.job_lease * 4 / 5).min(Duration::from_secs(120)),
+            ..WorkerSettings::default()
+        },
         job_signal,
     )
     .handle(MEDIA_JOB_KIND, Arc::new(media))

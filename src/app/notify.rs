@@ -9,7 +9,9 @@ use chrono::{DateTime, Utc};
 
 use super::jobs::{JobError, JobHandler};
 use crate::domain::model::{InteractionId, Job, MaskedPhone, UserId};
-use crate::domain::ports::{transact, Clock, Delivery, MessageSender, NewJob, Repository, SendError, UnitOfWork};
+use crate::domain::ports::{
+    transact, Clock, Delivery, JobSettlement, MessageSender, NewJob, Repository, SendError, UnitOfWork,
+};
 
 /// The job kind that sends one WhatsApp message.
 pub const SEND_JOB_KIND: &str = "whatsapp.send";
@@ -59,8 +61,13 @@ impl SendJobHandler {
         Self { repository, sender, clock }
     }
 
+    /// Records the delivery and marks the job done in one transaction, so a crash after
+    /// this commit cannot send the message again. (Between Twilio's answer and this
+    /// commit a crash can still cause one resend: Twilio's Messages API takes no
+    /// idempotency key.)
     async fn record(
         &self,
+        job: &Job,
         reply: &QueuedReply,
         outcome: Result<(String, String), (Option<i64>, String)>,
     ) -> Result<(), JobError> {
@@ -78,7 +85,14 @@ impl SendJobHandler {
             error_message,
             occurred_at: self.clock.now(),
         };
-        transact(&*self.repository, move |tx| Box::pin(tx.record_delivery(delivery))).await?;
+        let (job_id, now) = (job.id, delivery.occurred_at);
+        transact(&*self.repository, move |tx| {
+            Box::pin(async move {
+                tx.record_delivery(delivery).await?;
+                tx.settle_job(job_id, JobSettlement::Done, now).await
+            })
+        })
+        .await?;
         Ok(())
     }
 }
@@ -93,22 +107,32 @@ impl JobHandler for SendJobHandler {
         let reply = parse(job)?;
         let Some(sender) = &self.sender else {
             tracing::warn!(to = %MaskedPhone(&reply.to), "Twilio is not configured; reply recorded but not sent");
-            return self.record(&reply, Err((None, "Twilio is not configured".into()))).await;
+            return self.record(job, &reply, Err((None, "Twilio is not configured".into()))).await;
         };
+        if job.attempts > 1 {
+            // An earlier attempt may have been accepted by Twilio just before a crash.
+            let found = sender.find_sent(&reply.to, &reply.body, job.created_at).await.map_err(|e| {
+                JobError::Retryable { message: format!("could not check for an earlier send: {e}"), retry_after: None }
+            })?;
+            if let Some(sent) = found {
+                tracing::info!(sid = %sent.sid, "an earlier attempt was delivered; not sending again");
+                return self.record(job, &reply, Ok((sent.sid, sent.status))).await;
+            }
+        }
         match sender.send(&reply.to, &reply.body).await {
-            Ok(sent) => self.record(&reply, Ok((sent.sid, sent.status))).await,
+            Ok(sent) => self.record(job, &reply, Ok((sent.sid, sent.status))).await,
             Err(SendError::Retryable { message, retry_after, .. }) => Err(JobError::Retryable { message, retry_after }),
             Err(SendError::Rejected { code, message }) => {
                 // Final: recorded as a failed delivery; sending again would fail the same way.
                 tracing::warn!(to = %MaskedPhone(&reply.to), ?code, %message, "Twilio refused a reply");
-                self.record(&reply, Err((code, message))).await
+                self.record(job, &reply, Err((code, message))).await
             }
         }
     }
 
     async fn dead_lettered(&self, job: &Job, error: &str) {
         if let Ok(reply) = parse(job) {
-            if let Err(error) = self.record(&reply, Err((None, error.to_string()))).await {
+            if let Err(error) = self.record(job, &reply, Err((None, error.to_string()))).await {
                 tracing::error!(%error, "could not record a failed delivery");
             }
         }

@@ -207,6 +207,8 @@ pub struct Job {
     /// Including the one now running.
     pub attempts: i32,
     pub max_attempts: i32,
+    /// When it was queued.
+    pub created_at: DateTime<Utc>,
 }
 
 /// A phone number that prints masked (`+1555•••1234`), for logs.

@@ -351,6 +351,13 @@ pub trait MessageSender: Send + Sync {
     /// # Errors
     /// [`SendError`], saying whether a retry can help.
     async fn send(&self, to: &str, body: &str) -> Result<SentMessage, SendError>;
+
+    /// A message with this body already accepted for `to` at or after `since`: asked
+    /// before sending again after a crash, so a reply is not delivered twice.
+    ///
+    /// # Errors
+    /// [`SendError`] when the lookup itself fails.
+    async fn find_sent(&self, to: &str, body: &str, since: DateTime<Utc>) -> Result<Option<SentMessage>, SendError>;
 }
 
 /// One downloaded media item.

@@ -35,6 +35,8 @@ pub struct SentRecord {
     pub to: String,
     pub from: String,
     pub body: String,
+    /// RFC 2822, as Twilio shows it.
+    pub date_created: String,
 }
 
 /// How many media requests reached the fake, so tests can prove a refused URL was never
@@ -124,7 +126,7 @@ pub async fn start() -> FakeTwilio {
         inner: Mutex::default(),
     });
     let routes = Route::new()
-        .at(format!("/{API_VERSION}/Accounts/:account/Messages.json"), post(create_message))
+        .at(format!("/{API_VERSION}/Accounts/:account/Messages.json"), post(create_message).get(list_messages))
         .at(format!("/{API_VERSION}/Accounts/:account/Messages/:message/Media/:media"), get(api_media))
         .at("/cdn/:media", get(cdn_media))
         .data(state.clone());
@@ -301,13 +303,14 @@ async fn create_message(
         return twilio_error(400, 21617, "The concatenated message body exceeds the 1600 character limit.");
     }
     let sid = state.new_sid("SM");
+    let now = chrono::Utc::now().to_rfc2822();
     state.recorded().sent.push(SentRecord {
         sid: sid.clone(),
         to: to.clone(),
         from: from.clone(),
         body: message_body.clone(),
+        date_created: now.clone(),
     });
-    let now = chrono::Utc::now().to_rfc2822();
     let uri = format!("/{API_VERSION}/Accounts/{account}/Messages/{sid}.json");
     let resource = json!({
         "account_sid": account,
@@ -332,6 +335,33 @@ async fn create_message(
         "uri": uri,
     });
     Response::builder().status(StatusCode::CREATED).content_type("application/json").body(resource.to_string())
+}
+
+/// `GET /2010-04-01/Accounts/{sid}/Messages.json?To=…&From=…`: the accepted messages,
+/// newest first, filtered by `To` and `From` as Twilio does.
+#[handler]
+async fn list_messages(Path(account): Path<String>, request: &Request, Data(state): Data<&Arc<FakeState>>) -> Response {
+    if !state.is_authorized(request, &account) {
+        return unauthenticated();
+    }
+    let query: HashMap<String, String> =
+        url::form_urlencoded::parse(request.uri().query().unwrap_or_default().as_bytes()).into_owned().collect();
+    let messages: Vec<serde_json::Value> = state
+        .recorded()
+        .sent
+        .iter()
+        .rev()
+        .filter(|m| query.get("To").is_none_or(|to| *to == m.to))
+        .filter(|m| query.get("From").is_none_or(|from| *from == m.from))
+        .map(|m| {
+            json!({
+                "sid": m.sid, "to": m.to, "from": m.from, "body": m.body, "status": "sent",
+                "date_created": m.date_created, "direction": "outbound-api", "account_sid": account,
+            })
+        })
+        .collect();
+    let page = json!({ "messages": messages, "page": 0, "page_size": 50, "next_page_uri": null });
+    Response::builder().content_type("application/json").body(page.to_string())
 }
 
 /// `GET …/Messages/{MM}/Media/{ME}`: Basic auth required, then `307` to the CDN.

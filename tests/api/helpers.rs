@@ -215,13 +215,14 @@ impl TestApp {
     }
 }
 
-/// Waits up to 20 s for `check` to hold, polling; panics with `what` otherwise.
+/// Waits up to 60 s for `check` to hold, polling; panics with `what` otherwise. Generous,
+/// because the whole suite shares two cores; a passing check returns at once.
 pub async fn eventually<F, Fut>(what: &str, mut check: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     while std::time::Instant::now() < deadline {
         if check().await {
             return;

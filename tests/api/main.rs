@@ -8,5 +8,6 @@ mod health;
 mod helpers;
 mod jobs;
 mod media;
+mod process;
 mod twilio_adapters;
 mod webhook;

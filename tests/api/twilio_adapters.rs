@@ -71,15 +71,34 @@ async fn sending_a_message_returns_twilios_sid_and_posts_whatsapp_addresses() {
 
     assert_eq!(sent.status, "queued");
     assert!(sent.sid.starts_with("SM") && sent.sid.len() == 34, "{}", sent.sid);
+    let recorded = fake.sent();
     assert_eq!(
-        fake.sent(),
+        recorded,
         vec![SentRecord {
             sid: sent.sid,
             to: format!("whatsapp:{ADA}"),
             from: format!("whatsapp:{OUR_NUMBER}"),
             body: "Saved: penne at Luigi's".into(),
+            date_created: recorded[0].date_created.clone(),
         }]
     );
+}
+
+const BOB_NUMBER: &str = "+4915112345678";
+
+#[tokio::test]
+async fn a_message_already_accepted_is_found_before_it_is_sent_again() {
+    let fake = fake_twilio::start().await;
+    let sender = sender(&fake);
+    let before = chrono::Utc::now() - chrono::Duration::seconds(5);
+    assert_eq!(sender.find_sent(ADA, "Photo saved", before).await.unwrap(), None);
+    let sent = sender.send(ADA, "Photo saved").await.unwrap();
+    let found = sender.find_sent(ADA, "Photo saved", before).await.unwrap().expect("found");
+    assert_eq!(found.sid, sent.sid);
+    assert_eq!(sender.find_sent(ADA, "Another body", before).await.unwrap(), None);
+    assert_eq!(sender.find_sent(BOB_NUMBER, "Photo saved", before).await.unwrap(), None);
+    let later = chrono::Utc::now() + chrono::Duration::seconds(5);
+    assert_eq!(sender.find_sent(ADA, "Photo saved", later).await.unwrap(), None, "older than the job");
 }
 
 #[tokio::test]

@@ -274,7 +274,7 @@ impl UnitOfWork for PostgresTransaction {
                  WHERE id = (SELECT id FROM jobs \
                    WHERE (state = 'queued' AND due_at <= $1) OR (state = 'running' AND lease_until < $1) \
                    ORDER BY due_at, id LIMIT 1 FOR UPDATE SKIP LOCKED) \
-                 RETURNING id, kind, payload::text AS payload, attempts, max_attempts",
+                 RETURNING id, kind, payload::text AS payload, attempts, max_attempts, created_at",
                 vec![now.into(), lease_until.into()],
             )
             .await?;
@@ -286,6 +286,7 @@ impl UnitOfWork for PostgresTransaction {
                 payload: serde_json::from_str(&payload).unwrap_or(serde_json::Value::Null),
                 attempts: get(&row, "attempts")?,
                 max_attempts: get(&row, "max_attempts")?,
+                created_at: get(&row, "created_at")?,
             })
         })
         .transpose()

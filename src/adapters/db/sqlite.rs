@@ -394,7 +394,7 @@ impl UnitOfWork for SqliteTransaction<'_> {
                  WHERE id = (SELECT id FROM jobs \
                    WHERE (state = 'queued' AND due_at <= ?1) OR (state = 'running' AND lease_until < ?1) \
                    ORDER BY due_at, id LIMIT 1) \
-                 RETURNING id, kind, payload, attempts, max_attempts",
+                 RETURNING id, kind, payload, attempts, max_attempts, created_at",
             )
             .and_then(|mut s| {
                 s.query_row(params![sqlite_timestamp(now), sqlite_timestamp(lease_until)], |row| {
@@ -405,6 +405,7 @@ impl UnitOfWork for SqliteTransaction<'_> {
                         payload: serde_json::from_str(&payload).unwrap_or(serde_json::Value::Null),
                         attempts: row.get(3)?,
                         max_attempts: row.get(4)?,
+                        created_at: parse_timestamp(&row.get::<_, String>(5)?)?,
                     })
                 })
                 .optional()

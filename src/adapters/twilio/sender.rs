@@ -5,6 +5,7 @@ use std::borrow::Cow;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 use reqwest::StatusCode;
 use serde::Deserialize;
@@ -96,6 +97,63 @@ impl MessageSender for TwilioSender {
         tracing::warn!(%status, %error, "Twilio did not accept the message");
         Err(error)
     }
+
+    #[tracing::instrument(skip_all, fields(to = %MaskedPhone(to)))]
+    async fn find_sent(&self, to: &str, body: &str, since: DateTime<Utc>) -> Result<Option<SentMessage>, SendError> {
+        // No DateSent filter: a message accepted moments ago may not be sent yet, and
+        // Twilio lists newest first, so the first page holds any recent one.
+        let query =
+            [("To", whatsapp_address(to)), ("From", whatsapp_address(&self.from_number)), ("PageSize", "50".into())];
+        let response = self
+            .client
+            .get(self.messages_url.clone())
+            .basic_auth(&self.account_sid, Some(self.auth_token.expose()))
+            .query(&query)
+            .send()
+            .await
+            .map_err(network_failure)?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.bytes().await.map_err(network_failure)?;
+        if !status.is_success() {
+            return Err(classify_failure(status, &headers, &bytes));
+        }
+        let page: MessagePage = serde_json::from_slice(&bytes).map_err(|e| SendError::Retryable {
+            code: None,
+            message: format!("Twilio's message list could not be read: {e}"),
+            retry_after: None,
+        })?;
+        let body = fit_body(body);
+        // Twilio's dates have whole seconds.
+        let since = since - chrono::Duration::seconds(1);
+        Ok(page
+            .messages
+            .into_iter()
+            .find(|m| {
+                m.body.as_deref() == Some(body.as_ref())
+                    && m.date_created
+                        .as_deref()
+                        .and_then(|d| DateTime::parse_from_rfc2822(d).ok())
+                        .is_some_and(|d| d >= since)
+            })
+            .map(|m| SentMessage { sid: m.sid, status: m.status }))
+    }
+}
+
+/// One page of `GET …/Messages.json`.
+#[derive(Debug, Deserialize)]
+struct MessagePage {
+    #[serde(default)]
+    messages: Vec<ListedMessage>,
+}
+
+/// A message as the list shows it.
+#[derive(Debug, Deserialize)]
+struct ListedMessage {
+    sid: String,
+    status: String,
+    body: Option<String>,
+    date_created: Option<String>,
 }
 
 /// Twilio's error document: `{"code": 21211, "message": "...", "more_info": "...",

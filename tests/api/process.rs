@@ -1,0 +1,152 @@
+//! The real binary as a process: `kill -9` in the middle of the media queue loses
+//! nothing, and (on PostgreSQL) two `serve` processes share one queue with no job run
+//! twice. Replies are counted at the loopback fake Twilio.
+
+use std::collections::HashMap;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use crate::fake_twilio::{self, FakeTwilio};
+use crate::helpers::*;
+
+const PHOTO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/samples/photo_penne.jpg");
+
+/// A `serve` process of the real binary.
+struct Server {
+    child: Child,
+    address: String,
+}
+
+impl Server {
+    fn start(database_url: &str, twilio: &FakeTwilio, storage: &std::path::Path) -> Server {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = Command::new(env!("CARGO_BIN_EXE_whatsapp-memory"))
+            .arg("serve")
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("APP_PORT", port.to_string())
+            .env("ENV", "production")
+            .env("DATABASE_URL", database_url)
+            .env("STORAGE_DIR", storage)
+            .env("TWILIO_ACCOUNT_SID", twilio.account_sid())
+            .env("TWILIO_AUTH_TOKEN", twilio.auth_token())
+            .env("TWILIO_API_BASE_URL", twilio.base_url())
+            .env("TWILIO_WHATSAPP_NUMBER", "+14155238886")
+            .env("PUBLIC_BASE_URL", PUBLIC_BASE_URL)
+            .env("WORKERS", "4")
+            .env("JOB_LEASE_SECONDS", "2")
+            .env("RUST_LOG", "warn")
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the binary starts");
+        Server { child, address: format!("http://127.0.0.1:{port}") }
+    }
+
+    async fn wait_until_ready(&self) {
+        let client = reqwest::Client::new();
+        let url = format!("{}/readyz", self.address);
+        eventually("the server to be ready", || async {
+            client.get(&url).send().await.map(|r| r.status() == 200).unwrap_or(false)
+        })
+        .await;
+    }
+
+    /// SIGKILL: no shutdown, no cleanup, as in a crash.
+    fn kill_9(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Sends one photo from each of `count` users to `server`, signed as Twilio would.
+async fn send_photos(server: &Server, twilio: &FakeTwilio, photo: &[u8], users: std::ops::Range<usize>) {
+    let client = reqwest::Client::new();
+    for user in users {
+        let phone = format!("+1555000{user:04}");
+        let form = with_field(text_form(&phone, ""), "NumMedia", "1");
+        let form = with_field(form, "MediaUrl0", &twilio.add_media(photo.to_vec(), "image/jpeg"));
+        let form = with_field(form, "MediaContentType0", "image/jpeg");
+        let signature = whatsapp_memory::adapters::twilio::signature::compute_signature(
+            &whatsapp_memory::config::Secret::new(twilio.auth_token()),
+            &format!("{PUBLIC_BASE_URL}/webhook"),
+            &form,
+        );
+        let response = client
+            .post(format!("{}/webhook", server.address))
+            .header("X-Twilio-Signature", signature)
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+    }
+}
+
+fn replies_per_user(twilio: &FakeTwilio) -> HashMap<String, usize> {
+    let mut counts = HashMap::new();
+    for message in twilio.sent() {
+        *counts.entry(message.to).or_default() += 1;
+    }
+    counts
+}
+
+#[tokio::test]
+async fn kill_9_in_the_middle_of_the_queue_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let database_url = fresh_database_url(&dir).await;
+    let twilio = fake_twilio::start().await;
+    let photo = std::fs::read(PHOTO).unwrap();
+
+    let mut first = Server::start(&database_url, &twilio, dir.path());
+    first.wait_until_ready().await;
+    send_photos(&first, &twilio, &photo, 0..50).await;
+    // Some work is done, most is not: crash now.
+    eventually("the first replies", || async { !twilio.sent().is_empty() }).await;
+    first.kill_9();
+    let sent_before_crash = twilio.sent().len();
+    assert!(sent_before_crash < 50, "the crash came too late to prove anything ({sent_before_crash} sent)");
+
+    let second = Server::start(&database_url, &twilio, dir.path());
+    second.wait_until_ready().await;
+    eventually("a reply to all 50 photos", || async { replies_per_user(&twilio).len() == 50 }).await;
+    // Leases are 2 s: give a job wrongly run twice the time to show itself.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let replies = replies_per_user(&twilio);
+    assert_eq!(replies.len(), 50);
+    assert!(replies.values().all(|&n| n == 1), "a photo was answered twice: {replies:?}");
+    assert!(twilio.sent().iter().all(|m| m.body == "📷 Photo saved ✅"));
+}
+
+#[tokio::test]
+async fn two_serve_processes_on_postgresql_share_one_queue() {
+    if std::env::var("TEST_DATABASE_URL").is_err() {
+        // SQLite is one process's file; this is PostgreSQL's scale-out case, which
+        // `make test` runs against the real server.
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let database_url = fresh_database_url(&dir).await;
+    let twilio = fake_twilio::start().await;
+    let photo = std::fs::read(PHOTO).unwrap();
+    let a = Server::start(&database_url, &twilio, dir.path());
+    a.wait_until_ready().await;
+    let b = Server::start(&database_url, &twilio, dir.path());
+    b.wait_until_ready().await;
+    let (first_half, second_half) =
+        tokio::join!(send_photos(&a, &twilio, &photo, 0..30), send_photos(&b, &twilio, &photo, 30..60));
+    let _ = (first_half, second_half);
+    eventually("a reply to all 60 photos", || async { replies_per_user(&twilio).len() == 60 }).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let replies = replies_per_user(&twilio);
+    assert!(replies.values().all(|&n| n == 1), "a job ran twice: {replies:?}");
+    assert_eq!(twilio.sent().len(), 60);
+}

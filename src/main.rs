@@ -38,19 +38,29 @@ enum Command {
         /// The server's base URL (default: PUBLIC_BASE_URL, else http://APP_HOST:APP_PORT).
         #[arg(long)]
         url: Option<String>,
-        /// The message text.
-        #[arg(required = true, num_args = 1..)]
+        /// A file to send as a media message (a photo, a voice note, …); the text becomes
+        /// its caption. Simulate then plays Twilio's REST API on TWILIO_API_BASE_URL.
+        #[arg(long)]
+        media: Option<std::path::PathBuf>,
+        /// The message text (a caption with --media).
+        #[arg(num_args = 0..)]
         text: Vec<String>,
     },
 }
 
 #[tokio::main]
 async fn main() {
+    let cli = Cli::parse();
+    // The service logs what it does; the one-shot commands only what went wrong.
+    let default_filter = match cli.command {
+        None | Some(Command::Serve) | Some(Command::Migrate) => "info",
+        Some(_) => "warn",
+    };
     tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter)))
         .with_writer(std::io::stderr)
         .init();
-    if let Err(error) = run(Cli::parse()).await {
+    if let Err(error) = run(cli).await {
         eprintln!("error: {error:#}");
         std::process::exit(1);
     }
@@ -77,12 +87,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Simulate { from, name, url, text } => {
-            let replies = simulate::send(
-                &config,
-                SimulatedMessage { from, profile_name: name, body: text.join(" "), base_url: url },
-            )
-            .await?;
+        Command::Simulate { from, name, url, media, text } => {
+            let message = SimulatedMessage { from, profile_name: name, body: text.join(" "), base_url: url };
+            let replies = match media {
+                Some(path) => simulate::send_media(&config, message, &path).await?,
+                None if message.body.trim().is_empty() => anyhow::bail!("give a message text, or --media FILE"),
+                None => simulate::send(&config, message).await?,
+            };
             if replies.is_empty() {
                 println!("(no reply now)");
             }

@@ -243,7 +243,7 @@ impl MemoryKind {
         match self {
             MemoryKind::Text => "note",
             MemoryKind::Image => "photo",
-            MemoryKind::Audio => "audio",
+            MemoryKind::Audio => "voice note",
             MemoryKind::Video => "video",
             MemoryKind::Document => "document",
             MemoryKind::Contact => "contact",

@@ -259,3 +259,36 @@ async fn simulate_sends_a_signed_message_the_server_accepts() {
     assert!(simulate::send(&wrong_token, message("forged")).await.is_err());
     assert_eq!(app.count("memories").await, 1);
 }
+
+#[tokio::test]
+async fn simulate_media_plays_twilio_and_prints_the_late_reply() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let twilio_vars = [
+        ("TWILIO_ACCOUNT_SID", "AC0123456789abcdef0123456789abcdef".to_string()),
+        ("TWILIO_AUTH_TOKEN", AUTH_TOKEN.to_string()),
+        ("TWILIO_WHATSAPP_NUMBER", "+14155238886".to_string()),
+        ("TWILIO_API_BASE_URL", format!("http://127.0.0.1:{port}")),
+    ];
+    let server_vars = twilio_vars.clone();
+    let app = spawn_app_with(move |vars| {
+        vars.remove("PUBLIC_BASE_URL");
+        for (k, v) in server_vars {
+            vars.insert(k.into(), v);
+        }
+    })
+    .await;
+    let config = whatsapp_memory::config::Config::from_lookup(|k| {
+        twilio_vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone())
+    })
+    .unwrap();
+    let photo = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/samples/photo_penne.jpg"));
+    let message = SimulatedMessage {
+        from: ADA.into(),
+        profile_name: None,
+        body: "penne with spinach".into(),
+        base_url: Some(app.address.clone()),
+    };
+    let replies = simulate::send_media(&config, message, photo).await.unwrap();
+    assert_eq!(replies, vec!["📷 Photo saved ✅".to_string()]);
+    assert!(app.send_text(ADA, "/search spinach").await.contains("penne with spinach"));
+}

@@ -8,15 +8,24 @@
 # 3. drives POST /webhook for 15 s over 16 connections: new signed text messages from 50 users;
 #    then checks that the rows in the file match the 200 answers, one for one;
 # 4. seeds 100,000 memories for one more user and times 2,000 `/search` messages from them;
-# 5. prints a summary with PASS/MISS per target and writes it to bench-results/latest.txt.
+# 5. stops that server and starts another on a fresh SQLite file, with its Twilio API on a
+#    loopback fake (bench/fake_twilio.py) and 2 job workers; drives POST /webhook for 15 s
+#    over 16 connections with new signed photo messages (NumMedia=1) while the workers
+#    fetch, decode and reply; checks every 200 has its interaction and its media job;
+# 6. times 2,000 near-duplicate photo lookups for one user holding 100,000 images
+#    (examples/near_duplicate.rs, fresh SQLite; also PostgreSQL if BENCH_POSTGRES_URL is set);
+# 7. prints a summary with PASS/MISS per target and writes it to bench-results/latest.txt.
 #
 # Exit status: non-zero when a request failed or rows do not match the answers (or the
 # server did not start); a missed performance target is reported, not fatal.
 #
 # Knobs (environment): BENCH_DURATION=15 BENCH_CONNECTIONS=16 BENCH_USERS=50
 # BENCH_SEED_COUNT=100000 BENCH_SEARCH_COUNT=2000 BENCH_SEARCH_CONNECTIONS=1
+# BENCH_MEDIA_DURATION=$BENCH_DURATION BENCH_MEDIA_CONNECTIONS=$BENCH_CONNECTIONS
+# BENCH_MEDIA_USERS=$BENCH_USERS BENCH_MEDIA_WORKERS=2 BENCH_PHOTO=<a JPEG>
+# BENCH_NEAR_DUP_IMAGES=100000 BENCH_NEAR_DUP_LOOKUPS=2000 BENCH_POSTGRES_URL=<server URL>
 # BENCH_SKIP_BUILD=1 (use the binaries already built) BENCH_KEEP=1 (keep the temp dir with
-# the database and server.log) BENCH_TMPDIR=<dir for the temp dir> RUST_LOG=warn.
+# the databases and server logs) BENCH_TMPDIR=<dir for the temp dir> RUST_LOG=warn.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -29,24 +38,36 @@ SEED_COUNT=${BENCH_SEED_COUNT:-100000}
 SEARCH_COUNT=${BENCH_SEARCH_COUNT:-2000}
 SEARCH_CONNECTIONS=${BENCH_SEARCH_CONNECTIONS:-1}
 SEARCH_USER=9999 # whatsapp:+15550009999, outside the throughput run's users 0000-0049
+MEDIA_DURATION=${BENCH_MEDIA_DURATION:-$DURATION}
+MEDIA_CONNECTIONS=${BENCH_MEDIA_CONNECTIONS:-$CONNECTIONS}
+MEDIA_USERS=${BENCH_MEDIA_USERS:-$USERS}
+MEDIA_WORKERS=${BENCH_MEDIA_WORKERS:-2}
+PHOTO=${BENCH_PHOTO:-$ROOT/../shared/samples/photo_penne.jpg}
+NEAR_DUP_IMAGES=${BENCH_NEAR_DUP_IMAGES:-100000}
+NEAR_DUP_LOOKUPS=${BENCH_NEAR_DUP_LOOKUPS:-2000}
+POSTGRES_URL=${BENCH_POSTGRES_URL:-}
 
 # Targets from the issue.
 TARGET_RPS=3000
 TARGET_P99_MS=20
 TARGET_SEARCH_P95_MS=5
+TARGET_MEDIA_P99_MS=50
+TARGET_NEAR_DUP_P99_MS=1
 
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 SERVER_BIN=$TARGET_DIR/release/whatsapp-memory
 LOADGEN=$TARGET_DIR/release/examples/loadgen
+NEAR_DUP=$TARGET_DIR/release/examples/near_duplicate
 RESULTS_DIR=$ROOT/bench-results
 
 log() { printf '==> %s\n' "$*" >&2; }
 
 if [[ ${BENCH_SKIP_BUILD:-0} != 1 ]]; then
-    log "building whatsapp-memory and examples/loadgen (release)"
-    cargo build --release --quiet --bin whatsapp-memory --example loadgen
+    log "building whatsapp-memory, examples/loadgen and examples/near_duplicate (release)"
+    cargo build --release --quiet --bin whatsapp-memory --example loadgen --example near_duplicate
 fi
-for bin in "$SERVER_BIN" "$LOADGEN"; do
+command -v python3 >/dev/null || { echo "python3 is needed for bench/fake_twilio.py" >&2; exit 1; }
+for bin in "$SERVER_BIN" "$LOADGEN" "$NEAR_DUP"; do
     [[ -x $bin ]] || { echo "missing $bin" >&2; exit 1; }
 done
 
@@ -54,20 +75,30 @@ WORK=$(mktemp -d "${BENCH_TMPDIR:-${TMPDIR:-/tmp}}/whatsapp-memory-bench.XXXXXX"
 DB=$WORK/bench.db
 mkdir -p "$WORK/storage"
 SERVER_PID=
+SERVER_LOG=$WORK/server.log
+FAKE_PID=
+
+# stop_pid PID [SECONDS]: SIGTERM, then SIGKILL after SECONDS (default 5); only our children.
+stop_pid() {
+    local pid=$1 tenths=$((${2:-5} * 10))
+    [[ -n $pid ]] || return 0
+    if kill -0 "$pid" 2>/dev/null; then
+        kill "$pid" 2>/dev/null || true
+        for _ in $(seq "$tenths"); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -9 "$pid" 2>/dev/null || true
+    fi
+    wait "$pid" 2>/dev/null || true
+}
 
 cleanup() {
     local rc=$?
-    if [[ -n $SERVER_PID ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
-        kill "$SERVER_PID" 2>/dev/null || true
-        for _ in $(seq 50); do
-            kill -0 "$SERVER_PID" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -9 "$SERVER_PID" 2>/dev/null || true
-        wait "$SERVER_PID" 2>/dev/null || true
-    fi
+    stop_pid "$SERVER_PID"
+    stop_pid "$FAKE_PID"
     if [[ ${BENCH_KEEP:-0} == 1 ]]; then
-        echo "kept $WORK (bench.db, server.log, *.kv)" >&2
+        echo "kept $WORK (bench.db, media.db, server*.log, fake_twilio.*, *.kv)" >&2
     else
         rm -rf "$WORK"
     fi
@@ -78,8 +109,8 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 server_log_tail() {
-    echo "--- last lines of server.log ---" >&2
-    tail -n 40 "$WORK/server.log" >&2 || true
+    echo "--- last lines of $(basename "$SERVER_LOG") ---" >&2
+    tail -n 40 "$SERVER_LOG" >&2 || true
 }
 
 # A random token and account: the server checks every signature against them.
@@ -90,32 +121,41 @@ WHATSAPP_NUMBER=+14155238886
 PORT=$("$LOADGEN" free-port)
 BASE=http://127.0.0.1:$PORT
 
-log "starting the server on $BASE with a fresh database $DB"
-# From the temp dir, so that a developer's .env in the repo cannot change the setup.
-(
-    cd "$WORK"
-    export DATABASE_URL="sqlite://$DB?mode=rwc" APP_HOST=127.0.0.1 APP_PORT=$PORT \
-        ENV=production TWILIO_AUTH_TOKEN=$TOKEN TWILIO_ACCOUNT_SID=$ACCOUNT_SID \
-        TWILIO_WHATSAPP_NUMBER=$WHATSAPP_NUMBER PUBLIC_BASE_URL=$BASE \
-        STORAGE_DIR=$WORK/storage RUST_LOG=${RUST_LOG:-warn}
-    exec "$SERVER_BIN" serve
-) >"$WORK/server.log" 2>&1 &
-SERVER_PID=$!
+# start_server DB STORAGE LOG [VAR=value...]: starts `serve` on $BASE with signatures on,
+# the extra variables added, and waits up to 60 s for GET /readyz (exit 1 if it fails).
+start_server() {
+    local db=$1 storage=$2
+    SERVER_LOG=$3
+    shift 3
+    log "starting the server on $BASE with a fresh database $db"
+    # From the temp dir, so that a developer's .env in the repo cannot change the setup.
+    (
+        cd "$WORK"
+        export DATABASE_URL="sqlite://$db?mode=rwc" APP_HOST=127.0.0.1 APP_PORT=$PORT \
+            ENV=production TWILIO_AUTH_TOKEN=$TOKEN TWILIO_ACCOUNT_SID=$ACCOUNT_SID \
+            TWILIO_WHATSAPP_NUMBER=$WHATSAPP_NUMBER PUBLIC_BASE_URL=$BASE \
+            STORAGE_DIR=$storage RUST_LOG=${RUST_LOG:-warn}
+        exec env "$@" "$SERVER_BIN" serve
+    ) >"$SERVER_LOG" 2>&1 &
+    SERVER_PID=$!
 
-ready_by=$((SECONDS + 60))
-until "$LOADGEN" wait-ready --url "$BASE/readyz" --timeout 1 2>/dev/null; do
-    if ! kill -0 "$SERVER_PID" 2>/dev/null; then
-        echo "the server exited during start-up" >&2
-        server_log_tail
-        exit 1
-    fi
-    if ((SECONDS >= ready_by)); then
-        echo "GET /readyz did not answer 200 within 60 s" >&2
-        server_log_tail
-        exit 1
-    fi
-done
-log "server ready (pid $SERVER_PID)"
+    local ready_by=$((SECONDS + 60))
+    until "$LOADGEN" wait-ready --url "$BASE/readyz" --timeout 1 2>/dev/null; do
+        if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+            echo "the server exited during start-up" >&2
+            server_log_tail
+            exit 1
+        fi
+        if ((SECONDS >= ready_by)); then
+            echo "GET /readyz did not answer 200 within 60 s" >&2
+            server_log_tail
+            exit 1
+        fi
+    done
+    log "server ready (pid $SERVER_PID)"
+}
+
+start_server "$DB" "$WORK/storage" "$WORK/server.log"
 
 COMMON=(--url "$BASE/webhook" --token "$TOKEN" --account-sid "$ACCOUNT_SID"
     --to-number "$WHATSAPP_NUMBER" --verify-db "$DB")
@@ -165,10 +205,94 @@ if kill -0 "$SERVER_PID" 2>/dev/null; then
     run_phase search search "${COMMON[@]}" --count "$SEARCH_COUNT" \
         --connections "$SEARCH_CONNECTIONS" --user "$SEARCH_USER" "${expect[@]}" || true
 fi
+log "stopping the server"
+stop_pid "$SERVER_PID" 15
+SERVER_PID=
+
+# Media: a second server on a fresh file, whose Twilio API is the loopback fake.
+MEDIA_DB=$WORK/media.db
+mkdir -p "$WORK/media-storage"
+if [[ -f $PHOTO ]]; then
+    PHOTO_NOTE="$(basename "$PHOTO"), $(($(wc -c <"$PHOTO") / 1024)) KB"
+else
+    log "no sample photo at $PHOTO: generating a stand-in JPEG"
+    PHOTO=$WORK/photo.jpg
+    "$LOADGEN" sample-jpeg --out "$PHOTO"
+    PHOTO_NOTE="generated stand-in, $(($(wc -c <"$PHOTO") / 1024)) KB"
+fi
+log "starting the fake Twilio API (bench/fake_twilio.py)"
+TWILIO_AUTH_TOKEN=$TOKEN python3 "$ROOT/bench/fake_twilio.py" --account-sid "$ACCOUNT_SID" \
+    --jpeg "$PHOTO" --port-file "$WORK/fake_twilio.port" --stats-file "$WORK/fake_twilio.kv" \
+    --max-seconds $((MEDIA_DURATION + 300)) >"$WORK/fake_twilio.log" 2>&1 &
+FAKE_PID=$!
+fake_by=$((SECONDS + 10))
+until [[ -s $WORK/fake_twilio.port ]]; do
+    if ! kill -0 "$FAKE_PID" 2>/dev/null || ((SECONDS >= fake_by)); then
+        echo "the fake Twilio API did not start" >&2
+        cat "$WORK/fake_twilio.log" >&2 || true
+        exit 1
+    fi
+    sleep 0.1
+done
+FAKE_BASE=http://127.0.0.1:$(<"$WORK/fake_twilio.port")
+PORT=$("$LOADGEN" free-port)
+BASE=http://127.0.0.1:$PORT
+start_server "$MEDIA_DB" "$WORK/media-storage" "$WORK/server-media.log" \
+    TWILIO_API_BASE_URL="$FAKE_BASE" WORKERS="$MEDIA_WORKERS"
+run_phase media media --url "$BASE/webhook" --token "$TOKEN" --account-sid "$ACCOUNT_SID" \
+    --to-number "$WHATSAPP_NUMBER" --verify-db "$MEDIA_DB" --media-base "$FAKE_BASE" \
+    --duration "$MEDIA_DURATION" --connections "$MEDIA_CONNECTIONS" --users "$MEDIA_USERS" || true
+# The workers lag behind the load by design: the backlog is reported, not waited for.
+log "stopping the server and the fake Twilio API"
+stop_pid "$SERVER_PID" 15
+SERVER_PID=
+stop_pid "$FAKE_PID"
+FAKE_PID=
+# fake NAME: one count of the fake Twilio API ("n/a" when missing).
+fake() { kv fake_twilio "$1"; }
+# positive VALUE: true when VALUE is a whole number above 0.
+positive() { [[ $1 =~ ^[0-9]+$ ]] && (($1 > 0)); }
+if [[ ! -f $WORK/fake_twilio.kv ]]; then
+    FAILED+=("media: the fake Twilio API left no counts")
+fi
+if positive "$(fake cdn_with_authorization)"; then
+    FAILED+=("media: credentials reached the CDN ($(fake cdn_with_authorization) requests)")
+fi
+if positive "$(fake unauthorized)"; then
+    FAILED+=("media: the fake Twilio API refused $(fake unauthorized) requests as unauthorized")
+fi
+if positive "$(kv media media_jobs_dead)"; then
+    FAILED+=("media: $(kv media media_jobs_dead) media jobs dead-lettered (see server-media.log)")
+fi
+if [[ $(kv media media_jobs_done) == 0 ]]; then
+    FAILED+=("media: no media job was done during the load (did the workers fetch anything?)")
+fi
+
+# near_dup NAME DATABASE-URL: times the near-duplicate lookup, results in $WORK/NAME.kv.
+near_dup() {
+    local name=$1 url=$2 rc=0
+    log "$name"
+    "$NEAR_DUP" --database-url "$url" --images "$NEAR_DUP_IMAGES" --lookups "$NEAR_DUP_LOOKUPS" \
+        --out "$WORK/$name.kv" || rc=$?
+    if ((rc == 3)); then
+        FAILED+=("$name: a near duplicate was not found")
+    elif ((rc != 0)); then
+        FAILED+=("$name: near_duplicate exited with status $rc")
+    fi
+}
+near_dup near_dup "sqlite://$WORK/near_duplicate.db?mode=rwc"
+if [[ -n $POSTGRES_URL ]]; then
+    near_dup near_dup_pg "$POSTGRES_URL"
+fi
 
 rps=$(kv webhook rps)
 p99=$(kv webhook p99_ms)
 sp95=$(kv search p95_ms)
+mp99=$(kv media p99_ms)
+media_s=$(kv media elapsed_s)
+media_done=$(kv media media_jobs_done)
+media_rate=$(awk -v d="$media_done" -v s="$media_s" \
+    'BEGIN { if (d ~ /^[0-9]+$/ && s + 0 > 0) printf "%.1f", d / s; else print "n/a" }')
 commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo "no commit")
 mkdir -p "$RESULTS_DIR"
 {
@@ -194,6 +318,39 @@ mkdir -p "$RESULTS_DIR"
     printf '  seeding       %s memories in %s s (%s requests/s, p99 %s ms), rows %s\n' \
         "$(kv seed ok)" "$(kv seed elapsed_s)" "$(kv seed rps)" "$(kv seed p99_ms)" "$(kv seed verify)"
     echo
+    echo "POST /webhook with a photo: $media_s s, $MEDIA_CONNECTIONS connections, $MEDIA_USERS users, new signed messages with NumMedia=1, $MEDIA_WORKERS workers, fresh SQLite"
+    printf '  requests/s    %s\n' "$(kv media rps)"
+    printf '  p50 ms        %s\n' "$(kv media p50_ms)"
+    printf '  p99 ms        %-10s target <= %-6s %s\n' "$mp99" "$TARGET_MEDIA_P99_MS" "$(verdict "$mp99" '<=' "$TARGET_MEDIA_P99_MS")"
+    printf '  p90/max ms    %s / %s\n' "$(kv media p90_ms)" "$(kv media max_ms)"
+    printf '  answers       %s x 200 (empty TwiML), %s failed\n' "$(kv media ok)" "$(kv media errors)"
+    printf '  rows          %s (inbound interactions +%s; %s answered sids looked up: %s without interaction, %s without media job)\n' \
+        "$(kv media verify)" "$(kv media inbound_delta)" "$(kv media media_checked)" \
+        "$(kv media media_missing_interaction)" "$(kv media media_missing_job)"
+    printf '  media jobs    %s queued by the load; at its end %s done (%s/s), %s queued + %s running (backlog), %s dead\n' \
+        "$(kv media media_jobs_total)" "$media_done" "$media_rate" "$(kv media media_jobs_queued)" \
+        "$(kv media media_jobs_running)" "$(kv media media_jobs_dead)"
+    printf '  fake Twilio   %s media fetched (%s), %s replies accepted, %s unauthorized, %s CDN requests with credentials\n' \
+        "$(fake media_cdn)" "$PHOTO_NOTE" "$(fake messages_created)" "$(fake unauthorized)" "$(fake cdn_with_authorization)"
+    echo
+    for nd in near_dup near_dup_pg; do
+        [[ $nd == near_dup_pg && -z $POSTGRES_URL ]] && continue
+        ndp99=$(kv "$nd" p99_ms)
+        echo "near-duplicate photo lookup ($(kv "$nd" backend)): one user holding $(kv "$nd" images) images, $(kv "$nd" lookups) lookups, fresh database"
+        printf '  p50 ms        %s\n' "$(kv "$nd" p50_ms)"
+        printf '  p95 ms        %s\n' "$(kv "$nd" p95_ms)"
+        printf '  p99 ms        %-10s target <= %-6s %s\n' "$ndp99" "$TARGET_NEAR_DUP_P99_MS" "$(verdict "$ndp99" '<=' "$TARGET_NEAR_DUP_P99_MS")"
+        printf '  max ms        %s\n' "$(kv "$nd" max_ms)"
+        printf '  found         %s of %s near duplicates (1-5 bits off), %s of the random probes matched\n' \
+            "$(kv "$nd" near_found)" "$(kv "$nd" near_probes)" "$(kv "$nd" random_hits)"
+        printf '  candidates    %s rows per lookup on average (max %s) sharing a hash band\n' \
+            "$(kv "$nd" candidates_mean)" "$(kv "$nd" candidates_max)"
+        echo
+    done
+    if [[ -z $POSTGRES_URL ]]; then
+        echo "(near-duplicate lookup on PostgreSQL skipped: BENCH_POSTGRES_URL is not set)"
+        echo
+    fi
     if ((${#FAILED[@]} == 0)); then
         echo "checks: OK (every request answered 200 and committed its rows)"
     else

@@ -1,9 +1,9 @@
 //! Load generator behind `make bench` (see `bench/run.sh` and `bench/README.md`).
 //!
 //! It drives a running `whatsapp-memory serve` through `POST /webhook` exactly as Twilio
-//! would: every request is a new text message with a unique `MessageSid`, form-encoded and
-//! signed with `X-Twilio-Signature`. It then checks in the SQLite file that every `200`
-//! answer left its rows behind.
+//! would: every request is a new message (a text, or a photo for `media`) with a unique
+//! `MessageSid`, form-encoded and signed with `X-Twilio-Signature`. It then checks in the
+//! SQLite file that every `200` answer left its rows behind.
 //!
 //! ```text
 //! cargo build --release --example loadgen
@@ -14,10 +14,13 @@
 //! # 100,000 memories for one user, then 2,000 `/search` messages from that user
 //! $L seed   --url ... --token ... --count 100000 --verify-db /abs/path/bench.db
 //! $L search --url ... --token ... --count 2000 --connections 1 --verify-db ...
+//! # 15 s of photo messages whose MediaUrl0 points at a fake Twilio (bench/fake_twilio.py)
+//! $L media  --url ... --token ... --media-base http://127.0.0.1:9100 --verify-db ...
 //! # helpers used by bench/run.sh so that it needs no other tool
 //! $L free-port
 //! $L wait-ready --url http://127.0.0.1:8080/readyz --timeout 60
 //! $L verify --db /abs/path/bench.db --expect-inbound 45000 --expect-memories 45000
+//! $L sample-jpeg --out photo.jpg   # a stand-in photo when the real sample is missing
 //! ```
 //!
 //! The generator shares the machine's 2 cores with the server, so it is kept lean: every
@@ -75,12 +78,17 @@ enum Command {
     Seed(SeedArgs),
     /// Sends `/search <words>` messages for one user and reports their latency.
     Search(SearchArgs),
+    /// Throughput run with photos: each message carries one media URL on a fake Twilio,
+    /// so the service's workers fetch, decode and reply while the webhook is loaded.
+    Media(MediaArgs),
     /// Compares row counts in the SQLite file with expected numbers.
     Verify(VerifyArgs),
     /// Prints a free TCP port on 127.0.0.1, so that bench/run.sh needs no other tool.
     FreePort,
     /// Waits until GET URL answers 200 (exit 1 after --timeout seconds).
     WaitReady(WaitReadyArgs),
+    /// Writes a photo-like JPEG, for when the real sample photo is missing.
+    SampleJpeg(SampleJpegArgs),
 }
 
 /// Where and how to send webhooks; shared by the three load modes.
@@ -184,6 +192,32 @@ struct SearchArgs {
     expect_user_memories: Option<i64>,
 }
 
+/// Arguments of the media run.
+#[derive(Args)]
+struct MediaArgs {
+    #[command(flatten)]
+    target: Target,
+    /// Length of the timed window, in seconds.
+    #[arg(long, default_value_t = 15.0)]
+    duration: f64,
+    /// Concurrent keep-alive connections, one worker each.
+    #[arg(long, default_value_t = 16)]
+    connections: usize,
+    /// Distinct senders (at most 9999).
+    #[arg(long, default_value_t = 50)]
+    users: u32,
+    /// Requests are pre-built for this rate over --duration (as for `webhook`).
+    #[arg(long, default_value_t = 10_000)]
+    max_rate: u64,
+    /// Base of the (fake) Twilio API the server fetches media from, i.e. its
+    /// TWILIO_API_BASE_URL: every MediaUrl0 is {base}/2010-04-01/Accounts/{sid}/Messages/MM…/Media/ME….
+    #[arg(long)]
+    media_base: String,
+    /// MediaContentType0 of every message.
+    #[arg(long, default_value = "image/jpeg")]
+    content_type: String,
+}
+
 /// Arguments of the stand-alone row check.
 #[derive(Args)]
 struct VerifyArgs {
@@ -204,6 +238,20 @@ struct VerifyArgs {
     expect_user_memories: Option<i64>,
 }
 
+/// Arguments of the stand-in photo.
+#[derive(Args)]
+struct SampleJpegArgs {
+    /// Where to write it.
+    #[arg(long)]
+    out: PathBuf,
+    /// Width in pixels (the real sample is 998 x 1280).
+    #[arg(long, default_value_t = 998)]
+    width: u32,
+    /// Height in pixels.
+    #[arg(long, default_value_t = 1280)]
+    height: u32,
+}
+
 /// Arguments of the readiness wait.
 #[derive(Args)]
 struct WaitReadyArgs {
@@ -222,6 +270,7 @@ fn main() -> ExitCode {
         Command::Webhook(a) => a.target.threads,
         Command::Seed(a) => a.target.threads,
         Command::Search(a) => a.target.threads,
+        Command::Media(a) => a.target.threads,
         _ => 1,
     };
     let runtime = if threads <= 1 {
@@ -252,6 +301,7 @@ async fn run(command: Command) -> Result<bool> {
         Command::Webhook(a) => webhook(a).await,
         Command::Seed(a) => seed(a).await,
         Command::Search(a) => search(a).await,
+        Command::Media(a) => media(a).await,
         Command::Verify(a) => verify(a),
         Command::FreePort => {
             let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
@@ -259,11 +309,12 @@ async fn run(command: Command) -> Result<bool> {
             Ok(true)
         }
         Command::WaitReady(a) => wait_ready(a).await,
+        Command::SampleJpeg(a) => sample_jpeg(a),
     }
 }
 
 // ---------------------------------------------------------------------------------------
-// The three load modes
+// The four load modes
 // ---------------------------------------------------------------------------------------
 
 /// The issue's throughput run: a timed window over many users, every message new and signed.
@@ -291,8 +342,9 @@ async fn webhook(a: WebhookArgs) -> Result<bool> {
         expect: Expect::Saved,
         deadline: Some(duration),
         warmup: 0,
-        memories_per_ok: 1,
+        memories_per_ok: Some(1),
         user_for_count: None,
+        check_media: false,
     };
     execute(&signer, t, run, reqs).await
 }
@@ -315,8 +367,9 @@ async fn seed(a: SeedArgs) -> Result<bool> {
         expect: Expect::Saved,
         deadline: None,
         warmup: 0,
-        memories_per_ok: 1,
+        memories_per_ok: Some(1),
         user_for_count: Some(user.wa_id.clone()),
+        check_media: false,
     };
     execute(&signer, t, run, reqs).await
 }
@@ -355,8 +408,53 @@ async fn search(a: SearchArgs) -> Result<bool> {
         expect: Expect::Search,
         deadline: None,
         warmup: a.warmup,
-        memories_per_ok: 0,
+        memories_per_ok: Some(0),
         user_for_count: Some(user.wa_id.clone()),
+        check_media: false,
+    };
+    execute(&signer, t, run, reqs).await
+}
+
+/// The text run's load with photos: each message carries one new media URL on the fake
+/// Twilio (all serving the same bytes), so the workers fetch, decode and reply meanwhile.
+async fn media(a: MediaArgs) -> Result<bool> {
+    if a.users == 0 || a.users > 9999 {
+        bail!("--users must be 1..=9999");
+    }
+    let base = a.media_base.trim_end_matches('/');
+    let parsed = url::Url::parse(base).with_context(|| format!("bad --media-base {base}"))?;
+    if parsed.host_str().is_none() {
+        bail!("--media-base needs a host");
+    }
+    let duration = Duration::from_secs_f64(a.duration);
+    let t = &a.target;
+    let signer = Signer::new(t)?;
+    let mut rng = Rng::new(t.rng_seed ^ 0x9e0_7a55);
+    let users: Vec<User> = (0..a.users).map(User::new).collect();
+    let total = ((a.max_rate as f64 * a.duration).ceil() as usize).max(a.connections);
+    eprintln!("[media] signing {total} requests before the timed window...");
+    let sids = SidGen::new(4);
+    let media_prefix = format!("{base}/2010-04-01/Accounts/{}/Messages/", t.account_sid);
+    let mut url = String::with_capacity(media_prefix.len() + 80);
+    let reqs = prebuild(total, a.connections, |i| {
+        let user = &users[rng.below(users.len() as u64) as usize];
+        let sid = sids.sid(i as u64);
+        url.clear();
+        let _ = write!(url, "{media_prefix}MM{sid:032x}/Media/ME{sid:032x}");
+        signer.media_request(sid, user, &url, &a.content_type)
+    });
+    let label = format!(
+        "media: {} connections, {} users, {:.1} s, one photo per message from {base}",
+        a.connections, a.users, a.duration
+    );
+    let run = LoadRun {
+        label,
+        expect: Expect::NoReply,
+        deadline: Some(duration),
+        warmup: 0,
+        memories_per_ok: None,
+        user_for_count: None,
+        check_media: true,
     };
     execute(&signer, t, run, reqs).await
 }
@@ -383,10 +481,14 @@ struct LoadRun {
     deadline: Option<Duration>,
     /// Requests per worker sent before the barrier and left out of the statistics.
     warmup: usize,
-    /// Memories each `200` must add (1 for a text, 0 for a search).
-    memories_per_ok: i64,
+    /// Memories each `200` must add (1 for a text, 0 for a search); `None` for photos,
+    /// whose memories the workers save later.
+    memories_per_ok: Option<i64>,
     /// Also count this user's memories.
     user_for_count: Option<String>,
+    /// After the run, look every answered sid up: its inbound interaction and its one
+    /// `media.ingest` job must be there (and count the jobs by state).
+    check_media: bool,
 }
 
 /// Opens the connections, runs the workers, prints and writes the results, checks rows.
@@ -409,6 +511,7 @@ async fn execute(signer: &Signer, t: &Target, run: LoadRun, lists: Vec<Vec<Prepa
         expect: run.expect,
         warmup: run.warmup,
         addr: signer.addr,
+        collect_sids: run.check_media && t.verify_db.is_some(),
     });
     let mut handles = Vec::with_capacity(workers);
     for (i, (conn, list)) in conns.into_iter().zip(lists).enumerate() {
@@ -433,7 +536,11 @@ async fn execute(signer: &Signer, t: &Target, run: LoadRun, lists: Vec<Vec<Prepa
         Some(db) => Some(db_counts(db, run.user_for_count.as_deref())?),
         None => None,
     };
-    report(t, &run, &total, before.zip(after))
+    let media = match &t.verify_db {
+        Some(db) if run.check_media => Some(media_rows(db, &total.ok_sids)?),
+        _ => None,
+    };
+    report(t, &run, &total, before.zip(after), media)
 }
 
 /// Prints a progress line every 5 s on stderr, so that a long seed is seen to move.
@@ -465,6 +572,8 @@ struct WorkerSettings {
     expect: Expect,
     warmup: usize,
     addr: SocketAddr,
+    /// Keep the sid of every timed `200`, for the row check after the run.
+    collect_sids: bool,
 }
 
 /// What a correct answer looks like.
@@ -474,6 +583,8 @@ enum Expect {
     Saved,
     /// A search: numbered results, or "No matching memories found.".
     Search,
+    /// Media, answered later: an empty TwiML `<Response/>`.
+    NoReply,
 }
 
 /// One worker's counts; merged into [`Totals`] at the end.
@@ -481,6 +592,8 @@ enum Expect {
 struct WorkerStats {
     /// Latency of every answered timed request, in nanoseconds.
     latencies_ns: Vec<u64>,
+    /// Sids answered `200` in the timed window, when [`WorkerSettings::collect_sids`].
+    ok_sids: Vec<u128>,
     /// Search latencies by kind of query.
     by_kind: BTreeMap<QueryKind, Vec<u64>>,
     /// The slowest searches: latency and words.
@@ -531,6 +644,9 @@ async fn worker(
     mut probe: Option<Probe>,
 ) -> WorkerStats {
     let mut st = WorkerStats { latencies_ns: Vec::with_capacity(list.len()), ..WorkerStats::default() };
+    if s.collect_sids {
+        st.ok_sids.reserve(list.len());
+    }
     let warm = s.warmup.min(list.len());
     for req in &list[..warm] {
         if let Ok(Ok(ans)) = tokio::time::timeout(s.timeout, conn.exchange(&req.bytes)).await {
@@ -568,8 +684,11 @@ async fn worker(
                 progress.fetch_add(1, Ordering::Relaxed);
                 if ans.status == 200 {
                     st.ok += 1;
+                    if s.collect_sids {
+                        st.ok_sids.push(req.sid);
+                    }
                     match classify(s.expect, conn.body(&ans)) {
-                        Outcome::Saved => {}
+                        Outcome::Saved | Outcome::Queued => {}
                         Outcome::SearchHit => st.search_hits += 1,
                         Outcome::SearchMiss => st.search_misses += 1,
                         Outcome::Unexpected => {
@@ -639,6 +758,8 @@ async fn reconnect_with_retries(
 /// How one `200` body reads.
 enum Outcome {
     Saved,
+    /// Media taken for later: no message now.
+    Queued,
     SearchHit,
     SearchMiss,
     Unexpected,
@@ -650,6 +771,7 @@ fn classify(expect: Expect, body: &[u8]) -> Outcome {
         Expect::Saved if contains(body, SAVED_MARKER) => Outcome::Saved,
         Expect::Search if contains(body, NO_MATCH_MARKER) => Outcome::SearchMiss,
         Expect::Search if contains(body, b"<Message") || contains(body, b"1.") => Outcome::SearchHit,
+        Expect::NoReply if contains(body, b"<Response/>") && !contains(body, b"<Message") => Outcome::Queued,
         _ => Outcome::Unexpected,
     }
 }
@@ -712,6 +834,8 @@ impl Probe {
 /// All workers' counts together.
 struct Totals {
     lat_ns: Vec<u64>,
+    /// Sids answered `200`, when collected.
+    ok_sids: Vec<u128>,
     ok: u64,
     warmup_ok: u64,
     unexpected_body: u64,
@@ -737,6 +861,7 @@ impl Totals {
     fn merge(stats: Vec<WorkerStats>, wall: Duration) -> Self {
         let mut t = Totals {
             lat_ns: Vec::with_capacity(stats.iter().map(|s| s.latencies_ns.len()).sum()),
+            ok_sids: Vec::with_capacity(stats.iter().map(|s| s.ok_sids.len()).sum()),
             ok: 0,
             warmup_ok: 0,
             unexpected_body: 0,
@@ -760,6 +885,7 @@ impl Totals {
         }
         for s in stats {
             t.lat_ns.extend_from_slice(&s.latencies_ns);
+            t.ok_sids.extend_from_slice(&s.ok_sids);
             t.ok += s.ok;
             t.warmup_ok += s.warmup_ok;
             t.unexpected_body += s.unexpected_body;
@@ -817,7 +943,13 @@ impl Totals {
 }
 
 /// Prints the report, checks the rows, writes `--out`; `Ok(false)` when a check failed.
-fn report(t: &Target, run: &LoadRun, tot: &Totals, counts: Option<(DbCounts, DbCounts)>) -> Result<bool> {
+fn report(
+    t: &Target,
+    run: &LoadRun,
+    tot: &Totals,
+    counts: Option<(DbCounts, DbCounts)>,
+    media: Option<MediaRows>,
+) -> Result<bool> {
     let mut pass = true;
     let mut kv: Vec<(&str, String)> = Vec::new();
     println!("{}", run.label);
@@ -890,13 +1022,30 @@ fn report(t: &Target, run: &LoadRun, tot: &Totals, counts: Option<(DbCounts, DbC
         let want = (tot.ok + tot.warmup_ok) as i64;
         let d_in = a.inbound - b.inbound;
         let d_mem = a.memories - b.memories;
-        let want_mem = want * run.memories_per_ok;
         let mut problems = Vec::new();
         if d_in != want {
             problems.push(format!("inbound interactions grew by {d_in}, but {want} requests were answered 200"));
         }
-        if d_mem != want_mem {
-            problems.push(format!("memories grew by {d_mem}, expected {want_mem} for {want} answers"));
+        if let Some(per_ok) = run.memories_per_ok {
+            let want_mem = want * per_ok;
+            if d_mem != want_mem {
+                problems.push(format!("memories grew by {d_mem}, expected {want_mem} for {want} answers"));
+            }
+        }
+        if let Some(m) = &media {
+            if m.checked != tot.ok {
+                problems
+                    .push(format!("{} answered sids checked, but {} requests were answered 200", m.checked, tot.ok));
+            }
+            if m.missing_interaction > 0 {
+                problems.push(format!("{} answered sids have no inbound interaction", m.missing_interaction));
+            }
+            if m.missing_job > 0 {
+                problems.push(format!("{} answered sids have no media.ingest job", m.missing_job));
+            }
+            if m.extra_jobs > 0 {
+                problems.push(format!("{} answered sids have more than one media.ingest job", m.extra_jobs));
+            }
         }
         if a.inbound_sids != a.inbound {
             problems.push(format!("{} inbound interactions but only {} distinct sids", a.inbound, a.inbound_sids));
@@ -917,6 +1066,17 @@ fn report(t: &Target, run: &LoadRun, tot: &Totals, counts: Option<(DbCounts, DbC
             fmt_opt(a.user_memories),
             tot.probes
         );
+        if let Some(m) = &media {
+            let states: Vec<String> = m.states.iter().map(|(k, v)| format!("{k} {v}")).collect();
+            println!(
+                "  media jobs   {} of kind media.ingest: {}; {} answered sids looked up",
+                m.jobs_total,
+                states.join(", "),
+                m.checked
+            );
+            let (other_total, other_done) = m.other_jobs;
+            println!("  other jobs   {other_total} (replies to send), {other_done} done");
+        }
         if problems.is_empty() {
             println!("  verify       OK: every 200 answer has its committed rows");
             verify = "ok".into();
@@ -935,6 +1095,20 @@ fn report(t: &Target, run: &LoadRun, tot: &Totals, counts: Option<(DbCounts, DbC
         kv.push(("user_memories", fmt_opt(a.user_memories)));
         kv.push(("probes", tot.probes.to_string()));
         kv.push(("probe_missing", tot.probe_missing.to_string()));
+    }
+    if let Some(m) = &media {
+        let state = |name: &str| m.states.get(name).copied().unwrap_or(0).to_string();
+        kv.push(("media_jobs_total", m.jobs_total.to_string()));
+        kv.push(("media_jobs_queued", state("queued")));
+        kv.push(("media_jobs_running", state("running")));
+        kv.push(("media_jobs_done", state("done")));
+        kv.push(("media_jobs_dead", state("dead")));
+        kv.push(("media_checked", m.checked.to_string()));
+        kv.push(("media_missing_interaction", m.missing_interaction.to_string()));
+        kv.push(("media_missing_job", m.missing_job.to_string()));
+        kv.push(("media_extra_jobs", m.extra_jobs.to_string()));
+        kv.push(("send_jobs_total", m.other_jobs.0.to_string()));
+        kv.push(("send_jobs_done", m.other_jobs.1.to_string()));
     }
 
     if let Some(path) = &t.out {
@@ -1033,6 +1207,79 @@ fn db_counts(path: &Path, user_wa_id: Option<&str>) -> Result<DbCounts> {
         .ok()
     });
     Ok(DbCounts { inbound, inbound_sids, outbound, memories, user_memories })
+}
+
+/// What the media run's answered sids left in the file, read right after the run.
+struct MediaRows {
+    /// Answered sids looked up.
+    checked: u64,
+    /// Answered sids without an inbound interaction.
+    missing_interaction: u64,
+    /// Answered sids whose interaction has no `media.ingest` job.
+    missing_job: u64,
+    /// Answered sids whose interaction has more than one (one photo each: one job).
+    extra_jobs: u64,
+    /// All `media.ingest` jobs, and how many are in each state.
+    jobs_total: i64,
+    states: BTreeMap<String, i64>,
+    /// Every other job (the replies' sends): total and done.
+    other_jobs: (i64, i64),
+}
+
+/// Looks every answered sid up: its inbound interaction, then the `media.ingest` job whose
+/// payload names that interaction (the webhook writes both in one transaction).
+fn media_rows(path: &Path, sids: &[u128]) -> Result<MediaRows> {
+    let db = open_read_only(path)?;
+    let mut interactions: std::collections::HashMap<String, i64> = std::collections::HashMap::new();
+    {
+        let mut stmt = db.prepare(
+            "SELECT twilio_message_sid, id FROM interactions \
+             WHERE direction = 'inbound' AND twilio_message_sid IS NOT NULL",
+        )?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+        for row in rows {
+            let (sid, id) = row.context("reading inbound interactions")?;
+            interactions.insert(sid, id);
+        }
+    }
+    let mut jobs_per_interaction: std::collections::HashMap<i64, u32> = std::collections::HashMap::new();
+    let mut states = BTreeMap::new();
+    let mut jobs_total = 0;
+    {
+        let mut stmt = db
+            .prepare("SELECT json_extract(payload, '$.interaction_id'), state FROM jobs WHERE kind = 'media.ingest'")?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, Option<i64>>(0)?, r.get::<_, String>(1)?)))?;
+        for row in rows {
+            let (interaction, state) = row.context("reading media jobs")?;
+            jobs_total += 1;
+            *states.entry(state).or_insert(0) += 1;
+            if let Some(id) = interaction {
+                *jobs_per_interaction.entry(id).or_insert(0) += 1;
+            }
+        }
+    }
+    let other_jobs = db
+        .query_row(
+            "SELECT COUNT(*), COALESCE(SUM(state = 'done'), 0) FROM jobs WHERE kind <> 'media.ingest'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .context("counting other jobs")?;
+    let mut m =
+        MediaRows { checked: 0, missing_interaction: 0, missing_job: 0, extra_jobs: 0, jobs_total, states, other_jobs };
+    let mut hex = String::with_capacity(34);
+    for sid in sids {
+        hex.clear();
+        let _ = write!(hex, "SM{sid:032x}");
+        m.checked += 1;
+        match interactions.get(&hex).map(|id| jobs_per_interaction.get(id)) {
+            None => m.missing_interaction += 1,
+            Some(None) => m.missing_job += 1,
+            Some(Some(1)) => {}
+            Some(Some(_)) => m.extra_jobs += 1,
+        }
+    }
+    Ok(m)
 }
 
 /// The stand-alone check, for a database left behind by `BENCH_KEEP=1`.
@@ -1158,11 +1405,22 @@ impl Signer {
         })
     }
 
-    /// A text message as Twilio's WhatsApp sender posts it, signed: HMAC-SHA1 over the
-    /// URL followed by every parameter name and value, names sorted, no separators.
+    /// A text message as Twilio's WhatsApp sender posts it, signed.
     fn request(&self, sid: u128, user: &User, body: &str) -> Prepared {
+        self.build(sid, user, body, None)
+    }
+
+    /// A photo without a caption, as Twilio posts it: `NumMedia=1`, `MediaUrl0` and
+    /// `MediaContentType0`, an empty `Body`, signed like any message.
+    fn media_request(&self, sid: u128, user: &User, url: &str, content_type: &str) -> Prepared {
+        self.build(sid, user, "", Some((url, content_type)))
+    }
+
+    /// Form-encodes and signs one message: HMAC-SHA1 over the URL followed by every
+    /// parameter name and value, names sorted, no separators.
+    fn build(&self, sid: u128, user: &User, body: &str, media: Option<(&str, &str)>) -> Prepared {
         let sid_s = format!("SM{sid:032x}");
-        let mut params: [(&str, &str); 14] = [
+        let mut params: Vec<(&str, &str)> = vec![
             ("MessageSid", &sid_s),
             ("SmsMessageSid", &sid_s),
             ("SmsSid", &sid_s),
@@ -1172,12 +1430,19 @@ impl Signer {
             ("WaId", &user.wa_id),
             ("ProfileName", &user.profile),
             ("Body", body),
-            ("NumMedia", "0"),
             ("NumSegments", "1"),
-            ("MessageType", "text"),
             ("SmsStatus", "received"),
             ("ApiVersion", "2010-04-01"),
         ];
+        match media {
+            None => params.extend([("NumMedia", "0"), ("MessageType", "text")]),
+            Some((url, content_type)) => params.extend([
+                ("NumMedia", "1"),
+                ("MessageType", "image"),
+                ("MediaUrl0", url),
+                ("MediaContentType0", content_type),
+            ]),
+        }
         params.sort_unstable_by(|a, b| a.0.cmp(b.0).then(a.1.cmp(b.1)));
         let mut mac = self.mac.clone();
         mac.update(self.sign_url.as_bytes());
@@ -1382,6 +1647,28 @@ fn chunked_end(data: &[u8]) -> io::Result<Option<usize>> {
         }
         pos += size + 2;
     }
+}
+
+/// A photo-like JPEG (smooth gradients, a few shapes and some grain), so that decoding
+/// and hashing cost about what a real photo of that size costs.
+fn sample_jpeg(a: SampleJpegArgs) -> Result<bool> {
+    let (w, h) = (a.width.max(8), a.height.max(8));
+    let mut rng = Rng::new(0x000b_a5ed);
+    let img = image::RgbImage::from_fn(w, h, |x, y| {
+        let (fx, fy) = (x as f64 / w as f64, y as f64 / h as f64);
+        let (cx, cy) = (fx - 0.5, fy - 0.55);
+        let plate = if cx * cx + cy * cy * 0.6 < 0.09 { 70.0 } else { 0.0 };
+        let grain = rng.below(24) as f64 - 12.0;
+        let px = |base: f64| (base + plate + grain).clamp(0.0, 255.0) as u8;
+        image::Rgb([px(200.0 * (1.0 - fy) + 40.0), px(120.0 + 80.0 * fx), px(60.0 + 90.0 * fy * fx)])
+    });
+    let mut out = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 85)
+        .encode_image(&img)
+        .context("encoding the sample JPEG")?;
+    std::fs::write(&a.out, &out).with_context(|| format!("cannot write {}", a.out.display()))?;
+    eprintln!("wrote a {w}x{h} JPEG of {} KB to {}", out.len() / 1024, a.out.display());
+    Ok(true)
 }
 
 /// Polls the readiness URL so that the run starts only once migrations are done.

@@ -28,7 +28,7 @@ test-postgres: ## the integration suite on the real PostgreSQL server
 		echo "PostgreSQL is not reachable at $(TEST_POSTGRES_URL): PostgreSQL tests skipped (CI runs them)" >&2; \
 	fi
 
-bench: ## release build, load the webhook for 15 s, then /search latency at 100k memories
+bench: ## release build; text and photo webhook load, /search at 100k memories, near-duplicate lookup at 100k images (needs python3)
 	bash bench/run.sh
 
 fmt: ## format the code

@@ -343,8 +343,6 @@ mkdir -p "$RESULTS_DIR"
         printf '  max ms        %s\n' "$(kv "$nd" max_ms)"
         printf '  found         %s of %s near duplicates (1-5 bits off), %s of the random probes matched\n' \
             "$(kv "$nd" near_found)" "$(kv "$nd" near_probes)" "$(kv "$nd" random_hits)"
-        printf '  candidates    %s rows per lookup on average (max %s) sharing a hash band\n' \
-            "$(kv "$nd" candidates_mean)" "$(kv "$nd" candidates_max)"
         echo
     done
     if [[ -z $POSTGRES_URL ]]; then

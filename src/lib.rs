@@ -103,9 +103,9 @@ pub async fn build_state(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Resu
         clock.clone(),
         WorkerSettings {
             workers: config.workers,
+            // Workers renew the lease while a job runs, so the lease only bounds how long a
+            // crashed worker's job waits, and a run may take longer than one lease.
             lease: config.job_lease,
-            // A run must end well inside its lease, or another worker could take the job.
-            run_timeout: (config.job_lease * 4 / 5).min(Duration::from_secs(120)),
             ..WorkerSettings::default()
         },
         job_signal,

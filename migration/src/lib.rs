@@ -6,6 +6,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261126_000001_create_core_tables;
 mod m20261126_000002_create_memory_search;
 mod m20261126_000003_media_pipeline;
+mod m20261127_000004_queue_priority_and_hash_indexes;
 
 /// Every migration, in the order they must run.
 pub struct Migrator;
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000001_create_core_tables::Migration),
             Box::new(m20261126_000002_create_memory_search::Migration),
             Box::new(m20261126_000003_media_pipeline::Migration),
+            Box::new(m20261127_000004_queue_priority_and_hash_indexes::Migration),
         ]
     }
 }

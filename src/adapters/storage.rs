@@ -135,7 +135,7 @@ fn store_blocking(root: &Path, bytes: &[u8], extension: &str) -> io::Result<Stor
     let final_path = root.join(&relative_path);
     let stored = StoredFile { sha256, relative_path, size };
 
-    if has_size(&final_path, size)? {
+    if existing_file(&final_path, size)? == Existing::Complete {
         return Ok(stored);
     }
     let directory = final_path.parent().expect("a stored path always has a parent directory");
@@ -148,23 +148,34 @@ fn store_blocking(root: &Path, bytes: &[u8], extension: &str) -> io::Result<Stor
         file.sync_all()?;
     }
     // Another writer may have finished while we wrote; its file is just as good.
-    if has_size(&final_path, size)? {
-        return Ok(stored);
-    }
-    if final_path.exists() {
-        tracing::warn!(path = %stored.relative_path, "replacing a stored media file whose size is wrong");
+    // One look at the path, so a rename landing between two looks cannot pass for damage.
+    match existing_file(&final_path, size)? {
+        Existing::Complete => return Ok(stored),
+        Existing::Damaged => {
+            tracing::warn!(path = %stored.relative_path, "replacing a stored media file whose size is wrong");
+        }
+        Existing::Missing => {}
     }
     temp.persist(&final_path)?;
     sync_directory(directory)?;
     Ok(stored)
 }
 
-/// Whether a file exists at `path` with exactly `size` bytes (a same-named file is the same
-/// content, and the size check catches one damaged outside our atomic writes).
-fn has_size(path: &Path, size: u64) -> io::Result<bool> {
+/// What is at a content-addressed path already.
+#[derive(Debug, PartialEq, Eq)]
+enum Existing {
+    Missing,
+    /// The expected size: a same-named file is the same content.
+    Complete,
+    /// Something else: a file damaged outside our atomic writes.
+    Damaged,
+}
+
+fn existing_file(path: &Path, size: u64) -> io::Result<Existing> {
     match fs::metadata(path) {
-        Ok(metadata) => Ok(metadata.is_file() && metadata.len() == size),
-        Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(false),
+        Ok(metadata) if metadata.is_file() && metadata.len() == size => Ok(Existing::Complete),
+        Ok(_) => Ok(Existing::Damaged),
+        Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(Existing::Missing),
         Err(error) => Err(error),
     }
 }

@@ -13,8 +13,8 @@ use super::jobs::JobSignal;
 use crate::domain::command::{parse_command, Command, HELP_TEXT};
 use crate::domain::model::{InboundMessage, InteractionId, MaskedPhone, MemoryKind, User};
 use crate::domain::ports::{
-    transact, Clock, InboundInsert, MemoryStore, MemoryStoreError, NewJob, NewMemory, Repository, RepositoryError,
-    UnitOfWork,
+    transact, Clock, InboundInsert, JobPriority, MemoryStore, MemoryStoreError, NewJob, NewMemory, Repository,
+    RepositoryError, UnitOfWork,
 };
 use crate::domain::reply::{format_memory_list, truncate_chars, MEMORY_SAVED, NO_MATCHES};
 use crate::domain::time_range::{parse_time_range, KNOWN_PHRASES};
@@ -226,6 +226,7 @@ async fn queue_media(
             }),
             max_attempts: MEDIA_JOB_MAX_ATTEMPTS,
             due_at: now,
+            priority: JobPriority::Background,
         })
         .await?;
     }

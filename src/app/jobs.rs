@@ -23,11 +23,17 @@ pub enum JobError {
     /// Will fail the same way every time (a refused URL, a corrupt file).
     #[error("{0}")]
     Permanent(String),
+    /// This worker's lease ran out and another worker has the job: nothing to settle,
+    /// nobody to tell.
+    #[error("{0}")]
+    LeaseLost(String),
 }
 
 impl From<RepositoryError> for JobError {
     fn from(error: RepositoryError) -> Self {
-        if error.is_retryable() {
+        if let RepositoryError::LeaseLost(_) = error {
+            JobError::LeaseLost(error.to_string())
+        } else if error.is_retryable() {
             JobError::Retryable { message: error.to_string(), retry_after: None }
         } else {
             JobError::Permanent(error.to_string())
@@ -169,24 +175,65 @@ impl JobRunner {
             return Ok(false);
         };
         let span = tracing::info_span!("job", id = job.id.0, kind = %job.kind, attempt = job.attempts);
-        let settlement = self.run_job(&job).instrument(span).await;
-        let id = job.id;
-        let now = self.clock.now();
-        transact(&*self.repository, move |tx| Box::pin(tx.settle_job(id, settlement, now))).await?;
-        Ok(true)
+        let settlement = tokio::select! {
+            settlement = self.run_job(&job).instrument(span) => settlement,
+            () = self.keep_leased(&job) => unreachable!("keeping a lease never ends"),
+        };
+        let Some(settlement) = settlement else {
+            return Ok(true);
+        };
+        let (id, attempt, now) = (job.id, job.attempts, self.clock.now());
+        let dead = match &settlement {
+            JobSettlement::Dead { error } => Some(error.clone()),
+            _ => None,
+        };
+        match transact(&*self.repository, move |tx| Box::pin(tx.settle_job(id, attempt, settlement, now))).await {
+            Ok(()) => {
+                // Told only once the job is dead for sure, never by a worker that lost it.
+                if let (Some(error), Some(handler)) = (dead, self.handlers.get(&job.kind)) {
+                    handler.dead_lettered(&job, &error).await;
+                }
+                Ok(true)
+            }
+            // The handler settled it with its effects, or another worker took it over.
+            Err(RepositoryError::LeaseLost(_)) => Ok(true),
+            Err(error) => Err(error),
+        }
     }
 
-    /// Runs the handler and decides how the job ends.
-    async fn run_job(&self, job: &Job) -> JobSettlement {
+    /// Renews the job's lease every third of its length for as long as it runs, so a slow
+    /// job (a big download, a long transcription) is never claimed twice. Never returns;
+    /// the caller drops it when the job ends.
+    async fn keep_leased(&self, job: &Job) {
+        let period = self.settings.lease / 3;
+        let (id, attempt) = (job.id, job.attempts);
+        loop {
+            tokio::time::sleep(period).await;
+            let lease_until = self.clock.now() + to_chrono(self.settings.lease);
+            match transact(&*self.repository, move |tx| Box::pin(tx.renew_lease(id, attempt, lease_until))).await {
+                Ok(true) => {}
+                Ok(false) => tracing::warn!(job = id.0, "the job's lease was lost; its effects will not commit"),
+                Err(error) => tracing::warn!(job = id.0, %error, "could not renew the job's lease"),
+            }
+        }
+    }
+
+    /// Runs the handler and decides how the job ends; `None` when another worker has
+    /// taken the job over.
+    async fn run_job(&self, job: &Job) -> Option<JobSettlement> {
         let Some(handler) = self.handlers.get(&job.kind) else {
-            return JobSettlement::Dead { error: format!("no handler for job kind {:?}", job.kind) };
+            return Some(JobSettlement::Dead { error: format!("no handler for job kind {:?}", job.kind) });
         };
         let outcome = match tokio::time::timeout(self.settings.run_timeout, handler.run(job)).await {
             Ok(outcome) => outcome,
             Err(_) => Err(JobError::Retryable { message: "the job timed out".into(), retry_after: None }),
         };
-        match outcome {
+        Some(match outcome {
             Ok(()) => JobSettlement::Done,
+            Err(JobError::LeaseLost(message)) => {
+                tracing::warn!(job = job.id.0, attempt = job.attempts, %message, "job taken over by another worker");
+                return None;
+            }
             Err(JobError::Retryable { message, retry_after }) if job.attempts < job.max_attempts => {
                 let delay = retry_after.unwrap_or_else(|| backoff(&self.settings, job.attempts, entropy(job)));
                 tracing::warn!(job = job.id.0, attempt = job.attempts, error = %message, ?delay, "job failed; will retry");
@@ -195,10 +242,9 @@ impl JobRunner {
             Err(error) => {
                 let error = error.to_string();
                 tracing::error!(job = job.id.0, attempt = job.attempts, %error, "job dead-lettered");
-                handler.dead_lettered(job, &error).await;
                 JobSettlement::Dead { error }
             }
-        }
+        })
     }
 }
 

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use super::jobs::{JobError, JobHandler};
 use crate::domain::model::{InteractionId, Job, MaskedPhone, UserId};
 use crate::domain::ports::{
-    transact, Clock, Delivery, JobSettlement, MessageSender, NewJob, Repository, SendError, UnitOfWork,
+    transact, Clock, Delivery, JobPriority, JobSettlement, MessageSender, NewJob, Repository, SendError, UnitOfWork,
 };
 
 /// The job kind that sends one WhatsApp message.
@@ -43,6 +43,7 @@ pub async fn queue_reply(
         payload: serde_json::to_value(&reply).unwrap_or_default(),
         max_attempts: SEND_MAX_ATTEMPTS,
         due_at: now,
+        priority: JobPriority::Reply,
     })
     .await
 }
@@ -85,11 +86,11 @@ impl SendJobHandler {
             error_message,
             occurred_at: self.clock.now(),
         };
-        let (job_id, now) = (job.id, delivery.occurred_at);
+        let (job_id, attempt, now) = (job.id, job.attempts, delivery.occurred_at);
         transact(&*self.repository, move |tx| {
             Box::pin(async move {
                 tx.record_delivery(delivery).await?;
-                tx.settle_job(job_id, JobSettlement::Done, now).await
+                tx.settle_job(job_id, attempt, JobSettlement::Done, now).await
             })
         })
         .await?;

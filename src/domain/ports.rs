@@ -20,6 +20,10 @@ pub enum RepositoryError {
     /// A bug or a corrupt row: retrying will not help.
     #[error("database error: {0}")]
     Internal(String),
+    /// The job's lease ran out and another worker claimed it: this worker's effects must
+    /// not commit, the other worker's will.
+    #[error("job {0} is no longer this worker's: its lease expired and it was claimed again")]
+    LeaseLost(i64),
 }
 
 impl RepositoryError {
@@ -57,6 +61,38 @@ pub struct NewJob {
     pub payload: serde_json::Value,
     pub max_attempts: i32,
     pub due_at: DateTime<Utc>,
+    pub priority: JobPriority,
+}
+
+/// Which due jobs are claimed first: a person waiting for a reply must not wait behind a
+/// backlog of photos being processed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobPriority {
+    /// A message to a person (a reply, a warning): claimed before any background job.
+    Reply,
+    /// Work nobody is watching (fetching media, indexing): first in, first out.
+    Background,
+}
+
+impl JobPriority {
+    /// Every priority, in the order claiming visits them.
+    pub const IN_CLAIM_ORDER: [JobPriority; 2] = [JobPriority::Reply, JobPriority::Background];
+
+    /// The value stored in `jobs.priority`: lower is claimed first.
+    pub fn as_i16(self) -> i16 {
+        match self {
+            JobPriority::Reply => 0,
+            JobPriority::Background => 1,
+        }
+    }
+}
+
+/// A stored image's hash, found through the band indexes: enough to measure the
+/// distance without reading the asset's row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ImageHashCandidate {
+    pub asset_id: MediaAssetId,
+    pub hash: i64,
 }
 
 /// How a claimed job ended.
@@ -178,25 +214,44 @@ pub trait UnitOfWork: Send {
         lease_until: DateTime<Utc>,
     ) -> Result<Option<Job>, RepositoryError>;
 
-    /// Records how a claimed job ended.
+    /// Records how a claimed job ended, if this claim (`attempt`, the fencing token) still
+    /// holds the job.
+    ///
+    /// # Errors
+    /// [`RepositoryError::LeaseLost`] when the job is no longer running under this
+    /// attempt: the caller's transaction must roll back.
     async fn settle_job(
         &mut self,
         job: JobId,
+        attempt: i32,
         settlement: JobSettlement,
         now: DateTime<Utc>,
     ) -> Result<(), RepositoryError>;
+
+    /// Extends a running job's lease while its worker is still on it, so a long job is not
+    /// claimed a second time. `false` when this claim no longer holds the job.
+    async fn renew_lease(
+        &mut self,
+        job: JobId,
+        attempt: i32,
+        lease_until: DateTime<Utc>,
+    ) -> Result<bool, RepositoryError>;
 
     /// This user's asset with exactly these bytes, if any.
     async fn find_media_by_sha256(&mut self, user: UserId, sha256: &str)
         -> Result<Option<MediaAsset>, RepositoryError>;
 
-    /// This user's images sharing at least one hash band: the candidates among which
-    /// every near duplicate is (the caller checks the distance).
-    async fn find_images_sharing_a_band(
+    /// The hashes of this user's images sharing at least one hash band: the candidates
+    /// among which every near duplicate is (the caller checks the distance). Answered
+    /// from the band indexes alone; [`UnitOfWork::find_media_asset`] reads the one chosen.
+    async fn find_image_hashes_sharing_a_band(
         &mut self,
         user: UserId,
         bands: [i64; 6],
-    ) -> Result<Vec<MediaAsset>, RepositoryError>;
+    ) -> Result<Vec<ImageHashCandidate>, RepositoryError>;
+
+    /// One stored asset by id.
+    async fn find_media_asset(&mut self, id: MediaAssetId) -> Result<Option<MediaAsset>, RepositoryError>;
 
     /// Records a stored media file for a user.
     async fn insert_media_asset(&mut self, asset: NewMediaAsset) -> Result<MediaAssetId, RepositoryError>;
@@ -375,6 +430,10 @@ pub enum FetchError {
     /// The URL is not on the media host we trust; credentials are never sent there.
     #[error("media URL refused: {0}")]
     Refused(String),
+    /// This deployment cannot download media at all (no Twilio credentials): the
+    /// operator's setting, not the user's link, is what is missing.
+    #[error("media downloads are not configured: {0}")]
+    NotConfigured(String),
     /// Larger than the configured maximum.
     #[error("media larger than {limit} bytes")]
     TooLarge { limit: u64 },

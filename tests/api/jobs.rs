@@ -11,7 +11,7 @@ use chrono::{TimeZone, Utc};
 use whatsapp_memory::adapters::db::Database;
 use whatsapp_memory::app::jobs::{JobError, JobHandler, JobRunner, JobSignal, WorkerSettings};
 use whatsapp_memory::domain::model::Job;
-use whatsapp_memory::domain::ports::{transact, NewJob, Repository};
+use whatsapp_memory::domain::ports::{transact, JobPriority, JobSettlement, NewJob, Repository, RepositoryError};
 
 use crate::helpers::*;
 
@@ -75,9 +75,15 @@ fn settings() -> WorkerSettings {
 
 impl Queue {
     async fn enqueue(&self, count: usize, max_attempts: i32) {
+        self.enqueue_with(count, max_attempts, JobPriority::Background, 0).await;
+    }
+
+    /// Queues `count` jobs whose payloads number from `first`.
+    async fn enqueue_with(&self, count: usize, max_attempts: i32, priority: JobPriority, first: usize) {
         let due_at = self.clock_now();
-        for i in 0..count {
-            let job = NewJob { kind: "test".into(), payload: serde_json::json!({ "n": i }), max_attempts, due_at };
+        for i in first..first + count {
+            let job =
+                NewJob { kind: "test".into(), payload: serde_json::json!({ "n": i }), max_attempts, due_at, priority };
             transact(&*self.repository, move |tx| Box::pin(tx.enqueue_job(job))).await.unwrap();
         }
     }
@@ -159,6 +165,23 @@ async fn a_permanent_failure_is_dead_lettered_at_once() {
 }
 
 #[tokio::test]
+async fn a_reply_is_claimed_before_an_older_backlog_of_background_jobs() {
+    let queue = queue().await;
+    queue.enqueue_with(20, 3, JobPriority::Background, 0).await;
+    queue.clock.advance(chrono::Duration::seconds(1));
+    queue.enqueue_with(1, 3, JobPriority::Reply, 100).await;
+    let now = queue.clock_now();
+    let lease_until = now + chrono::Duration::seconds(60);
+    let claim = || {
+        let repository = queue.repository.clone();
+        async move { transact(&*repository, move |tx| Box::pin(tx.claim_job(now, lease_until))).await.unwrap() }
+    };
+    assert_eq!(claim().await.unwrap().payload["n"], 100, "the reply first");
+    assert_eq!(claim().await.unwrap().payload["n"], 0, "then the backlog, oldest first");
+    assert_eq!(claim().await.unwrap().payload["n"], 1);
+}
+
+#[tokio::test]
 async fn a_job_left_running_by_a_crash_is_claimed_again_when_its_lease_expires() {
     let queue = queue().await;
     queue.enqueue(1, 3).await;
@@ -206,4 +229,80 @@ async fn workers_sharing_one_queue_never_run_a_job_twice() {
     let runs = handler.runs.lock().unwrap();
     assert_eq!(runs.len(), 100);
     assert!(runs.values().all(|&n| n == 1), "a job ran twice");
+}
+
+#[tokio::test]
+async fn a_worker_whose_lease_was_taken_over_cannot_settle_the_job() {
+    let queue = queue().await;
+    queue.enqueue(1, 3).await;
+    let claim = |now: chrono::DateTime<Utc>| {
+        let repository = queue.repository.clone();
+        async move {
+            let lease_until = now + chrono::Duration::seconds(60);
+            transact(&*repository, move |tx| Box::pin(tx.claim_job(now, lease_until))).await.unwrap().unwrap()
+        }
+    };
+    let first = claim(queue.clock_now()).await;
+    // The first worker stalls past its lease; another claims the job.
+    let second = claim(queue.clock_now() + chrono::Duration::seconds(61)).await;
+    assert_eq!((first.id, first.attempts, second.attempts), (second.id, 1, 2));
+    let settle = |attempt: i32| {
+        let repository = queue.repository.clone();
+        let (id, now) = (first.id, queue.clock_now());
+        async move { transact(&*repository, move |tx| Box::pin(tx.settle_job(id, attempt, JobSettlement::Done, now))).await }
+    };
+    assert!(matches!(settle(1).await, Err(RepositoryError::LeaseLost(_))), "the stale claim is fenced off");
+    settle(2).await.unwrap();
+    assert_eq!(queue.count("done").await, 1);
+}
+
+/// Blocks each run until the test lets it finish.
+struct SlowHandler {
+    started: tokio::sync::Notify,
+    finish: tokio::sync::Notify,
+    runs: Mutex<u32>,
+}
+
+#[async_trait]
+impl JobHandler for SlowHandler {
+    async fn run(&self, _job: &Job) -> Result<(), JobError> {
+        *self.runs.lock().unwrap() += 1;
+        self.started.notify_one();
+        self.finish.notified().await;
+        Ok(())
+    }
+
+    async fn dead_lettered(&self, _job: &Job, _error: &str) {}
+}
+
+#[tokio::test]
+async fn a_job_running_longer_than_its_lease_keeps_it() {
+    let queue = queue().await;
+    queue.enqueue(1, 3).await;
+    let handler = Arc::new(SlowHandler {
+        started: tokio::sync::Notify::new(),
+        finish: tokio::sync::Notify::new(),
+        runs: Mutex::new(0),
+    });
+    let lease = Duration::from_millis(300);
+    let runner = JobRunner::new(
+        queue.repository.clone(),
+        queue.clock.clone(),
+        WorkerSettings { lease, ..settings() },
+        Arc::new(JobSignal::default()),
+    )
+    .handle("test", handler.clone());
+    let running = tokio::spawn(async move { runner.run_next().await.unwrap() });
+    handler.started.notified().await;
+    // Well past the first lease; the worker renews it every 100 ms.
+    queue.clock.advance(chrono::Duration::seconds(10));
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    let now = queue.clock_now();
+    let lease_until = now + chrono::Duration::seconds(60);
+    let stolen = transact(&*queue.repository, move |tx| Box::pin(tx.claim_job(now, lease_until))).await.unwrap();
+    assert!(stolen.is_none(), "a job still being worked on was claimed again");
+    handler.finish.notify_one();
+    assert!(running.await.unwrap());
+    assert_eq!(queue.count("done").await, 1);
+    assert_eq!(*handler.runs.lock().unwrap(), 1);
 }

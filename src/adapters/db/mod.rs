@@ -13,7 +13,7 @@ use std::sync::Arc;
 use migration::{Migrator, MigratorTrait};
 use sea_orm::{ConnectOptions, DatabaseConnection, DbErr};
 
-use crate::domain::ports::{MemoryStore, Repository, RepositoryError};
+use crate::domain::ports::{JobPriority, MemoryStore, Repository, RepositoryError};
 pub use local_store::LocalStore;
 pub use postgres::PostgresRepository;
 pub use sqlite::{SqliteReaders, SqliteRepository};
@@ -114,4 +114,27 @@ pub fn redact_url(url: &str) -> String {
         }
         _ => url.to_string(),
     }
+}
+
+/// The queries that pick the next job to claim, in the order to try them: a reply due
+/// now, then a job whose worker died (lease expired), then background work due now. Each
+/// is one ordered range of an index (`idx_jobs_claim`, `idx_jobs_lease`), so a claim costs
+/// the same with ten jobs queued or a hundred thousand. `now` is the dialect's placeholder
+/// for the current time; `lock` is appended to each (PostgreSQL's row lock).
+pub(crate) fn claim_candidates(now: &str, lock: &str) -> [String; 3] {
+    let due = |priority: JobPriority| {
+        format!(
+            "SELECT id FROM jobs WHERE state = 'queued' AND priority = {} AND due_at <= {now} \
+             ORDER BY state, priority, due_at, id LIMIT 1{lock}",
+            priority.as_i16()
+        )
+    };
+    [
+        due(JobPriority::Reply),
+        format!(
+            "SELECT id FROM jobs WHERE state = 'running' AND lease_until < {now} \
+             ORDER BY state, lease_until LIMIT 1{lock}"
+        ),
+        due(JobPriority::Background),
+    ]
 }

@@ -10,14 +10,14 @@ use sea_orm::{
     Value,
 };
 
-use super::{is_migrated, map_db_err};
+use super::{claim_candidates, is_migrated, map_db_err};
 use crate::domain::model::{
     InboundMessage, InteractionId, Job, JobId, MediaAsset, MediaAssetId, Memory, MemoryId, MemoryKind, MemoryPage,
     User, UserId,
 };
 use crate::domain::ports::{
-    Delivery, InboundInsert, JobSettlement, NewJob, NewMediaAsset, NewMemory, Repository, RepositoryError, UnitOfWork,
-    Work,
+    Delivery, ImageHashCandidate, InboundInsert, JobSettlement, NewJob, NewMediaAsset, NewMemory, Repository,
+    RepositoryError, UnitOfWork, Work,
 };
 use crate::domain::time_range::TimeRange;
 
@@ -253,9 +253,15 @@ impl UnitOfWork for PostgresTransaction {
 
     async fn enqueue_job(&mut self, job: NewJob) -> Result<(), RepositoryError> {
         self.execute(
-            "INSERT INTO jobs (kind, payload, state, attempts, max_attempts, due_at, created_at, updated_at) \
-             VALUES ($1, $2::jsonb, 'queued', 0, $3, $4, $4, $4)",
-            vec![job.kind.into(), job.payload.to_string().into(), job.max_attempts.into(), job.due_at.into()],
+            "INSERT INTO jobs (kind, payload, state, attempts, max_attempts, due_at, created_at, updated_at, priority) \
+             VALUES ($1, $2::jsonb, 'queued', 0, $3, $4, $4, $4, $5)",
+            vec![
+                job.kind.into(),
+                job.payload.to_string().into(),
+                job.max_attempts.into(),
+                job.due_at.into(),
+                job.priority.as_i16().into(),
+            ],
         )
         .await
         .map(drop)
@@ -268,57 +274,75 @@ impl UnitOfWork for PostgresTransaction {
     ) -> Result<Option<Job>, RepositoryError> {
         // SKIP LOCKED: another process claiming at the same moment takes the next job
         // instead of waiting for this one, and no job is ever claimed twice at once.
-        let row = self
-            .one(
-                "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_until = $2, updated_at = $1 \
-                 WHERE id = (SELECT id FROM jobs \
-                   WHERE (state = 'queued' AND due_at <= $1) OR (state = 'running' AND lease_until < $1) \
-                   ORDER BY due_at, id LIMIT 1 FOR UPDATE SKIP LOCKED) \
-                 RETURNING id, kind, payload::text AS payload, attempts, max_attempts, created_at",
-                vec![now.into(), lease_until.into()],
-            )
-            .await?;
-        row.map(|row| {
-            let payload: String = get(&row, "payload")?;
-            Ok(Job {
-                id: JobId(get(&row, "id")?),
-                kind: get(&row, "kind")?,
-                payload: serde_json::from_str(&payload).unwrap_or(serde_json::Value::Null),
-                attempts: get(&row, "attempts")?,
-                max_attempts: get(&row, "max_attempts")?,
-                created_at: get(&row, "created_at")?,
-            })
-        })
-        .transpose()
+        for candidate in claim_candidates("$1", " FOR UPDATE SKIP LOCKED") {
+            let row = self
+                .one(
+                    &format!(
+                        "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_until = $2, updated_at = $1 \
+                         WHERE id = ({candidate}) \
+                         RETURNING id, kind, payload::text AS payload, attempts, max_attempts, created_at"
+                    ),
+                    vec![now.into(), lease_until.into()],
+                )
+                .await?;
+            if let Some(row) = row {
+                let payload: String = get(&row, "payload")?;
+                return Ok(Some(Job {
+                    id: JobId(get(&row, "id")?),
+                    kind: get(&row, "kind")?,
+                    payload: serde_json::from_str(&payload).unwrap_or(serde_json::Value::Null),
+                    attempts: get(&row, "attempts")?,
+                    max_attempts: get(&row, "max_attempts")?,
+                    created_at: get(&row, "created_at")?,
+                }));
+            }
+        }
+        Ok(None)
     }
 
     async fn settle_job(
         &mut self,
         job: JobId,
+        attempt: i32,
         settlement: JobSettlement,
         now: DateTime<Utc>,
     ) -> Result<(), RepositoryError> {
-        let (sql, values): (&str, Vec<Value>) = match settlement {
-            JobSettlement::Done => (
-                "UPDATE jobs SET state = 'done', lease_until = NULL, updated_at = $2 WHERE id = $1",
-                vec![job.0.into(), now.into()],
-            ),
-            JobSettlement::Retry { due_at, error } => (
-                "UPDATE jobs SET state = 'queued', lease_until = NULL, due_at = $3, last_error = $4, updated_at = $2 \
-                 WHERE id = $1",
-                vec![job.0.into(), now.into(), due_at.into(), error.into()],
-            ),
-            JobSettlement::Dead { error } => (
-                "UPDATE jobs SET state = 'dead', lease_until = NULL, last_error = $3, updated_at = $2 WHERE id = $1",
-                vec![job.0.into(), now.into(), error.into()],
-            ),
-            JobSettlement::Release => (
-                "UPDATE jobs SET state = 'queued', lease_until = NULL, attempts = greatest(attempts - 1, 0), \
-                 updated_at = $2 WHERE id = $1",
-                vec![job.0.into(), now.into()],
-            ),
+        // The fence: only the claim that is still running this attempt may settle it.
+        const OWNED: &str = "WHERE id = $1 AND attempts = $2 AND state = 'running'";
+        let mut values: Vec<Value> = vec![job.0.into(), attempt.into(), now.into()];
+        let set = match settlement {
+            JobSettlement::Done => "state = 'done', lease_until = NULL, updated_at = $3",
+            JobSettlement::Retry { due_at, error } => {
+                values.extend([due_at.into(), error.into()]);
+                "state = 'queued', lease_until = NULL, due_at = $4, last_error = $5, updated_at = $3"
+            }
+            JobSettlement::Dead { error } => {
+                values.push(error.into());
+                "state = 'dead', lease_until = NULL, last_error = $4, updated_at = $3"
+            }
+            JobSettlement::Release => {
+                "state = 'queued', lease_until = NULL, attempts = greatest(attempts - 1, 0), updated_at = $3"
+            }
         };
-        self.execute(sql, values).await.map(drop)
+        match self.execute(&format!("UPDATE jobs SET {set} {OWNED}"), values).await? {
+            0 => Err(RepositoryError::LeaseLost(job.0)),
+            _ => Ok(()),
+        }
+    }
+
+    async fn renew_lease(
+        &mut self,
+        job: JobId,
+        attempt: i32,
+        lease_until: DateTime<Utc>,
+    ) -> Result<bool, RepositoryError> {
+        let changed = self
+            .execute(
+                "UPDATE jobs SET lease_until = $3 WHERE id = $1 AND attempts = $2 AND state = 'running'",
+                vec![job.0.into(), attempt.into(), lease_until.into()],
+            )
+            .await?;
+        Ok(changed > 0)
     }
 
     async fn find_media_by_sha256(
@@ -336,19 +360,30 @@ impl UnitOfWork for PostgresTransaction {
         .transpose()
     }
 
-    async fn find_images_sharing_a_band(
+    async fn find_image_hashes_sharing_a_band(
         &mut self,
         user: UserId,
         bands: [i64; 6],
-    ) -> Result<Vec<MediaAsset>, RepositoryError> {
+    ) -> Result<Vec<ImageHashCandidate>, RepositoryError> {
+        // Six equality lookups on the covering indexes (user_id, band_i, ahash).
         let sql = (0..6)
-            .map(|i| format!("SELECT {MEDIA_COLUMNS} FROM media_assets WHERE user_id = $1 AND band{i} = ${}", i + 2))
+            .map(|i| format!("SELECT id, ahash FROM media_assets WHERE user_id = $1 AND band{i} = ${}", i + 2))
             .collect::<Vec<_>>()
             .join(" UNION ");
         let mut values: Vec<Value> = vec![user.0.into()];
         values.extend(bands.iter().map(|b| Value::from(*b)));
         let rows = self.transaction.query_all_raw(statement(&sql, values)).await.map_err(map_db_err)?;
-        rows.iter().map(media_from_row).collect()
+        rows.iter()
+            .map(|row| Ok(ImageHashCandidate { asset_id: MediaAssetId(get(row, "id")?), hash: get(row, "ahash")? }))
+            .collect()
+    }
+
+    async fn find_media_asset(&mut self, id: MediaAssetId) -> Result<Option<MediaAsset>, RepositoryError> {
+        self.one(&format!("SELECT {MEDIA_COLUMNS} FROM media_assets WHERE id = $1"), vec![id.0.into()])
+            .await?
+            .as_ref()
+            .map(media_from_row)
+            .transpose()
     }
 
     async fn insert_media_asset(&mut self, asset: NewMediaAsset) -> Result<MediaAssetId, RepositoryError> {

@@ -13,14 +13,15 @@ use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension, Row}
 use sea_orm::DatabaseConnection;
 use tokio::sync::Semaphore;
 
+use super::claim_candidates;
 use super::sqlite_writer::SqliteWriter;
 use crate::domain::model::{
     InboundMessage, InteractionId, Job, JobId, MediaAsset, MediaAssetId, Memory, MemoryId, MemoryKind, MemoryPage,
     User, UserId,
 };
 use crate::domain::ports::{
-    Delivery, InboundInsert, JobSettlement, NewJob, NewMediaAsset, NewMemory, Repository, RepositoryError, UnitOfWork,
-    Work,
+    Delivery, ImageHashCandidate, InboundInsert, JobSettlement, NewJob, NewMediaAsset, NewMemory, Repository,
+    RepositoryError, UnitOfWork, Work,
 };
 use crate::domain::time_range::TimeRange;
 
@@ -62,7 +63,13 @@ pub(super) fn open_connection(path: &Path) -> anyhow::Result<Connection> {
     connection.busy_timeout(BUSY_TIMEOUT)?;
     // NORMAL is durable against application crashes in WAL mode; FULL would add an fsync
     // per commit for power-loss durability of the very last transaction.
-    connection.execute_batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;")?;
+    // A 64 MiB page cache and memory-mapped reads keep the hot indexes (search, hash
+    // bands, the job queue) in memory at 100,000 memories per user instead of re-reading
+    // them through the kernel on every lookup.
+    connection.execute_batch(
+        "PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL; PRAGMA cache_size = -65536; \
+         PRAGMA mmap_size = 268435456;",
+    )?;
     Ok(connection)
 }
 
@@ -373,10 +380,12 @@ impl UnitOfWork for SqliteTransaction<'_> {
         let due = sqlite_timestamp(job.due_at);
         self.connection
             .prepare_cached(
-                "INSERT INTO jobs (kind, payload, state, attempts, max_attempts, due_at, created_at, updated_at) \
-                 VALUES (?1, ?2, 'queued', 0, ?3, ?4, ?4, ?4)",
+                "INSERT INTO jobs (kind, payload, state, attempts, max_attempts, due_at, created_at, updated_at, priority) \
+                 VALUES (?1, ?2, 'queued', 0, ?3, ?4, ?4, ?4, ?5)",
             )
-            .and_then(|mut s| s.execute(params![job.kind, job.payload.to_string(), job.max_attempts, due]))
+            .and_then(|mut s| {
+                s.execute(params![job.kind, job.payload.to_string(), job.max_attempts, due, job.priority.as_i16()])
+            })
             .map(drop)
             .map_err(map_sqlite_err)
     }
@@ -387,66 +396,93 @@ impl UnitOfWork for SqliteTransaction<'_> {
         lease_until: DateTime<Utc>,
     ) -> Result<Option<Job>, RepositoryError> {
         // One process owns an SQLite file's writer, so no row lock is needed: the writer
-        // runs one claim at a time.
-        self.connection
-            .prepare_cached(
-                "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_until = ?2, updated_at = ?1 \
-                 WHERE id = (SELECT id FROM jobs \
-                   WHERE (state = 'queued' AND due_at <= ?1) OR (state = 'running' AND lease_until < ?1) \
-                   ORDER BY due_at, id LIMIT 1) \
-                 RETURNING id, kind, payload, attempts, max_attempts, created_at",
-            )
-            .and_then(|mut s| {
-                s.query_row(params![sqlite_timestamp(now), sqlite_timestamp(lease_until)], |row| {
-                    let payload: String = row.get(2)?;
-                    Ok(Job {
-                        id: JobId(row.get(0)?),
-                        kind: row.get(1)?,
-                        payload: serde_json::from_str(&payload).unwrap_or(serde_json::Value::Null),
-                        attempts: row.get(3)?,
-                        max_attempts: row.get(4)?,
-                        created_at: parse_timestamp(&row.get::<_, String>(5)?)?,
+        // runs one claim at a time. Each candidate query is one ordered range of an index
+        // (idx_jobs_claim, idx_jobs_lease), never a sort of the backlog.
+        let now = sqlite_timestamp(now);
+        let lease_until = sqlite_timestamp(lease_until);
+        for candidate in claim_candidates("?1", "") {
+            let claimed = self
+                .connection
+                .prepare_cached(&format!(
+                    "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_until = ?2, updated_at = ?1 \
+                     WHERE id = ({candidate}) \
+                     RETURNING id, kind, payload, attempts, max_attempts, created_at"
+                ))
+                .and_then(|mut s| {
+                    s.query_row(params![now, lease_until], |row| {
+                        let payload: String = row.get(2)?;
+                        Ok(Job {
+                            id: JobId(row.get(0)?),
+                            kind: row.get(1)?,
+                            payload: serde_json::from_str(&payload).unwrap_or(serde_json::Value::Null),
+                            attempts: row.get(3)?,
+                            max_attempts: row.get(4)?,
+                            created_at: parse_timestamp(&row.get::<_, String>(5)?)?,
+                        })
                     })
+                    .optional()
                 })
-                .optional()
-            })
-            .map_err(map_sqlite_err)
+                .map_err(map_sqlite_err)?;
+            if claimed.is_some() {
+                return Ok(claimed);
+            }
+        }
+        Ok(None)
     }
 
     async fn settle_job(
         &mut self,
         job: JobId,
+        attempt: i32,
         settlement: JobSettlement,
         now: DateTime<Utc>,
     ) -> Result<(), RepositoryError> {
+        // The fence: only the claim that is still running this attempt may settle it.
+        const OWNED: &str = "WHERE id = ?1 AND attempts = ?2 AND state = 'running'";
         let now = sqlite_timestamp(now);
         let result = match settlement {
             JobSettlement::Done => self
                 .connection
-                .prepare_cached("UPDATE jobs SET state = 'done', lease_until = NULL, updated_at = ?2 WHERE id = ?1")
-                .and_then(|mut s| s.execute(params![job.0, now])),
+                .prepare_cached(&format!("UPDATE jobs SET state = 'done', lease_until = NULL, updated_at = ?3 {OWNED}"))
+                .and_then(|mut s| s.execute(params![job.0, attempt, now])),
             JobSettlement::Retry { due_at, error } => self
                 .connection
-                .prepare_cached(
-                    "UPDATE jobs SET state = 'queued', lease_until = NULL, due_at = ?3, last_error = ?4, updated_at = ?2 \
-                     WHERE id = ?1",
-                )
-                .and_then(|mut s| s.execute(params![job.0, now, sqlite_timestamp(due_at), error])),
+                .prepare_cached(&format!(
+                    "UPDATE jobs SET state = 'queued', lease_until = NULL, due_at = ?4, last_error = ?5, updated_at = ?3 \
+                     {OWNED}"
+                ))
+                .and_then(|mut s| s.execute(params![job.0, attempt, now, sqlite_timestamp(due_at), error])),
             JobSettlement::Dead { error } => self
                 .connection
-                .prepare_cached(
-                    "UPDATE jobs SET state = 'dead', lease_until = NULL, last_error = ?3, updated_at = ?2 WHERE id = ?1",
-                )
-                .and_then(|mut s| s.execute(params![job.0, now, error])),
+                .prepare_cached(&format!(
+                    "UPDATE jobs SET state = 'dead', lease_until = NULL, last_error = ?4, updated_at = ?3 {OWNED}"
+                ))
+                .and_then(|mut s| s.execute(params![job.0, attempt, now, error])),
             JobSettlement::Release => self
                 .connection
-                .prepare_cached(
+                .prepare_cached(&format!(
                     "UPDATE jobs SET state = 'queued', lease_until = NULL, attempts = max(attempts - 1, 0), \
-                     updated_at = ?2 WHERE id = ?1",
-                )
-                .and_then(|mut s| s.execute(params![job.0, now])),
+                     updated_at = ?3 {OWNED}"
+                ))
+                .and_then(|mut s| s.execute(params![job.0, attempt, now])),
         };
-        result.map(drop).map_err(map_sqlite_err)
+        match result.map_err(map_sqlite_err)? {
+            0 => Err(RepositoryError::LeaseLost(job.0)),
+            _ => Ok(()),
+        }
+    }
+
+    async fn renew_lease(
+        &mut self,
+        job: JobId,
+        attempt: i32,
+        lease_until: DateTime<Utc>,
+    ) -> Result<bool, RepositoryError> {
+        self.connection
+            .prepare_cached("UPDATE jobs SET lease_until = ?3 WHERE id = ?1 AND attempts = ?2 AND state = 'running'")
+            .and_then(|mut s| s.execute(params![job.0, attempt, sqlite_timestamp(lease_until)]))
+            .map(|changed| changed > 0)
+            .map_err(map_sqlite_err)
     }
 
     async fn find_media_by_sha256(
@@ -460,25 +496,32 @@ impl UnitOfWork for SqliteTransaction<'_> {
             .map_err(map_sqlite_err)
     }
 
-    async fn find_images_sharing_a_band(
+    async fn find_image_hashes_sharing_a_band(
         &mut self,
         user: UserId,
         bands: [i64; 6],
-    ) -> Result<Vec<MediaAsset>, RepositoryError> {
-        // Six indexed equality lookups (user_id, band_i), never a scan of the hashes.
+    ) -> Result<Vec<ImageHashCandidate>, RepositoryError> {
+        // Six equality lookups on the covering indexes (user_id, band_i, ahash): no table
+        // row is read, and never a scan of the hashes.
         let sql = (0..6)
-            .map(|i| format!("SELECT {MEDIA_COLUMNS} FROM media_assets WHERE user_id = ?1 AND band{i} = ?{}", i + 2))
+            .map(|i| format!("SELECT id, ahash FROM media_assets WHERE user_id = ?1 AND band{i} = ?{}", i + 2))
             .collect::<Vec<_>>()
             .join(" UNION ");
         self.connection
             .prepare_cached(&sql)
             .and_then(|mut s| {
-                s.query_map(
-                    params![user.0, bands[0], bands[1], bands[2], bands[3], bands[4], bands[5]],
-                    media_from_row,
-                )?
+                s.query_map(params![user.0, bands[0], bands[1], bands[2], bands[3], bands[4], bands[5]], |row| {
+                    Ok(ImageHashCandidate { asset_id: MediaAssetId(row.get(0)?), hash: row.get(1)? })
+                })?
                 .collect()
             })
+            .map_err(map_sqlite_err)
+    }
+
+    async fn find_media_asset(&mut self, id: MediaAssetId) -> Result<Option<MediaAsset>, RepositoryError> {
+        self.connection
+            .prepare_cached(&format!("SELECT {MEDIA_COLUMNS} FROM media_assets WHERE id = ?1"))
+            .and_then(|mut s| s.query_row(params![id.0], media_from_row).optional())
             .map_err(map_sqlite_err)
     }
 

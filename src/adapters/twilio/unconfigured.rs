@@ -11,6 +11,6 @@ pub struct UnconfiguredFetcher;
 #[async_trait]
 impl MediaFetcher for UnconfiguredFetcher {
     async fn fetch(&self, _url: &str) -> Result<FetchedMedia, FetchError> {
-        Err(FetchError::Refused("TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN are needed to download media".into()))
+        Err(FetchError::NotConfigured("TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN are needed to download media".into()))
     }
 }

@@ -132,7 +132,7 @@ start_server() {
     (
         cd "$WORK"
         export DATABASE_URL="sqlite://$db?mode=rwc" APP_HOST=127.0.0.1 APP_PORT=$PORT \
-            ENV=production TWILIO_AUTH_TOKEN=$TOKEN TWILIO_ACCOUNT_SID=$ACCOUNT_SID \
+            ENV=production API_KEYS=$TOKEN-api TWILIO_AUTH_TOKEN=$TOKEN TWILIO_ACCOUNT_SID=$ACCOUNT_SID \
             TWILIO_WHATSAPP_NUMBER=$WHATSAPP_NUMBER PUBLIC_BASE_URL=$BASE \
             STORAGE_DIR=$storage RUST_LOG=${RUST_LOG:-warn}
         exec env "$@" "$SERVER_BIN" serve

@@ -176,6 +176,12 @@ impl Config {
         if api_keys.iter().any(|k| k.expose().len() < 16) {
             return Err(invalid("API_KEYS", "each key (comma-separated) must be at least 16 characters"));
         }
+        if environment == Environment::Production && api_keys.is_empty() {
+            return Err(invalid(
+                "API_KEYS",
+                "is required in production: without a key the REST API would be open to anyone",
+            ));
+        }
 
         let workers = parse_number("WORKERS", get("WORKERS"), 2, 1..=64)?;
         let job_lease = parse_number("JOB_LEASE_SECONDS", get("JOB_LEASE_SECONDS"), 300, 2..=86_400)?;
@@ -281,7 +287,14 @@ mod tests {
     fn production_refuses_to_start_without_an_auth_token() {
         let err = config(&[("ENV", "production")]).unwrap_err();
         assert_eq!(err.variable, "TWILIO_AUTH_TOKEN");
-        assert!(config(&[("ENV", "production"), ("TWILIO_AUTH_TOKEN", "t0ken")]).is_ok());
+        let key = ("API_KEYS", "a-long-enough-api-key");
+        assert!(config(&[("ENV", "production"), ("TWILIO_AUTH_TOKEN", "t0ken"), key]).is_ok());
+    }
+
+    #[test]
+    fn production_refuses_to_start_without_an_api_key() {
+        let err = config(&[("ENV", "production"), ("TWILIO_AUTH_TOKEN", "t0ken")]).unwrap_err();
+        assert_eq!(err.variable, "API_KEYS");
     }
 
     #[test]

@@ -29,10 +29,12 @@ use adapters::twilio::UnconfiguredFetcher;
 use app::ingest::{IngestService, MEDIA_JOB_KIND};
 use app::jobs::{JobRunner, JobSignal, WorkerSettings};
 use app::media::{MediaJobHandler, MediaSettings};
+use app::memories::MemoryService;
 use app::notify::{SendJobHandler, SEND_JOB_KIND};
 use config::{Config, Environment};
 use domain::ports::Clock;
 use domain::ports::{MediaFetcher, MessageSender};
+use http::auth::ApiKeys;
 use http::webhook::WebhookState;
 use http::AppState;
 
@@ -58,8 +60,17 @@ pub async fn build_state(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Resu
     let database = Database::open(&config.database_url, true).await?;
     let repository = database.repository;
     let job_signal = Arc::new(JobSignal::default());
-    let ingest = IngestService::new(repository.clone(), database.memory_store, clock.clone(), config.default_timezone)
-        .with_job_signal(job_signal.clone());
+    let ingest =
+        IngestService::new(repository.clone(), database.memory_store.clone(), clock.clone(), config.default_timezone)
+            .with_job_signal(job_signal.clone());
+    let memories = MemoryService::new(
+        repository.clone(),
+        database.reads,
+        database.memory_store,
+        clock.clone(),
+        config.default_timezone,
+    );
+    let api_keys = Arc::new(ApiKeys::new(&api_keys_or_generated(config)?));
     let webhook = WebhookState {
         signature: config.twilio_auth_token.clone().map(SignatureValidator::new),
         public_base_url: config.public_base_url.clone(),
@@ -111,8 +122,22 @@ pub async fn build_state(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Resu
         job_signal,
     )
     .handle(MEDIA_JOB_KIND, Arc::new(media))
-    .handle(SEND_JOB_KIND, Arc::new(SendJobHandler::new(repository.clone(), sender, clock)));
-    Ok((Arc::new(AppState { ingest, repository, webhook }), jobs))
+    .handle(SEND_JOB_KIND, Arc::new(SendJobHandler::new(repository.clone(), sender, clock.clone())));
+    Ok((Arc::new(AppState { ingest, memories, repository, webhook, api_keys, clock }), jobs))
+}
+
+/// The configured API keys; in development without any, one generated now and printed
+/// once, so the REST API is never open (production refuses to start without keys).
+fn api_keys_or_generated(config: &Config) -> anyhow::Result<Vec<config::Secret>> {
+    if !config.api_keys.is_empty() {
+        return Ok(config.api_keys.clone());
+    }
+    let key = http::auth::generate_key().map_err(|e| anyhow::anyhow!("cannot generate an API key: {e}"))?;
+    eprintln!(
+        "\nAPI_KEYS is not set: this development server accepts one key, generated for this run:\n\n    {key}\n\n\
+         Use it as `Authorization: Bearer <key>` (or \"Authorize\" in /docs). Set API_KEYS to keep a key across runs.\n"
+    );
+    Ok(vec![config::Secret::new(key)])
 }
 
 impl Application {

@@ -248,6 +248,7 @@ async fn write(
         media_asset_id: None,
         kind,
         text,
+        labels: Vec::new(),
         created_at: now,
     };
     Ok(match change {

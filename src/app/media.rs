@@ -204,6 +204,7 @@ impl JobHandler for MediaJobHandler {
                         media_asset_id: Some(asset),
                         kind,
                         text,
+                        labels: Vec::new(),
                         created_at: now,
                     })
                     .await?;

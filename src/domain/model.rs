@@ -292,3 +292,126 @@ mod tests {
         assert_eq!(MemoryKind::parse("hologram"), None);
     }
 }
+
+/// A memory with everything the REST API shows about it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MemoryRecord {
+    pub memory: Memory,
+    /// The owner's WhatsApp id, as clients name users.
+    pub owner_wa_id: String,
+    pub labels: Vec<String>,
+    /// The message it came from (none for one created through the API).
+    pub interaction_id: Option<InteractionId>,
+    pub media_asset_id: Option<MediaAssetId>,
+}
+
+/// One stored WhatsApp message, either way.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Interaction {
+    pub id: InteractionId,
+    pub user_id: UserId,
+    pub direction: Direction,
+    pub message_type: String,
+    pub body: String,
+    pub twilio_message_sid: Option<String>,
+    /// For an outbound message, the inbound one it answers.
+    pub in_reply_to: Option<InteractionId>,
+    /// Twilio's status of an outbound message sent through the REST API.
+    pub delivery_status: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A user as the REST API lists them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UserRecord {
+    pub user: User,
+    pub created_at: DateTime<Utc>,
+    pub memory_count: u64,
+}
+
+/// Where a page of a newest-first list stops: the next page starts after this item.
+/// Keyset pagination, so pages stay right while new items arrive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageCursor {
+    pub created_at: DateTime<Utc>,
+    pub id: i64,
+}
+
+impl PageCursor {
+    /// The opaque text form clients pass back (`next_cursor`).
+    pub fn encode(self) -> String {
+        let raw = format!("{}.{}", self.created_at.timestamp_micros(), self.id);
+        raw.bytes().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// The cursor a client passed back, or `None` when it is not one of ours.
+    pub fn decode(text: &str) -> Option<Self> {
+        if !text.len().is_multiple_of(2) || text.len() > 80 {
+            return None;
+        }
+        let bytes = (0..text.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+            .collect::<Option<Vec<u8>>>()?;
+        let raw = String::from_utf8(bytes).ok()?;
+        let (micros, id) = raw.split_once('.')?;
+        let created_at = DateTime::from_timestamp_micros(micros.parse().ok()?)?;
+        Some(Self { created_at, id: id.parse().ok()? })
+    }
+}
+
+/// One page of a newest-first list and where the next one starts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next: Option<PageCursor>,
+}
+
+/// Counts for the analytics summary.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Analytics {
+    pub users: u64,
+    pub interactions: u64,
+    pub memories: u64,
+    pub media_assets: u64,
+    /// Memory counts by kind (`text`, `image`, …), every kind present.
+    pub memories_by_kind: Vec<(String, u64)>,
+    /// When the last inbound message arrived.
+    pub last_ingest_at: Option<DateTime<Utc>>,
+    /// Interactions per UTC day over the last 30 days, oldest first, days with none included.
+    pub interactions_per_day: Vec<(chrono::NaiveDate, u64)>,
+}
+
+/// A WhatsApp id given by a client in any of the forms people write it: `15551234567`,
+/// `+15551234567` or `whatsapp:+15551234567`. `None` when it is not a plausible number.
+pub fn parse_wa_id(text: &str) -> Option<String> {
+    let trimmed = text.trim();
+    let number = trimmed.strip_prefix("whatsapp:").unwrap_or(trimmed);
+    let digits = number.strip_prefix('+').unwrap_or(number);
+    let valid = (6..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit());
+    valid.then(|| digits.to_string())
+}
+
+#[cfg(test)]
+mod rest_tests {
+    use super::*;
+
+    #[test]
+    fn a_wa_id_is_accepted_in_every_form_people_write_it() {
+        for form in ["15551234567", "+15551234567", "whatsapp:+15551234567", " 15551234567 "] {
+            assert_eq!(parse_wa_id(form).as_deref(), Some("15551234567"), "{form}");
+        }
+        for bad in ["", "+", "whatsapp:", "abc", "+1 555 123", "1234567890123456", "12345"] {
+            assert_eq!(parse_wa_id(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_cursor_survives_its_round_trip_and_garbage_is_refused() {
+        let cursor = PageCursor { created_at: DateTime::from_timestamp_micros(1_764_000_000_123_456).unwrap(), id: 42 };
+        assert_eq!(PageCursor::decode(&cursor.encode()), Some(cursor));
+        for bad in ["", "zz", "abc", "2e2e", &"00".repeat(50)] {
+            assert_eq!(PageCursor::decode(bad), None, "{bad}");
+        }
+    }
+}

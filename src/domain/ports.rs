@@ -6,8 +6,8 @@ use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 
 use super::model::{
-    InboundMessage, InteractionId, Job, JobId, MediaAsset, MediaAssetId, Memory, MemoryId, MemoryKind, MemoryPage,
-    User, UserId,
+    Analytics, InboundMessage, Interaction, InteractionId, Job, JobId, MediaAsset, MediaAssetId, Memory, MemoryId,
+    MemoryKind, MemoryPage, MemoryRecord, Page, PageCursor, User, UserId, UserRecord,
 };
 use super::time_range::TimeRange;
 
@@ -50,6 +50,8 @@ pub struct NewMemory {
     pub media_asset_id: Option<MediaAssetId>,
     pub kind: MemoryKind,
     pub text: String,
+    /// The client's own tags (REST); none from chat.
+    pub labels: Vec<String>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -196,6 +198,18 @@ pub trait UnitOfWork: Send {
     /// Saves a memory; the full-text index follows in the same transaction.
     async fn save_memory(&mut self, memory: NewMemory) -> Result<MemoryId, RepositoryError>;
 
+    /// Deletes one memory (its search entry goes with it); `false` when there was none.
+    async fn delete_memory(&mut self, memory: MemoryId) -> Result<bool, RepositoryError>;
+
+    /// Changes a memory's text and labels (its search entry follows); `false` when there
+    /// is no such memory.
+    async fn update_memory(
+        &mut self,
+        memory: MemoryId,
+        text: Option<String>,
+        labels: Option<Vec<String>>,
+    ) -> Result<bool, RepositoryError>;
+
     /// Deletes and returns the user's most recently saved memory, if any.
     async fn delete_last_memory(&mut self, user: UserId) -> Result<Option<Memory>, RepositoryError>;
 
@@ -330,6 +344,72 @@ pub trait Repository: Send + Sync {
     /// # Errors
     /// [`RepositoryError::Unavailable`] when the database does not answer.
     async fn is_ready(&self) -> Result<bool, RepositoryError>;
+}
+
+/// What the REST API reads: records with every detail, paged lists and totals. Served
+/// from the connection pool on both databases, never through the writer.
+#[cfg_attr(test, mockall::automock)]
+#[async_trait]
+pub trait ReadModel: Send + Sync {
+    /// One memory by id, whoever it belongs to (the REST API is an operator's tool).
+    ///
+    /// # Errors
+    /// [`RepositoryError`] when the database fails.
+    async fn find_memory(&self, id: MemoryId) -> Result<Option<MemoryRecord>, RepositoryError>;
+
+    /// These memories with their details, in the order given; ids not found are left out.
+    ///
+    /// # Errors
+    /// [`RepositoryError`] when the database fails.
+    async fn find_memories(&self, ids: &[MemoryId]) -> Result<Vec<MemoryRecord>, RepositoryError>;
+
+    /// A page of one user's memories in `range` (all when `None`), newest first, after
+    /// `after`.
+    ///
+    /// # Errors
+    /// [`RepositoryError`] when the database fails.
+    async fn memory_page(
+        &self,
+        user: UserId,
+        range: Option<TimeRange>,
+        after: Option<PageCursor>,
+        limit: u32,
+    ) -> Result<Page<MemoryRecord>, RepositoryError>;
+
+    /// These interactions, in the order given; ids not found are left out.
+    ///
+    /// # Errors
+    /// [`RepositoryError`] when the database fails.
+    async fn find_interactions(&self, ids: &[InteractionId]) -> Result<Vec<Interaction>, RepositoryError>;
+
+    /// A page of one user's interactions, newest first, after `after`.
+    ///
+    /// # Errors
+    /// [`RepositoryError`] when the database fails.
+    async fn interaction_page(
+        &self,
+        user: UserId,
+        after: Option<PageCursor>,
+        limit: u32,
+    ) -> Result<Page<Interaction>, RepositoryError>;
+
+    /// A page of users, newest first, after `after`.
+    ///
+    /// # Errors
+    /// [`RepositoryError`] when the database fails.
+    async fn user_page(&self, after: Option<PageCursor>, limit: u32) -> Result<Page<UserRecord>, RepositoryError>;
+
+    /// One user with their counts.
+    ///
+    /// # Errors
+    /// [`RepositoryError`] when the database fails.
+    async fn find_user_record(&self, wa_id: &str) -> Result<Option<UserRecord>, RepositoryError>;
+
+    /// Totals for the analytics summary, with interactions per day up to `now`.
+    ///
+    /// # Errors
+    /// [`RepositoryError`] when the database fails.
+    async fn analytics(&self, now: DateTime<Utc>) -> Result<Analytics, RepositoryError>;
 }
 
 /// The current time. A port so that every date rule can be tested at a fixed instant.

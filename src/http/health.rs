@@ -2,18 +2,13 @@
 
 use std::sync::Arc;
 
-use poem_openapi::{payload::Json, types::Example, ApiResponse, Object, OpenApi, Tags};
+use poem_openapi::{payload::Json, types::Example, ApiResponse, Object, OpenApi};
 
 use poem::web::Data;
 
 use super::AppState;
 
-/// The API's tags.
-#[derive(Tags)]
-pub enum ApiTags {
-    /// Probes that say whether the service can take traffic.
-    Health,
-}
+use super::api::ApiTags;
 
 /// A probe's answer.
 #[derive(Object)]

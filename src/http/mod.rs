@@ -1,5 +1,8 @@
 //! The driving adapter: poem routes for the Twilio webhook and the documented API.
 
+pub mod api;
+pub mod auth;
+pub mod body_limit;
 pub mod health;
 pub mod problem;
 pub mod webhook;
@@ -10,20 +13,48 @@ use poem::{get, middleware::CatchPanic, EndpointExt, Route};
 use poem_openapi::OpenApiService;
 
 use crate::app::ingest::IngestService;
-use crate::domain::ports::Repository;
+use crate::app::memories::MemoryService;
+use crate::domain::ports::{Clock, Repository};
+use api::insights::InsightsApi;
+use api::memories::MemoriesApi;
+use api::users::UsersApi;
+use auth::ApiKeys;
+use health::HealthApi;
 use webhook::WebhookState;
+
+/// The largest request body the REST API reads (a memory's text is at most 64 KiB).
+pub const API_MAX_BODY_BYTES: usize = 256 * 1024;
 
 /// What every handler may need; built once by `build_app`.
 pub struct AppState {
     pub ingest: IngestService,
+    pub memories: MemoryService,
     pub repository: Arc<dyn Repository>,
     pub webhook: WebhookState,
+    pub api_keys: Arc<ApiKeys>,
+    /// The time every request is stamped with (tests pin it).
+    pub clock: Arc<dyn Clock>,
 }
 
-/// The documented API (health probes now; the REST API joins it).
-pub fn api_service() -> OpenApiService<health::HealthApi, ()> {
-    OpenApiService::new(health::HealthApi, "whatsapp-memory", env!("CARGO_PKG_VERSION"))
-        .description("A WhatsApp number as a personal memory: save text, photos and voice notes; search and list them.")
+/// Every documented operation, in the order the docs show them.
+pub type ApiOperations = (MemoriesApi, UsersApi, InsightsApi, HealthApi);
+
+/// The documented API. Stateless, so the spec can be printed without a database.
+pub fn api_service() -> OpenApiService<ApiOperations, ()> {
+    OpenApiService::new((MemoriesApi, UsersApi, InsightsApi, HealthApi), "whatsapp-memory", env!("CARGO_PKG_VERSION"))
+        .description(
+            "A WhatsApp number as a personal memory: people save text, photos and voice notes by \
+             sending them, and find them again by searching or listing. This API serves the same \
+             use cases to apps and dashboards.\n\n\
+             **Authentication:** every operation except the health probes needs an API key, sent as \
+             `Authorization: Bearer <key>`. Keys come from the server's `API_KEYS`; a development \
+             server without keys prints one at start.\n\n\
+             **Users** are named by their WhatsApp id: `15551234567`, `+15551234567` or \
+             `whatsapp:+15551234567`.\n\n\
+             **Errors** are `application/problem+json` (RFC 9457) with a `detail` that says what to fix.\n\n\
+             **Lists** are newest first and paged: pass the `next_cursor` of one page as `cursor` \
+             for the next; `limit` is at most 100.",
+        )
 }
 
 /// Every route of the service.
@@ -35,7 +66,10 @@ pub fn routes(state: Arc<AppState>) -> impl poem::Endpoint {
         .at("/webhook", get(webhook::webhook_get).post(webhook::webhook_post).head(webhook::webhook_head))
         .nest("/docs", swagger)
         .at("/openapi.json", spec)
-        .nest("/", api)
+        // The largest JSON body the API takes: a memory's text is at most 64 KiB.
+        .nest("/", api.with(body_limit::BodyLimit(API_MAX_BODY_BYTES)))
+        .data(state.api_keys.clone())
         .data(state)
+        .catch_all_error(problem::problem_for_poem_error)
         .with(CatchPanic::new())
 }

@@ -1,15 +1,154 @@
-//! RFC 9457 problem details, the one shape every error answer takes.
+//! RFC 9457 problem details, the one shape every error answer takes: our own errors, and
+//! poem's (malformed JSON, a missing parameter, an unknown route, a body too large),
+//! which [`problem_for_poem_error`] rewrites.
 
-use poem::http::StatusCode;
+use poem::http::{header, StatusCode};
 use poem::Response;
+use poem_openapi::payload::Json;
+use poem_openapi::types::Example;
+use poem_openapi::{ApiResponse, Object};
 
-/// An `application/problem+json` answer with a stable title and a specific detail.
-pub fn problem(status: StatusCode, title: &str, detail: &str) -> Response {
-    let body = serde_json::json!({
-        "type": "about:blank",
-        "title": title,
-        "status": status.as_u16(),
-        "detail": detail,
-    });
-    Response::builder().status(status).content_type("application/problem+json").body(body.to_string())
+use crate::app::memories::ApiError;
+
+/// The media type of every error body.
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// What went wrong, for a person to act on (RFC 9457).
+#[derive(Debug, Clone, PartialEq, Object)]
+#[oai(example)]
+pub struct Problem {
+    /// Always `about:blank`: the status and title say what kind of problem it is.
+    #[oai(rename = "type")]
+    pub problem_type: String,
+    /// The status's reason phrase, the same for every problem of its kind.
+    pub title: String,
+    /// The HTTP status code, repeated for clients that lose headers.
+    pub status: u16,
+    /// What exactly was wrong with this request and how to fix it.
+    pub detail: String,
+}
+
+impl Problem {
+    /// A problem of `status`, titled by its reason phrase.
+    pub fn new(status: StatusCode, detail: impl Into<String>) -> Self {
+        Self {
+            problem_type: "about:blank".into(),
+            title: status.canonical_reason().unwrap_or("Error").into(),
+            status: status.as_u16(),
+            detail: detail.into(),
+        }
+    }
+
+    /// The problem as a finished response.
+    pub fn into_poem_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let unauthorized = status == StatusCode::UNAUTHORIZED;
+        let body = serde_json::json!({
+            "type": self.problem_type,
+            "title": self.title,
+            "status": self.status,
+            "detail": self.detail,
+        });
+        let mut response = Response::builder().status(status).content_type(PROBLEM_JSON).body(body.to_string());
+        if unauthorized {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, WWW_AUTHENTICATE.parse().expect("a valid header"));
+        }
+        response
+    }
+}
+
+impl Example for Problem {
+    fn example() -> Self {
+        Problem::new(StatusCode::NOT_FOUND, "no memory with id 42")
+    }
+}
+
+/// The challenge of a 401: which scheme to use, so clients know to send the API key.
+pub const WWW_AUTHENTICATE: &str = "Bearer realm=\"whatsapp-memory\"";
+
+/// An `application/problem+json` answer titled by its status, with a specific detail.
+pub fn problem(status: StatusCode, detail: &str) -> Response {
+    Problem::new(status, detail).into_poem_response()
+}
+
+/// Defines an error response enum over [`Problem`] bodies, with one variant per status
+/// and the conversion from the use cases' [`ApiError`]. Two enums share it, so that only
+/// operations that take a body document the statuses of a bad body.
+macro_rules! problem_responses {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $status:literal),* $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, ApiResponse)]
+        pub enum $name {
+            /// The request is malformed: a bad parameter, body or cursor; `detail` says which.
+            #[oai(status = 400, content_type = "application/problem+json")]
+            BadRequest(Json<Problem>),
+            /// No API key, or one the service does not know.
+            #[oai(status = 401, content_type = "application/problem+json")]
+            Unauthorized(Json<Problem>, #[oai(header = "WWW-Authenticate")] String),
+            /// The user or memory named does not exist.
+            #[oai(status = 404, content_type = "application/problem+json")]
+            NotFound(Json<Problem>),
+            $($(#[$vmeta])* #[oai(status = $status, content_type = "application/problem+json")] $variant(Json<Problem>),)*
+            /// A bug on our side; it is logged.
+            #[oai(status = 500, content_type = "application/problem+json")]
+            Internal(Json<Problem>),
+            /// The database is busy or down; retry shortly.
+            #[oai(status = 503, content_type = "application/problem+json")]
+            Unavailable(Json<Problem>),
+        }
+
+        impl From<ApiError> for $name {
+            fn from(error: ApiError) -> Self {
+                match error {
+                    ApiError::Invalid(detail) => Self::BadRequest(Json(Problem::new(StatusCode::BAD_REQUEST, detail))),
+                    ApiError::NotFound(detail) => Self::NotFound(Json(Problem::new(StatusCode::NOT_FOUND, detail))),
+                    ApiError::Unavailable(detail) => {
+                        Self::Unavailable(Json(Problem::new(StatusCode::SERVICE_UNAVAILABLE, detail)))
+                    }
+                    ApiError::Internal => Self::Internal(Json(Problem::new(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "something went wrong on our side; it has been logged",
+                    ))),
+                }
+            }
+        }
+    };
+}
+
+problem_responses! {
+    /// Every error an operation without a request body can answer.
+    ErrorResponse {}
+}
+
+problem_responses! {
+    /// Every error an operation with a JSON request body can answer.
+    BodyErrorResponse {
+        /// The body is larger than the API accepts.
+        PayloadTooLarge = 413,
+        /// The body is not `application/json`.
+        UnsupportedMediaType = 415,
+    }
+}
+
+/// Rewrites any error poem or poem-openapi produced (a parse error, a failed auth, an
+/// unknown route, a body too large) as a problem; answers already in that shape pass.
+pub async fn problem_for_poem_error(error: poem::Error) -> Response {
+    let status = error.status();
+    let detail = match status {
+        StatusCode::NOT_FOUND => "no such route; see /docs for the API".to_string(),
+        StatusCode::METHOD_NOT_ALLOWED => "this route does not take that method; see /docs".to_string(),
+        StatusCode::UNAUTHORIZED => "send the API key as `Authorization: Bearer <key>`".to_string(),
+        StatusCode::PAYLOAD_TOO_LARGE => "the request body is too large".to_string(),
+        _ => error.to_string(),
+    };
+    let response = error.into_response();
+    let is_problem = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with(PROBLEM_JSON));
+    if is_problem {
+        return response;
+    }
+    Problem::new(status, detail).into_poem_response()
 }

@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use chrono::Utc;
 use poem::http::{header, StatusCode};
 use poem::web::Data;
 use poem::{handler, Body, Request, Response};
@@ -61,7 +60,6 @@ pub async fn webhook_post(request: &Request, body: Body, Data(state): Data<&Arc<
     if !is_form {
         return problem(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "Unsupported content type",
             "The webhook takes application/x-www-form-urlencoded, as Twilio sends it.",
         );
     }
@@ -70,11 +68,10 @@ pub async fn webhook_post(request: &Request, body: Body, Data(state): Data<&Arc<
         Err(poem::error::ReadBodyError::PayloadTooLarge) => {
             return problem(
                 StatusCode::PAYLOAD_TOO_LARGE,
-                "Request too large",
                 &format!("The webhook accepts at most {} KiB.", MAX_REQUEST_BYTES / 1024),
             )
         }
-        Err(error) => return problem(StatusCode::BAD_REQUEST, "Unreadable request", &error.to_string()),
+        Err(error) => return problem(StatusCode::BAD_REQUEST, &error.to_string()),
     };
     let params = parse_form(&bytes);
     if !is_authentic(request, &state.webhook, &params) {
@@ -110,7 +107,7 @@ fn signed_url(request: &Request, public_base_url: Option<&url::Url>) -> String {
 
 /// The same answer for a missing and a wrong signature: nothing that helps a forger.
 fn forbidden() -> Response {
-    problem(StatusCode::FORBIDDEN, "Forbidden", "The request signature is missing or invalid.")
+    problem(StatusCode::FORBIDDEN, "The request signature is missing or invalid.")
 }
 
 /// Whether Twilio signed this request (always true when signatures are not checked).
@@ -132,9 +129,9 @@ fn is_authentic(request: &Request, webhook: &WebhookState, params: &[(String, St
 }
 
 async fn handle(state: &AppState, params: &[(String, String)]) -> Response {
-    let message = match parse_inbound_form(params, Utc::now()) {
+    let message = match parse_inbound_form(params, state.clock.now()) {
         Ok(message) => message,
-        Err(error) => return problem(StatusCode::BAD_REQUEST, "Invalid webhook request", &error.to_string()),
+        Err(error) => return problem(StatusCode::BAD_REQUEST, &error.to_string()),
     };
     match state.ingest.ingest_message(message).await {
         Ok(reply) => twiml(&reply),
@@ -142,7 +139,6 @@ async fn handle(state: &AppState, params: &[(String, String)]) -> Response {
             tracing::warn!(%error, "message not stored; Twilio will deliver it again");
             let mut response = problem(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "Temporarily unavailable",
                 "The message could not be stored right now; please deliver it again.",
             );
             response.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("5"));
@@ -150,7 +146,7 @@ async fn handle(state: &AppState, params: &[(String, String)]) -> Response {
         }
         Err(error) => {
             tracing::error!(%error, "message not stored");
-            problem(StatusCode::INTERNAL_SERVER_ERROR, "Internal error", "The message could not be stored.")
+            problem(StatusCode::INTERNAL_SERVER_ERROR, "The message could not be stored.")
         }
     }
 }

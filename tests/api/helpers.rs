@@ -17,6 +17,8 @@ use whatsapp_memory::Application;
 pub const AUTH_TOKEN: &str = "test-auth-token-0123456789";
 /// The public URL Twilio "calls" (what signatures cover), as behind a proxy.
 pub const PUBLIC_BASE_URL: &str = "https://memory.example.com";
+/// The REST API key every test server accepts.
+pub const API_KEY: &str = "test-api-key-0123456789abcdef";
 /// A sender.
 pub const ADA: &str = "+15551234567";
 /// Another sender.
@@ -108,6 +110,7 @@ pub async fn spawn_app_with(customize: impl FnOnce(&mut HashMap<String, String>)
         ("STORAGE_DIR", dir.path().join("media").display().to_string()),
         ("TWILIO_AUTH_TOKEN", AUTH_TOKEN.to_string()),
         ("PUBLIC_BASE_URL", PUBLIC_BASE_URL.to_string()),
+        ("API_KEYS", API_KEY.to_string()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
@@ -196,6 +199,34 @@ impl TestApp {
         let response = self.post_webhook(&text_form(phone, body)).await;
         assert_eq!(response.status(), 200, "webhook refused {body:?}");
         twiml_messages(&response.text().await.unwrap()).join("\n")
+    }
+
+    /// A REST request to `path` with the test API key.
+    pub fn api(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.client.request(method, format!("{}{path}", self.address)).bearer_auth(API_KEY)
+    }
+
+    /// A REST call that must answer `status`; returns the JSON body (`null` when empty).
+    pub async fn api_json(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+        status: u16,
+    ) -> serde_json::Value {
+        let mut request = self.api(method.clone(), path);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("the server answers");
+        let got = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        assert_eq!(got, status, "{method} {path} answered {got}: {text}");
+        if text.is_empty() {
+            serde_json::Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{method} {path}: not JSON ({e}): {text}"))
+        }
     }
 
     /// A single number from the database, e.g. a count.

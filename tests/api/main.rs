@@ -9,5 +9,6 @@ mod helpers;
 mod jobs;
 mod media;
 mod process;
+mod rest;
 mod twilio_adapters;
 mod webhook;

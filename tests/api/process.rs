@@ -26,6 +26,7 @@ impl Server {
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("APP_PORT", port.to_string())
             .env("ENV", "production")
+            .env("API_KEYS", API_KEY)
             .env("DATABASE_URL", database_url)
             .env("STORAGE_DIR", storage)
             .env("TWILIO_ACCOUNT_SID", twilio.account_sid())

@@ -13,9 +13,10 @@ use std::sync::Arc;
 use migration::{Migrator, MigratorTrait};
 use sea_orm::{ConnectOptions, DatabaseConnection, DbErr};
 
-use crate::domain::ports::{JobPriority, MemoryStore, Repository, RepositoryError};
+use crate::domain::ports::{JobPriority, MemoryStore, ReadModel, Repository, RepositoryError};
 pub use local_store::LocalStore;
 pub use postgres::PostgresRepository;
+pub use reads::PoolReads;
 pub use sqlite::{SqliteReaders, SqliteRepository};
 
 /// Read connections for search on SQLite: one per core is enough to keep both busy.
@@ -27,6 +28,8 @@ pub struct Database {
     pub pool: DatabaseConnection,
     pub repository: Arc<dyn Repository>,
     pub memory_store: Arc<dyn MemoryStore>,
+    /// What the REST API reads, from the pool.
+    pub reads: Arc<dyn ReadModel>,
 }
 
 impl Database {
@@ -50,14 +53,19 @@ impl Database {
             }
             let repository = Arc::new(SqliteRepository::open(&path, pool.clone())?);
             let memory_store = Arc::new(LocalStore::Sqlite(SqliteReaders::new(&path, SQLITE_READERS)));
-            Ok(Self { memory_store, pool, repository })
+            Ok(Self { memory_store, reads: Arc::new(PoolReads::new(pool.clone())), pool, repository })
         } else {
             let pool = connect_pool(url, 16).await?;
             if migrate {
                 run_migrations(&pool).await?;
             }
             let repository = Arc::new(PostgresRepository::new(pool.clone()));
-            Ok(Self { memory_store: Arc::new(LocalStore::Postgres(pool.clone())), pool, repository })
+            Ok(Self {
+                memory_store: Arc::new(LocalStore::Postgres(pool.clone())),
+                reads: Arc::new(PoolReads::new(pool.clone())),
+                pool,
+                repository,
+            })
         }
     }
 }
@@ -137,4 +145,9 @@ pub(crate) fn claim_candidates(now: &str, lock: &str) -> [String; 3] {
         ),
         due(JobPriority::Background),
     ]
+}
+
+/// The stored form of a memory's labels: a JSON array, or NULL for none.
+pub(crate) fn labels_json(labels: &[String]) -> Option<String> {
+    (!labels.is_empty()).then(|| serde_json::Value::from(labels.to_vec()).to_string())
 }

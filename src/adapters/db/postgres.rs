@@ -10,7 +10,7 @@ use sea_orm::{
     Value,
 };
 
-use super::{claim_candidates, is_migrated, map_db_err};
+use super::{claim_candidates, is_migrated, labels_json, map_db_err};
 use crate::domain::model::{
     InboundMessage, InteractionId, Job, JobId, MediaAsset, MediaAssetId, Memory, MemoryId, MemoryKind, MemoryPage,
     User, UserId,
@@ -217,8 +217,8 @@ impl UnitOfWork for PostgresTransaction {
     async fn save_memory(&mut self, memory: NewMemory) -> Result<MemoryId, RepositoryError> {
         let row = self
             .one(
-                "INSERT INTO memories (user_id, interaction_id, media_asset_id, kind, text, created_at) \
-                 VALUES ($1, $2, $6, $3, $4, $5) RETURNING id",
+                "INSERT INTO memories (user_id, interaction_id, media_asset_id, kind, text, created_at, labels) \
+                 VALUES ($1, $2, $6, $3, $4, $5, $7::jsonb) RETURNING id",
                 vec![
                     memory.user_id.0.into(),
                     memory.interaction_id.map(|i| i.0).into(),
@@ -226,11 +226,35 @@ impl UnitOfWork for PostgresTransaction {
                     memory.text.into(),
                     memory.created_at.into(),
                     memory.media_asset_id.map(|a| a.0).into(),
+                    labels_json(&memory.labels).into(),
                 ],
             )
             .await?
             .ok_or_else(|| RepositoryError::Internal("INSERT … RETURNING returned no row".into()))?;
         Ok(MemoryId(get(&row, "id")?))
+    }
+
+    async fn delete_memory(&mut self, memory: MemoryId) -> Result<bool, RepositoryError> {
+        Ok(self.execute("DELETE FROM memories WHERE id = $1", vec![memory.0.into()]).await? > 0)
+    }
+
+    async fn update_memory(
+        &mut self,
+        memory: MemoryId,
+        text: Option<String>,
+        labels: Option<Vec<String>>,
+    ) -> Result<bool, RepositoryError> {
+        let labels_given = labels.is_some();
+        let labels = labels.as_deref().and_then(labels_json);
+        // COALESCE keeps what was not given; the generated search vector follows the text.
+        let changed = self
+            .execute(
+                "UPDATE memories SET text = COALESCE($2, text), \
+                 labels = CASE WHEN $3 THEN $4::jsonb ELSE labels END WHERE id = $1",
+                vec![memory.0.into(), text.into(), labels_given.into(), labels.into()],
+            )
+            .await?;
+        Ok(changed > 0)
     }
 
     async fn delete_last_memory(&mut self, user: UserId) -> Result<Option<Memory>, RepositoryError> {

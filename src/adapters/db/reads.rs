@@ -1,12 +1,22 @@
 //! Reads of the system of record, through the sea-orm pool; the same code serves SQLite
 //! and PostgreSQL, and never waits for the writer.
 
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{Alias, Expr, ExprTrait};
+use sea_orm::{
+    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect, Statement, Value,
+};
 
-use super::entities::{memories, users};
+use super::entities::{interactions, memories, users};
 use super::map_db_err;
-use crate::domain::model::{MemoryPage, User, UserId};
-use crate::domain::ports::RepositoryError;
+use crate::domain::model::{
+    Analytics, Interaction, InteractionId, MemoryId, MemoryPage, MemoryRecord, Page, PageCursor, User, UserId,
+    UserRecord,
+};
+use async_trait::async_trait;
+
+use crate::domain::ports::{ReadModel, RepositoryError};
 use crate::domain::time_range::TimeRange;
 
 /// The user with this WhatsApp id.
@@ -37,4 +47,317 @@ pub(super) async fn list_memories(
         .await
         .map_err(map_db_err)?;
     Ok(MemoryPage { memories: rows.into_iter().map(Into::into).collect(), total })
+}
+
+/// A timestamp as this backend compares it: SQLite stores RFC 3339 text with
+/// microseconds, so the bound value must be that exact text form.
+fn timestamp_value(pool: &DatabaseConnection, t: DateTime<Utc>) -> Value {
+    match pool.get_database_backend() {
+        DbBackend::Sqlite => Value::from(super::sqlite::sqlite_timestamp(t)),
+        _ => Value::from(t),
+    }
+}
+
+/// Rows strictly after `cursor` in newest-first order of (`time_column`, id).
+fn after_cursor(pool: &DatabaseConnection, time_column: &'static str, cursor: PageCursor) -> Condition {
+    let at = timestamp_value(pool, cursor.created_at);
+    let time = || Expr::col(Alias::new(time_column));
+    Condition::any()
+        .add(time().lt(at.clone()))
+        .add(Condition::all().add(time().eq(at)).add(Expr::col(Alias::new("id")).lt(cursor.id)))
+}
+
+/// Splits one row too many off the end into the next page's cursor.
+fn into_page<T>(mut items: Vec<T>, limit: u32, cursor_of: impl Fn(&T) -> PageCursor) -> Page<T> {
+    let next = if items.len() > limit as usize {
+        items.truncate(limit as usize);
+        items.last().map(&cursor_of)
+    } else {
+        None
+    };
+    Page { items, next }
+}
+
+/// Memory rows as records, each with its owner's WhatsApp id (one query for all owners).
+async fn with_owners(
+    pool: &DatabaseConnection,
+    rows: Vec<memories::Model>,
+) -> Result<Vec<MemoryRecord>, RepositoryError> {
+    let mut owner_ids: Vec<i64> = rows.iter().map(|row| row.user_id).collect();
+    owner_ids.sort_unstable();
+    owner_ids.dedup();
+    let owners: std::collections::HashMap<i64, String> = users::Entity::find()
+        .filter(users::Column::Id.is_in(owner_ids))
+        .all(pool)
+        .await
+        .map_err(map_db_err)?
+        .into_iter()
+        .map(|user| (user.id, user.wa_id))
+        .collect();
+    Ok(rows
+        .into_iter()
+        .map(|row| {
+            let owner = owners.get(&row.user_id).cloned().unwrap_or_default();
+            row.into_record(owner)
+        })
+        .collect())
+}
+
+pub(super) async fn find_memories(
+    pool: &DatabaseConnection,
+    ids: &[MemoryId],
+) -> Result<Vec<MemoryRecord>, RepositoryError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows = memories::Entity::find()
+        .filter(memories::Column::Id.is_in(ids.iter().map(|id| id.0)))
+        .all(pool)
+        .await
+        .map_err(map_db_err)?;
+    let mut by_id: std::collections::HashMap<i64, MemoryRecord> =
+        with_owners(pool, rows).await?.into_iter().map(|r| (r.memory.id.0, r)).collect();
+    Ok(ids.iter().filter_map(|id| by_id.remove(&id.0)).collect())
+}
+
+pub(super) async fn memory_page(
+    pool: &DatabaseConnection,
+    user: UserId,
+    range: Option<TimeRange>,
+    after: Option<PageCursor>,
+    limit: u32,
+) -> Result<Page<MemoryRecord>, RepositoryError> {
+    let mut query = memories::Entity::find().filter(memories::Column::UserId.eq(user.0));
+    if let Some(range) = range {
+        let created_at = || Expr::col(Alias::new("created_at"));
+        query = query
+            .filter(created_at().gte(timestamp_value(pool, range.start)))
+            .filter(created_at().lt(timestamp_value(pool, range.end)));
+    }
+    if let Some(cursor) = after {
+        query = query.filter(after_cursor(pool, "created_at", cursor));
+    }
+    let rows = query
+        .order_by_desc(memories::Column::CreatedAt)
+        .order_by_desc(memories::Column::Id)
+        .limit(u64::from(limit) + 1)
+        .all(pool)
+        .await
+        .map_err(map_db_err)?;
+    let records = with_owners(pool, rows).await?;
+    Ok(into_page(records, limit, |r: &MemoryRecord| PageCursor { created_at: r.memory.created_at, id: r.memory.id.0 }))
+}
+
+pub(super) async fn find_interactions(
+    pool: &DatabaseConnection,
+    ids: &[InteractionId],
+) -> Result<Vec<Interaction>, RepositoryError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows = interactions::Entity::find()
+        .filter(interactions::Column::Id.is_in(ids.iter().map(|id| id.0)))
+        .all(pool)
+        .await
+        .map_err(map_db_err)?;
+    let mut by_id: std::collections::HashMap<i64, Interaction> =
+        rows.into_iter().map(|row| (row.id, Interaction::from(row))).collect();
+    Ok(ids.iter().filter_map(|id| by_id.remove(&id.0)).collect())
+}
+
+pub(super) async fn interaction_page(
+    pool: &DatabaseConnection,
+    user: UserId,
+    after: Option<PageCursor>,
+    limit: u32,
+) -> Result<Page<Interaction>, RepositoryError> {
+    let mut query = interactions::Entity::find().filter(interactions::Column::UserId.eq(user.0));
+    if let Some(cursor) = after {
+        query = query.filter(after_cursor(pool, "occurred_at", cursor));
+    }
+    let rows = query
+        .order_by_desc(interactions::Column::OccurredAt)
+        .order_by_desc(interactions::Column::Id)
+        .limit(u64::from(limit) + 1)
+        .all(pool)
+        .await
+        .map_err(map_db_err)?;
+    let items = rows.into_iter().map(Interaction::from).collect();
+    Ok(into_page(items, limit, |i: &Interaction| PageCursor { created_at: i.created_at, id: i.id.0 }))
+}
+
+async fn memory_count(pool: &DatabaseConnection, user: UserId) -> Result<u64, RepositoryError> {
+    memories::Entity::find().filter(memories::Column::UserId.eq(user.0)).count(pool).await.map_err(map_db_err)
+}
+
+pub(super) async fn user_page(
+    pool: &DatabaseConnection,
+    after: Option<PageCursor>,
+    limit: u32,
+) -> Result<Page<UserRecord>, RepositoryError> {
+    let mut query = users::Entity::find();
+    if let Some(cursor) = after {
+        query = query.filter(after_cursor(pool, "created_at", cursor));
+    }
+    let rows = query
+        .order_by_desc(users::Column::CreatedAt)
+        .order_by_desc(users::Column::Id)
+        .limit(u64::from(limit) + 1)
+        .all(pool)
+        .await
+        .map_err(map_db_err)?;
+    let mut items = Vec::with_capacity(rows.len());
+    for row in rows {
+        let created_at = row.created_at;
+        let user = User::from(row);
+        let memory_count = memory_count(pool, user.id).await?;
+        items.push(UserRecord { user, created_at, memory_count });
+    }
+    Ok(into_page(items, limit, |u: &UserRecord| PageCursor { created_at: u.created_at, id: u.user.id.0 }))
+}
+
+pub(super) async fn find_user_record(
+    pool: &DatabaseConnection,
+    wa_id: &str,
+) -> Result<Option<UserRecord>, RepositoryError> {
+    let Some(row) = users::Entity::find().filter(users::Column::WaId.eq(wa_id)).one(pool).await.map_err(map_db_err)?
+    else {
+        return Ok(None);
+    };
+    let created_at = row.created_at;
+    let user = User::from(row);
+    let memory_count = memory_count(pool, user.id).await?;
+    Ok(Some(UserRecord { user, created_at, memory_count }))
+}
+
+async fn count_rows(
+    pool: &DatabaseConnection,
+    sql: &str,
+    values: Vec<Value>,
+) -> Result<Vec<(String, u64)>, RepositoryError> {
+    let rows = pool
+        .query_all_raw(Statement::from_sql_and_values(pool.get_database_backend(), sql, values))
+        .await
+        .map_err(map_db_err)?;
+    rows.iter()
+        .map(|row| {
+            let key: String = row.try_get_by_index(0).map_err(map_db_err)?;
+            let count: i64 = row.try_get_by_index(1).map_err(map_db_err)?;
+            Ok((key, u64::try_from(count).unwrap_or_default()))
+        })
+        .collect()
+}
+
+pub(super) async fn analytics(pool: &DatabaseConnection, now: DateTime<Utc>) -> Result<Analytics, RepositoryError> {
+    let totals = count_rows(
+        pool,
+        "SELECT 'users', count(*) FROM users UNION ALL SELECT 'interactions', count(*) FROM interactions \
+         UNION ALL SELECT 'memories', count(*) FROM memories UNION ALL SELECT 'media_assets', count(*) FROM media_assets",
+        Vec::new(),
+    )
+    .await?;
+    let total = |name: &str| totals.iter().find(|(key, _)| key == name).map_or(0, |(_, n)| *n);
+    let memories_by_kind =
+        count_rows(pool, "SELECT kind, count(*) FROM memories GROUP BY kind ORDER BY kind", Vec::new()).await?;
+    let last_ingest_at = interactions::Entity::find()
+        .filter(interactions::Column::Direction.eq("inbound"))
+        .order_by_desc(interactions::Column::OccurredAt)
+        .one(pool)
+        .await
+        .map_err(map_db_err)?
+        .map(|row| row.occurred_at);
+    // Per UTC day over the last 30 days; the day is the first ten characters of the
+    // timestamp on SQLite (RFC 3339 text) and a cast on PostgreSQL.
+    let today = now.date_naive();
+    let first_day = today - chrono::Days::new(29);
+    let since = first_day.and_hms_opt(0, 0, 0).map(|t| t.and_utc()).unwrap_or(now);
+    let day = match pool.get_database_backend() {
+        DbBackend::Sqlite => "substr(occurred_at, 1, 10)",
+        _ => "to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')",
+    };
+    let placeholder = match pool.get_database_backend() {
+        DbBackend::Sqlite => "?",
+        _ => "$1",
+    };
+    let per_day = count_rows(
+        pool,
+        &format!("SELECT {day}, count(*) FROM interactions WHERE occurred_at >= {placeholder} GROUP BY 1"),
+        vec![timestamp_value(pool, since)],
+    )
+    .await?;
+    let interactions_per_day = first_day
+        .iter_days()
+        .take_while(|d| *d <= today)
+        .map(|d| {
+            let key = d.format("%Y-%m-%d").to_string();
+            (d, per_day.iter().find(|(k, _)| *k == key).map_or(0, |(_, n)| *n))
+        })
+        .collect();
+    Ok(Analytics {
+        users: total("users"),
+        interactions: total("interactions"),
+        memories: total("memories"),
+        media_assets: total("media_assets"),
+        memories_by_kind,
+        last_ingest_at,
+        interactions_per_day,
+    })
+}
+
+/// The read model over the sea-orm pool: the same queries serve SQLite and PostgreSQL.
+pub struct PoolReads {
+    pool: DatabaseConnection,
+}
+
+impl PoolReads {
+    /// Reads through `pool`.
+    pub fn new(pool: DatabaseConnection) -> Self {
+        Self { pool }
+    }
+}
+
+#[async_trait]
+impl ReadModel for PoolReads {
+    async fn find_memory(&self, id: MemoryId) -> Result<Option<MemoryRecord>, RepositoryError> {
+        Ok(find_memories(&self.pool, &[id]).await?.pop())
+    }
+
+    async fn find_memories(&self, ids: &[MemoryId]) -> Result<Vec<MemoryRecord>, RepositoryError> {
+        find_memories(&self.pool, ids).await
+    }
+
+    async fn memory_page(
+        &self,
+        user: UserId,
+        range: Option<TimeRange>,
+        after: Option<PageCursor>,
+        limit: u32,
+    ) -> Result<Page<MemoryRecord>, RepositoryError> {
+        memory_page(&self.pool, user, range, after, limit).await
+    }
+
+    async fn find_interactions(&self, ids: &[InteractionId]) -> Result<Vec<Interaction>, RepositoryError> {
+        find_interactions(&self.pool, ids).await
+    }
+
+    async fn interaction_page(
+        &self,
+        user: UserId,
+        after: Option<PageCursor>,
+        limit: u32,
+    ) -> Result<Page<Interaction>, RepositoryError> {
+        interaction_page(&self.pool, user, after, limit).await
+    }
+
+    async fn user_page(&self, after: Option<PageCursor>, limit: u32) -> Result<Page<UserRecord>, RepositoryError> {
+        user_page(&self.pool, after, limit).await
+    }
+
+    async fn find_user_record(&self, wa_id: &str) -> Result<Option<UserRecord>, RepositoryError> {
+        find_user_record(&self.pool, wa_id).await
+    }
+
+    async fn analytics(&self, now: DateTime<Utc>) -> Result<Analytics, RepositoryError> {
+        analytics(&self.pool, now).await
+    }
 }

@@ -13,8 +13,8 @@ use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension, Row}
 use sea_orm::DatabaseConnection;
 use tokio::sync::Semaphore;
 
-use super::claim_candidates;
 use super::sqlite_writer::SqliteWriter;
+use super::{claim_candidates, labels_json};
 use crate::domain::model::{
     InboundMessage, InteractionId, Job, JobId, MediaAsset, MediaAssetId, Memory, MemoryId, MemoryKind, MemoryPage,
     User, UserId,
@@ -337,8 +337,8 @@ impl UnitOfWork for SqliteTransaction<'_> {
     async fn save_memory(&mut self, memory: NewMemory) -> Result<MemoryId, RepositoryError> {
         self.connection
             .prepare_cached(
-                "INSERT INTO memories (user_id, interaction_id, media_asset_id, kind, text, created_at) \
-                 VALUES (?1, ?2, ?6, ?3, ?4, ?5) RETURNING id",
+                "INSERT INTO memories (user_id, interaction_id, media_asset_id, kind, text, created_at, labels) \
+                 VALUES (?1, ?2, ?6, ?3, ?4, ?5, ?7) RETURNING id",
             )
             .and_then(|mut s| {
                 s.query_row(
@@ -348,12 +348,40 @@ impl UnitOfWork for SqliteTransaction<'_> {
                         memory.kind.as_str(),
                         memory.text,
                         sqlite_timestamp(memory.created_at),
-                        memory.media_asset_id.map(|a| a.0)
+                        memory.media_asset_id.map(|a| a.0),
+                        labels_json(&memory.labels)
                     ],
                     |row| row.get(0),
                 )
             })
             .map(MemoryId)
+            .map_err(map_sqlite_err)
+    }
+
+    async fn delete_memory(&mut self, memory: MemoryId) -> Result<bool, RepositoryError> {
+        self.connection
+            .prepare_cached("DELETE FROM memories WHERE id = ?1")
+            .and_then(|mut s| s.execute(params![memory.0]))
+            .map(|deleted| deleted > 0)
+            .map_err(map_sqlite_err)
+    }
+
+    async fn update_memory(
+        &mut self,
+        memory: MemoryId,
+        text: Option<String>,
+        labels: Option<Vec<String>>,
+    ) -> Result<bool, RepositoryError> {
+        let labels_given = labels.is_some();
+        let labels = labels.as_deref().and_then(labels_json);
+        // COALESCE keeps what was not given; the full-text trigger follows the text.
+        self.connection
+            .prepare_cached(
+                "UPDATE memories SET text = COALESCE(?2, text), labels = CASE WHEN ?3 THEN ?4 ELSE labels END \
+                 WHERE id = ?1",
+            )
+            .and_then(|mut s| s.execute(params![memory.0, text, labels_given, labels]))
+            .map(|changed| changed > 0)
             .map_err(map_sqlite_err)
     }
 

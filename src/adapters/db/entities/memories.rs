@@ -44,3 +44,25 @@ impl From<Model> for Memory {
         }
     }
 }
+
+impl Model {
+    /// The full record of this memory, owned by the user with `owner_wa_id`.
+    pub fn into_record(self, owner_wa_id: String) -> crate::domain::model::MemoryRecord {
+        let row = self;
+        let labels = match &row.labels {
+            Some(serde_json::Value::Array(items)) => {
+                items.iter().filter_map(|item| item.as_str().map(str::to_string)).collect()
+            }
+            // SQLite hands back the stored JSON text as a string.
+            Some(serde_json::Value::String(text)) => serde_json::from_str(text).unwrap_or_default(),
+            _ => Vec::new(),
+        };
+        crate::domain::model::MemoryRecord {
+            owner_wa_id,
+            interaction_id: row.interaction_id.map(crate::domain::model::InteractionId),
+            media_asset_id: row.media_asset_id.map(crate::domain::model::MediaAssetId),
+            labels,
+            memory: row.into(),
+        }
+    }
+}

@@ -1,4 +1,5 @@
 //! sea-orm entities: typed, backend-neutral reads of the tables the migration creates.
 
+pub mod interactions;
 pub mod memories;
 pub mod users;

@@ -1,0 +1,508 @@
+//! The REST use cases: what an app or dashboard can do with a user's memory, the same
+//! rules as the chat (the same search, the same time ranges, the same store).
+
+use std::sync::Arc;
+
+use chrono_tz::Tz;
+
+use crate::domain::model::{
+    parse_wa_id, Analytics, Interaction, MemoryId, MemoryKind, MemoryRecord, Page, PageCursor, UserRecord,
+};
+use crate::domain::ports::{
+    transact, Clock, MemoryStore, MemoryStoreError, NewMemory, ReadModel, Repository, RepositoryError,
+};
+use crate::domain::time_range::parse_time_range;
+
+/// The largest page a client may ask for.
+pub const MAX_PAGE_SIZE: u32 = 100;
+/// The longest memory text, as for a WhatsApp message body.
+pub const MAX_TEXT_BYTES: usize = 64 * 1024;
+/// Labels per memory, and characters per label.
+pub const MAX_LABELS: usize = 20;
+pub const MAX_LABEL_CHARS: usize = 64;
+
+/// Why a REST use case could not do what was asked; each maps to one HTTP status.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum ApiError {
+    /// The input breaks a rule; the message says which and how to fix it.
+    #[error("{0}")]
+    Invalid(String),
+    /// The thing named does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// The database (or search store) is down for now; the same call may work later.
+    #[error("{0}")]
+    Unavailable(String),
+    /// A bug; the detail is logged, not shown.
+    #[error("internal error")]
+    Internal,
+}
+
+impl From<RepositoryError> for ApiError {
+    fn from(error: RepositoryError) -> Self {
+        if error.is_retryable() {
+            ApiError::Unavailable("the database is busy or unavailable; try again shortly".into())
+        } else {
+            tracing::error!(%error, "REST use case failed");
+            ApiError::Internal
+        }
+    }
+}
+
+impl From<MemoryStoreError> for ApiError {
+    fn from(error: MemoryStoreError) -> Self {
+        if error.is_retryable() {
+            ApiError::Unavailable("search is unavailable for now; try again shortly".into())
+        } else {
+            tracing::error!(%error, "search failed");
+            ApiError::Internal
+        }
+    }
+}
+
+/// A memory to create through the API.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MemoryInput {
+    pub kind: MemoryKind,
+    pub text: String,
+    pub labels: Vec<String>,
+}
+
+/// Changes to a memory; `None` keeps what is there.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct MemoryChanges {
+    pub text: Option<String>,
+    pub labels: Option<Vec<String>>,
+}
+
+/// Changes to a user; `None` keeps what is there.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct UserChanges {
+    pub display_name: Option<String>,
+    /// An IANA zone name; an empty string goes back to the service default.
+    pub timezone: Option<String>,
+}
+
+/// One search result: the memory, how well it matched, and the message it came from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchResult {
+    pub memory: MemoryRecord,
+    pub score: f64,
+    pub interaction: Option<Interaction>,
+}
+
+/// The REST use cases over the repository and the memory store.
+pub struct MemoryService {
+    repository: Arc<dyn Repository>,
+    reads: Arc<dyn ReadModel>,
+    memory_store: Arc<dyn MemoryStore>,
+    clock: Arc<dyn Clock>,
+    default_timezone: Tz,
+}
+
+impl MemoryService {
+    /// Wires the use cases to their ports.
+    pub fn new(
+        repository: Arc<dyn Repository>,
+        reads: Arc<dyn ReadModel>,
+        memory_store: Arc<dyn MemoryStore>,
+        clock: Arc<dyn Clock>,
+        default_timezone: Tz,
+    ) -> Self {
+        Self { repository, reads, memory_store, clock, default_timezone }
+    }
+
+    /// Saves a memory for a user, creating the user when they have never written: an app
+    /// may add memories before the person first messages the number.
+    ///
+    /// # Errors
+    /// [`ApiError::Invalid`] for a bad user id, empty or oversized text or bad labels.
+    pub async fn create(&self, user_id: &str, input: MemoryInput) -> Result<MemoryRecord, ApiError> {
+        let wa_id = wa_id(user_id)?;
+        let text = valid_text(&input.text)?;
+        let labels = valid_labels(input.labels)?;
+        let now = self.clock.now();
+        let kind = input.kind;
+        let id = transact(&*self.repository, move |tx| {
+            Box::pin(async move {
+                let user = tx.find_or_create_user(&wa_id, &format!("+{wa_id}"), None, now).await?;
+                tx.save_memory(NewMemory {
+                    user_id: user.id,
+                    interaction_id: None,
+                    media_asset_id: None,
+                    kind,
+                    text,
+                    labels,
+                    created_at: now,
+                })
+                .await
+            })
+        })
+        .await?;
+        self.reads.find_memory(id).await?.ok_or(ApiError::Internal)
+    }
+
+    /// One memory.
+    ///
+    /// # Errors
+    /// [`ApiError::NotFound`] when there is no such memory.
+    pub async fn get(&self, id: i64) -> Result<MemoryRecord, ApiError> {
+        self.reads.find_memory(MemoryId(id)).await?.ok_or_else(|| memory_not_found(id))
+    }
+
+    /// Changes a memory's text or labels; the search index follows in the same transaction.
+    ///
+    /// # Errors
+    /// [`ApiError::Invalid`] for nothing to change or bad values, [`ApiError::NotFound`].
+    pub async fn update(&self, id: i64, changes: MemoryChanges) -> Result<MemoryRecord, ApiError> {
+        if changes.text.is_none() && changes.labels.is_none() {
+            return Err(ApiError::Invalid("give `text`, `labels` or both to change".into()));
+        }
+        let text = changes.text.as_deref().map(valid_text).transpose()?;
+        let labels = changes.labels.map(valid_labels).transpose()?;
+        let found =
+            transact(&*self.repository, move |tx| Box::pin(tx.update_memory(MemoryId(id), text, labels))).await?;
+        if !found {
+            return Err(memory_not_found(id));
+        }
+        self.get(id).await
+    }
+
+    /// Deletes a memory and its search entry.
+    ///
+    /// # Errors
+    /// [`ApiError::NotFound`] when there is no such memory.
+    pub async fn delete(&self, id: i64) -> Result<(), ApiError> {
+        let found = transact(&*self.repository, move |tx| Box::pin(tx.delete_memory(MemoryId(id)))).await?;
+        found.then_some(()).ok_or_else(|| memory_not_found(id))
+    }
+
+    /// The user's memories that match `query`, best first, each with its source message.
+    ///
+    /// # Errors
+    /// [`ApiError::Invalid`] for an empty query or a bad limit, [`ApiError::NotFound`] for
+    /// an unknown user.
+    pub async fn search(&self, user_id: &str, query: &str, limit: u32) -> Result<Vec<SearchResult>, ApiError> {
+        let query = query.trim();
+        if query.is_empty() {
+            return Err(ApiError::Invalid("`query` must contain at least one word".into()));
+        }
+        let limit = page_size(limit)?;
+        let user = self.user(user_id).await?;
+        let hits = self.memory_store.search(user.user.id, query, limit).await?;
+        let ids: Vec<MemoryId> = hits.iter().map(|hit| hit.memory.id).collect();
+        let records = self.reads.find_memories(&ids).await?;
+        let interaction_ids: Vec<_> = records.iter().filter_map(|r| r.interaction_id).collect();
+        let interactions = self.reads.find_interactions(&interaction_ids).await?;
+        Ok(hits
+            .into_iter()
+            .filter_map(|hit| {
+                let memory = records.iter().find(|r| r.memory.id == hit.memory.id)?.clone();
+                let interaction =
+                    memory.interaction_id.and_then(|id| interactions.iter().find(|i| i.id == id).cloned());
+                Some(SearchResult { memory, score: hit.score, interaction })
+            })
+            .collect())
+    }
+
+    /// A page of the user's memories, newest first, optionally within a natural range
+    /// ("last week", "today") read in the user's own time zone, as `/list` in the chat.
+    ///
+    /// # Errors
+    /// [`ApiError::Invalid`] for a phrase we do not understand, a bad cursor or limit;
+    /// [`ApiError::NotFound`] for an unknown user.
+    pub async fn list(
+        &self,
+        user_id: &str,
+        range: Option<&str>,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<Page<MemoryRecord>, ApiError> {
+        let limit = page_size(limit)?;
+        let after = page_cursor(cursor)?;
+        let user = self.user(user_id).await?;
+        let range = match range.map(str::trim).filter(|r| !r.is_empty()) {
+            Some(phrase) => {
+                let zone = user.user.zone_or(self.default_timezone);
+                Some(parse_time_range(phrase, self.clock.now(), zone).map_err(|e| ApiError::Invalid(e.to_string()))?)
+            }
+            None => None,
+        };
+        Ok(self.reads.memory_page(user.user.id, range, after, limit).await?)
+    }
+
+    /// A page of the user's messages, both ways, newest first.
+    ///
+    /// # Errors
+    /// [`ApiError::Invalid`] for a bad cursor or limit, [`ApiError::NotFound`].
+    pub async fn interactions(
+        &self,
+        user_id: &str,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<Page<Interaction>, ApiError> {
+        let limit = page_size(limit)?;
+        let after = page_cursor(cursor)?;
+        let user = self.user(user_id).await?;
+        Ok(self.reads.interaction_page(user.user.id, after, limit).await?)
+    }
+
+    /// A page of users, newest first.
+    ///
+    /// # Errors
+    /// [`ApiError::Invalid`] for a bad cursor or limit.
+    pub async fn users(&self, cursor: Option<&str>, limit: u32) -> Result<Page<UserRecord>, ApiError> {
+        let limit = page_size(limit)?;
+        let after = page_cursor(cursor)?;
+        Ok(self.reads.user_page(after, limit).await?)
+    }
+
+    /// One user, by WhatsApp id in any usual form.
+    ///
+    /// # Errors
+    /// [`ApiError::Invalid`] for a malformed id, [`ApiError::NotFound`] for an unknown one.
+    pub async fn user(&self, user_id: &str) -> Result<UserRecord, ApiError> {
+        let wa_id = wa_id(user_id)?;
+        self.reads
+            .find_user_record(&wa_id)
+            .await?
+            .ok_or_else(|| ApiError::NotFound(format!("no user with WhatsApp id {wa_id}")))
+    }
+
+    /// Changes a user's display name or time zone (as `/tz` does in the chat).
+    ///
+    /// # Errors
+    /// [`ApiError::Invalid`] for nothing to change, an unknown zone or a bad name;
+    /// [`ApiError::NotFound`].
+    pub async fn update_user(&self, user_id: &str, changes: UserChanges) -> Result<UserRecord, ApiError> {
+        if changes.display_name.is_none() && changes.timezone.is_none() {
+            return Err(ApiError::Invalid("give `display_name`, `timezone` or both to change".into()));
+        }
+        let name = match changes.display_name.map(|n| n.trim().to_string()) {
+            Some(name) if name.is_empty() || name.chars().count() > 100 => {
+                return Err(ApiError::Invalid("`display_name` must be 1 to 100 characters".into()))
+            }
+            other => other,
+        };
+        let zone = match changes.timezone.map(|z| z.trim().to_string()) {
+            Some(zone) if zone.is_empty() => Some(None),
+            Some(zone) => Some(Some(zone.parse::<Tz>().map_err(|_| {
+                ApiError::Invalid(format!("`timezone` {zone:?} is not an IANA time zone such as Europe/Berlin"))
+            })?)),
+            None => None,
+        };
+        let user = self.user(user_id).await?.user;
+        let now = self.clock.now();
+        transact(&*self.repository, move |tx| {
+            Box::pin(async move {
+                if let Some(name) = name {
+                    tx.update_display_name(user.id, &name, now).await?;
+                }
+                if let Some(zone) = zone {
+                    tx.set_timezone(user.id, zone.map(|z| z.name()).unwrap_or_default(), now).await?;
+                }
+                Ok(())
+            })
+        })
+        .await?;
+        self.user(user_id).await
+    }
+
+    /// Totals across all users.
+    ///
+    /// # Errors
+    /// [`ApiError::Unavailable`] when the database is down.
+    pub async fn analytics(&self) -> Result<Analytics, ApiError> {
+        Ok(self.reads.analytics(self.clock.now()).await?)
+    }
+}
+
+fn memory_not_found(id: i64) -> ApiError {
+    ApiError::NotFound(format!("no memory with id {id}"))
+}
+
+fn wa_id(user_id: &str) -> Result<String, ApiError> {
+    parse_wa_id(user_id).ok_or_else(|| {
+        ApiError::Invalid(format!(
+            "`user_id` {user_id:?} is not a WhatsApp id: give the number's digits, +digits or whatsapp:+digits"
+        ))
+    })
+}
+
+fn valid_text(text: &str) -> Result<String, ApiError> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(ApiError::Invalid("`text` must not be empty".into()));
+    }
+    if text.len() > MAX_TEXT_BYTES {
+        return Err(ApiError::Invalid(format!("`text` is longer than {} KiB", MAX_TEXT_BYTES / 1024)));
+    }
+    Ok(text.to_string())
+}
+
+fn valid_labels(labels: Vec<String>) -> Result<Vec<String>, ApiError> {
+    if labels.len() > MAX_LABELS {
+        return Err(ApiError::Invalid(format!("at most {MAX_LABELS} `labels` per memory")));
+    }
+    let mut clean: Vec<String> = Vec::with_capacity(labels.len());
+    for label in labels {
+        let label = label.trim().to_string();
+        if label.is_empty() || label.chars().count() > MAX_LABEL_CHARS {
+            return Err(ApiError::Invalid(format!("each label must be 1 to {MAX_LABEL_CHARS} characters")));
+        }
+        if !clean.contains(&label) {
+            clean.push(label);
+        }
+    }
+    Ok(clean)
+}
+
+fn page_size(limit: u32) -> Result<u32, ApiError> {
+    if (1..=MAX_PAGE_SIZE).contains(&limit) {
+        Ok(limit)
+    } else {
+        Err(ApiError::Invalid(format!("`limit` must be between 1 and {MAX_PAGE_SIZE}")))
+    }
+}
+
+fn page_cursor(cursor: Option<&str>) -> Result<Option<PageCursor>, ApiError> {
+    match cursor.filter(|c| !c.is_empty()) {
+        None => Ok(None),
+        Some(text) => PageCursor::decode(text)
+            .map(Some)
+            .ok_or_else(|| ApiError::Invalid("`cursor` is not one this API gave out; start again without it".into())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::model::{Memory, User, UserId};
+    use crate::domain::ports::{MemoryHit, MockMemoryStore, MockReadModel, MockRepository};
+    use chrono::{TimeZone, Utc};
+
+    struct FixedClock;
+    impl Clock for FixedClock {
+        fn now(&self) -> chrono::DateTime<Utc> {
+            Utc.with_ymd_and_hms(2026, 11, 26, 12, 0, 0).unwrap()
+        }
+    }
+
+    fn service(reads: MockReadModel, store: MockMemoryStore) -> MemoryService {
+        MemoryService::new(
+            Arc::new(MockRepository::new()),
+            Arc::new(reads),
+            Arc::new(store),
+            Arc::new(FixedClock),
+            chrono_tz::UTC,
+        )
+    }
+
+    fn user_record() -> UserRecord {
+        UserRecord {
+            user: User {
+                id: UserId(7),
+                wa_id: "15551234567".into(),
+                phone_number: "+15551234567".into(),
+                display_name: None,
+                timezone: Some(chrono_tz::Europe::Berlin),
+            },
+            created_at: FixedClock.now(),
+            memory_count: 1,
+        }
+    }
+
+    fn record(id: i64) -> MemoryRecord {
+        MemoryRecord {
+            memory: Memory {
+                id: MemoryId(id),
+                user_id: UserId(7),
+                kind: MemoryKind::Text,
+                text: "buy milk".into(),
+                created_at: FixedClock.now(),
+            },
+            owner_wa_id: "15551234567".into(),
+            labels: vec![],
+            interaction_id: None,
+            media_asset_id: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn bad_input_is_refused_before_the_database_is_touched() {
+        // No expectations: any call to a port would panic.
+        let service = service(MockReadModel::new(), MockMemoryStore::new());
+        let text = |t: &str| MemoryInput { kind: MemoryKind::Text, text: t.into(), labels: vec![] };
+        assert!(matches!(service.create("nope", text("x")).await, Err(ApiError::Invalid(_))));
+        assert!(matches!(service.create("15551234567", text("  ")).await, Err(ApiError::Invalid(_))));
+        let huge = "a".repeat(MAX_TEXT_BYTES + 1);
+        assert!(matches!(service.create("15551234567", text(&huge)).await, Err(ApiError::Invalid(_))));
+        assert!(matches!(service.search("15551234567", " ", 10).await, Err(ApiError::Invalid(_))));
+        assert!(matches!(service.list("15551234567", None, None, 0).await, Err(ApiError::Invalid(_))));
+        assert!(matches!(service.list("15551234567", None, None, 101).await, Err(ApiError::Invalid(_))));
+        assert!(matches!(service.list("15551234567", None, Some("zz"), 10).await, Err(ApiError::Invalid(_))));
+        assert!(matches!(service.update(1, MemoryChanges::default()).await, Err(ApiError::Invalid(_))));
+    }
+
+    #[tokio::test]
+    async fn a_range_is_read_in_the_users_own_zone() {
+        let mut repository = MockReadModel::new();
+        repository.expect_find_user_record().returning(|_| Ok(Some(user_record())));
+        repository.expect_memory_page().returning(|_, range, _, _| {
+            let range = range.expect("a range");
+            // "today" in Berlin on 2026-11-26 starts at 23:00 UTC the day before.
+            assert_eq!(range.start, Utc.with_ymd_and_hms(2026, 11, 25, 23, 0, 0).unwrap());
+            Ok(Page { items: vec![record(1)], next: None })
+        });
+        let page = service(repository, MockMemoryStore::new()).list("+15551234567", Some("today"), None, 20).await;
+        assert_eq!(page.unwrap().items.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn an_unknown_range_phrase_is_a_clear_error() {
+        let mut repository = MockReadModel::new();
+        repository.expect_find_user_record().returning(|_| Ok(Some(user_record())));
+        let error = service(repository, MockMemoryStore::new())
+            .list("15551234567", Some("whenever"), None, 20)
+            .await
+            .unwrap_err();
+        assert!(matches!(error, ApiError::Invalid(ref m) if m.contains("whenever")), "{error:?}");
+    }
+
+    #[tokio::test]
+    async fn search_keeps_the_stores_ranking_and_drops_hits_deleted_meanwhile() {
+        let mut repository = MockReadModel::new();
+        repository.expect_find_user_record().returning(|_| Ok(Some(user_record())));
+        let mut store = MockMemoryStore::new();
+        store.expect_search().returning(|_, _, _| {
+            Ok(vec![
+                MemoryHit { memory: record(2).memory, score: 2.0 },
+                MemoryHit { memory: record(9).memory, score: 1.5 },
+                MemoryHit { memory: record(1).memory, score: 1.0 },
+            ])
+        });
+        // Memory 9 was deleted between the search and the read.
+        repository.expect_find_memories().returning(|_| Ok(vec![record(1), record(2)]));
+        repository.expect_find_interactions().returning(|_| Ok(vec![]));
+        let results = service(repository, store).search("15551234567", "milk", 10).await.unwrap();
+        let ids: Vec<i64> = results.iter().map(|r| r.memory.memory.id.0).collect();
+        assert_eq!(ids, vec![2, 1]);
+        assert_eq!(results[0].score, 2.0);
+    }
+
+    #[tokio::test]
+    async fn an_unavailable_database_is_a_retryable_error_not_a_crash() {
+        let mut repository = MockReadModel::new();
+        repository.expect_find_user_record().returning(|_| Err(RepositoryError::Unavailable("locked".into())));
+        let error = service(repository, MockMemoryStore::new()).user("15551234567").await.unwrap_err();
+        assert!(matches!(error, ApiError::Unavailable(_)));
+    }
+
+    #[test]
+    fn labels_are_trimmed_deduplicated_and_bounded() {
+        assert_eq!(valid_labels(vec![" a ".into(), "a".into(), "b".into()]).unwrap(), vec!["a", "b"]);
+        assert!(valid_labels(vec!["".into()]).is_err());
+        assert!(valid_labels(vec!["x".repeat(65)]).is_err());
+        assert!(valid_labels((0..21).map(|i| i.to_string()).collect()).is_err());
+    }
+}

@@ -1,0 +1,196 @@
+//! `/memories`: the prototype's paths and parameters, kept as its clients call them, plus
+//! one memory by id.
+
+use std::sync::Arc;
+
+use poem::web::Data;
+use poem_openapi::param::{Path, Query};
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, OpenApi};
+
+use super::schemas::{MemoryCreate, MemoryPage, MemoryRead, MemoryType, MemoryUpdate, SearchResults};
+use super::ApiTags;
+use crate::app::memories::{ApiError, MemoryChanges, MemoryInput};
+use crate::http::auth::ApiKeyAuth;
+use crate::http::problem::{BodyErrorResponse, ErrorResponse};
+use crate::http::AppState;
+
+/// The default page size, as the prototype's lists.
+const DEFAULT_LIMIT: u32 = 20;
+
+/// A created memory.
+#[derive(ApiResponse)]
+pub enum CreatedMemory {
+    /// Saved and searchable at once.
+    #[oai(status = 201)]
+    Created(Json<MemoryRead>, #[oai(header = "Location")] String),
+}
+
+/// A memory.
+#[derive(ApiResponse)]
+pub enum OneMemory {
+    /// The memory.
+    #[oai(status = 200)]
+    Ok(Json<MemoryRead>),
+}
+
+/// Search results.
+#[derive(ApiResponse)]
+pub enum FoundMemories {
+    /// Best first; empty when nothing matches.
+    #[oai(status = 200)]
+    Ok(Json<SearchResults>),
+}
+
+/// A page of memories.
+#[derive(ApiResponse)]
+pub enum ListedMemories {
+    /// Newest first.
+    #[oai(status = 200)]
+    Ok(Json<MemoryPage>),
+}
+
+/// A deleted memory.
+#[derive(ApiResponse)]
+pub enum DeletedMemory {
+    /// Deleted, with its search entry.
+    #[oai(status = 204)]
+    Deleted,
+}
+
+/// Memory operations.
+pub struct MemoriesApi;
+
+#[OpenApi(tag = "ApiTags::Memories")]
+impl MemoriesApi {
+    /// Save a memory
+    ///
+    /// Saves a text memory for the user (created if they have never written), searchable at
+    /// once, exactly as if they had sent it on WhatsApp.
+    #[oai(path = "/memories", method = "post", operation_id = "createMemory")]
+    async fn create(
+        &self,
+        state: Data<&Arc<AppState>>,
+        _auth: ApiKeyAuth,
+        /// The user's WhatsApp id: `15551234567`, `+15551234567` or `whatsapp:+15551234567`.
+        user_id: Query<String>,
+        body: Json<MemoryCreate>,
+    ) -> Result<CreatedMemory, BodyErrorResponse> {
+        let body = body.0;
+        if body.media_url.is_some() {
+            return Err(ApiError::Invalid("`media_url` is not accepted yet: send media through WhatsApp".into()).into());
+        }
+        if body.memory_type != MemoryType::Text {
+            return Err(ApiError::Invalid(
+                "only `text` memories can be created without `media_url`; send media through WhatsApp".into(),
+            )
+            .into());
+        }
+        let input = MemoryInput {
+            kind: body.memory_type.into(),
+            text: body.text.ok_or_else(|| ApiError::Invalid("`text` is required for a text memory".into()))?,
+            labels: body.labels,
+        };
+        let record = state.memories.create(&user_id.0, input).await?;
+        let location = format!("/memories/{}", record.memory.id.0);
+        Ok(CreatedMemory::Created(Json(MemoryRead::from_record(record)), location))
+    }
+
+    /// Search a user's memories
+    ///
+    /// Full-text search over one user's memories, best first, each with the WhatsApp
+    /// message it came from: the same search as `/search` in the chat.
+    #[oai(path = "/memories", method = "get", operation_id = "searchMemories")]
+    async fn search(
+        &self,
+        state: Data<&Arc<AppState>>,
+        _auth: ApiKeyAuth,
+        /// Words to look for.
+        query: Query<String>,
+        /// The user's WhatsApp id: `15551234567`, `+15551234567` or `whatsapp:+15551234567`.
+        user_id: Query<String>,
+        /// At most this many results (1 to 100).
+        #[oai(default = "default_limit")]
+        limit: Query<u32>,
+    ) -> Result<FoundMemories, ErrorResponse> {
+        let results = state.memories.search(&user_id.0, &query.0, limit.0).await?;
+        Ok(FoundMemories::Ok(Json(SearchResults {
+            query: query.0.trim().to_string(),
+            results: results.into_iter().map(Into::into).collect(),
+        })))
+    }
+
+    /// List a user's memories
+    ///
+    /// Newest first, optionally within a time range written as in the chat's `/list`
+    /// ("today", "yesterday", "last week", "last 7 days", "this month", "2026-11-01 to
+    /// 2026-11-15"), read in the user's own time zone. Pages with `cursor`.
+    #[oai(path = "/memories/list", method = "get", operation_id = "listMemories")]
+    async fn list(
+        &self,
+        state: Data<&Arc<AppState>>,
+        _auth: ApiKeyAuth,
+        /// The user's WhatsApp id: `15551234567`, `+15551234567` or `whatsapp:+15551234567`.
+        user_id: Query<String>,
+        /// A time range in words, e.g. `last week`; all memories when absent.
+        range: Query<Option<String>>,
+        /// The `next_cursor` of the previous page.
+        cursor: Query<Option<String>>,
+        /// Page size (1 to 100).
+        #[oai(default = "default_limit")]
+        limit: Query<u32>,
+    ) -> Result<ListedMemories, ErrorResponse> {
+        let page = state.memories.list(&user_id.0, range.0.as_deref(), cursor.0.as_deref(), limit.0).await?;
+        Ok(ListedMemories::Ok(Json(page.into())))
+    }
+
+    /// Get a memory
+    #[oai(path = "/memories/:id", method = "get", operation_id = "getMemory")]
+    async fn get(
+        &self,
+        state: Data<&Arc<AppState>>,
+        _auth: ApiKeyAuth,
+        /// The memory's id.
+        id: Path<i64>,
+    ) -> Result<OneMemory, ErrorResponse> {
+        let record = state.memories.get(id.0).await?;
+        Ok(OneMemory::Ok(Json(MemoryRead::from_record(record))))
+    }
+
+    /// Change a memory
+    ///
+    /// Replaces its text, its labels, or both; the search index follows at once.
+    #[oai(path = "/memories/:id", method = "patch", operation_id = "updateMemory")]
+    async fn update(
+        &self,
+        state: Data<&Arc<AppState>>,
+        _auth: ApiKeyAuth,
+        /// The memory's id.
+        id: Path<i64>,
+        body: Json<MemoryUpdate>,
+    ) -> Result<OneMemory, BodyErrorResponse> {
+        let changes = MemoryChanges { text: body.0.text, labels: body.0.labels };
+        let record = state.memories.update(id.0, changes).await?;
+        Ok(OneMemory::Ok(Json(MemoryRead::from_record(record))))
+    }
+
+    /// Delete a memory
+    ///
+    /// Deletes the memory and its search entry; the WhatsApp message it came from stays in
+    /// the user's history.
+    #[oai(path = "/memories/:id", method = "delete", operation_id = "deleteMemory")]
+    async fn delete(
+        &self,
+        state: Data<&Arc<AppState>>,
+        _auth: ApiKeyAuth,
+        /// The memory's id.
+        id: Path<i64>,
+    ) -> Result<DeletedMemory, ErrorResponse> {
+        state.memories.delete(id.0).await?;
+        Ok(DeletedMemory::Deleted)
+    }
+}
+
+fn default_limit() -> u32 {
+    DEFAULT_LIMIT
+}

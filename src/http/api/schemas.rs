@@ -1,0 +1,456 @@
+//! The REST API's documented shapes: what clients send and receive. Each maps from the
+//! domain's types here, so the domain knows nothing of the wire.
+
+use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use poem_openapi::types::Example;
+use poem_openapi::{Enum, Object};
+
+use crate::app::memories::SearchResult;
+use crate::domain::model::{Analytics, Direction, Interaction, MemoryKind, MemoryRecord, Page, UserRecord};
+
+fn example_time() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 26, 9, 30, 0).single().unwrap_or_default()
+}
+
+/// What a memory was made from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "lowercase")]
+pub enum MemoryType {
+    Text,
+    Image,
+    Audio,
+    Video,
+    Document,
+    Contact,
+    Location,
+}
+
+impl From<MemoryKind> for MemoryType {
+    fn from(kind: MemoryKind) -> Self {
+        match kind {
+            MemoryKind::Text => MemoryType::Text,
+            MemoryKind::Image => MemoryType::Image,
+            MemoryKind::Audio => MemoryType::Audio,
+            MemoryKind::Video => MemoryType::Video,
+            MemoryKind::Document => MemoryType::Document,
+            MemoryKind::Contact => MemoryType::Contact,
+            MemoryKind::Location => MemoryType::Location,
+        }
+    }
+}
+
+impl From<MemoryType> for MemoryKind {
+    fn from(kind: MemoryType) -> Self {
+        match kind {
+            MemoryType::Text => MemoryKind::Text,
+            MemoryType::Image => MemoryKind::Image,
+            MemoryType::Audio => MemoryKind::Audio,
+            MemoryType::Video => MemoryKind::Video,
+            MemoryType::Document => MemoryKind::Document,
+            MemoryType::Contact => MemoryKind::Contact,
+            MemoryType::Location => MemoryKind::Location,
+        }
+    }
+}
+
+/// A memory to save for a user.
+#[derive(Debug, Clone, Object)]
+#[oai(example)]
+pub struct MemoryCreate {
+    /// What the memory is. Only `text` can be created from text alone; the other types
+    /// need `media_url`.
+    #[oai(default = "default_memory_type")]
+    pub memory_type: MemoryType,
+    /// The memory's text (required for `text`; a caption for media).
+    pub text: Option<String>,
+    /// A Twilio media URL to fetch and keep (for `image` or `audio`).
+    pub media_url: Option<String>,
+    /// The client's own tags, at most 20 of at most 64 characters.
+    #[oai(default)]
+    pub labels: Vec<String>,
+}
+
+fn default_memory_type() -> MemoryType {
+    MemoryType::Text
+}
+
+impl Example for MemoryCreate {
+    fn example() -> Self {
+        MemoryCreate {
+            memory_type: MemoryType::Text,
+            text: Some("Lea's piano lessons with Mrs. Brandt start in September".into()),
+            media_url: None,
+            labels: vec!["family".into()],
+        }
+    }
+}
+
+/// Changes to a memory; fields left out keep their value.
+#[derive(Debug, Clone, Object)]
+#[oai(example)]
+pub struct MemoryUpdate {
+    /// New text (it is searchable at once).
+    pub text: Option<String>,
+    /// New labels, replacing the old ones; `[]` removes them all.
+    pub labels: Option<Vec<String>>,
+}
+
+impl Example for MemoryUpdate {
+    fn example() -> Self {
+        MemoryUpdate { text: None, labels: Some(vec!["family".into(), "school".into()]) }
+    }
+}
+
+/// A saved memory.
+#[derive(Debug, Clone, Object)]
+#[oai(example)]
+pub struct MemoryRead {
+    /// The memory's id.
+    pub id: i64,
+    /// The owner's WhatsApp id (digits).
+    pub user_id: String,
+    pub memory_type: MemoryType,
+    /// The searchable text: the message, a caption, a transcript or a description.
+    pub text: String,
+    pub labels: Vec<String>,
+    /// The WhatsApp message it came from; none for one created through the API.
+    pub interaction_id: Option<i64>,
+    /// The stored file, for media (`GET /media/{id}`).
+    pub media_id: Option<i64>,
+    /// When it was saved.
+    pub created_at: DateTime<Utc>,
+}
+
+impl MemoryRead {
+    /// The wire form of a record owned by the user with `wa_id`.
+    pub fn from_record(record: MemoryRecord) -> Self {
+        MemoryRead {
+            id: record.memory.id.0,
+            user_id: record.owner_wa_id,
+            memory_type: record.memory.kind.into(),
+            text: record.memory.text,
+            labels: record.labels,
+            interaction_id: record.interaction_id.map(|i| i.0),
+            media_id: record.media_asset_id.map(|m| m.0),
+            created_at: record.memory.created_at,
+        }
+    }
+}
+
+impl Example for MemoryRead {
+    fn example() -> Self {
+        MemoryRead {
+            id: 42,
+            user_id: "15551234567".into(),
+            memory_type: MemoryType::Text,
+            text: "Lea's piano lessons with Mrs. Brandt start in September".into(),
+            labels: vec!["family".into()],
+            interaction_id: Some(17),
+            media_id: None,
+            created_at: example_time(),
+        }
+    }
+}
+
+/// A page of memories, newest first.
+#[derive(Debug, Clone, Object)]
+#[oai(example)]
+pub struct MemoryPage {
+    pub items: Vec<MemoryRead>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+impl From<Page<MemoryRecord>> for MemoryPage {
+    fn from(page: Page<MemoryRecord>) -> Self {
+        MemoryPage {
+            items: page.items.into_iter().map(MemoryRead::from_record).collect(),
+            next_cursor: page.next.map(|c| c.encode()),
+        }
+    }
+}
+
+impl Example for MemoryPage {
+    fn example() -> Self {
+        MemoryPage { items: vec![MemoryRead::example()], next_cursor: None }
+    }
+}
+
+/// Whether a message came from the user or went to them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "lowercase")]
+pub enum MessageDirection {
+    Inbound,
+    Outbound,
+}
+
+/// One WhatsApp message, either way.
+#[derive(Debug, Clone, Object)]
+#[oai(example)]
+pub struct InteractionRead {
+    pub id: i64,
+    pub direction: MessageDirection,
+    /// `text`, `image`, `audio`, `location`, … as Twilio described it, or `reply`.
+    pub message_type: String,
+    pub body: String,
+    /// Twilio's message sid (`SM…`/`MM…`), when known.
+    pub twilio_message_sid: Option<String>,
+    /// For a reply, the message it answers.
+    pub in_reply_to: Option<i64>,
+    /// Twilio's status of a reply sent through its REST API (`queued`, `failed`, …).
+    pub delivery_status: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<Interaction> for InteractionRead {
+    fn from(interaction: Interaction) -> Self {
+        InteractionRead {
+            id: interaction.id.0,
+            direction: match interaction.direction {
+                Direction::Inbound => MessageDirection::Inbound,
+                Direction::Outbound => MessageDirection::Outbound,
+            },
+            message_type: interaction.message_type,
+            body: interaction.body,
+            twilio_message_sid: interaction.twilio_message_sid,
+            in_reply_to: interaction.in_reply_to.map(|i| i.0),
+            delivery_status: interaction.delivery_status,
+            created_at: interaction.created_at,
+        }
+    }
+}
+
+impl Example for InteractionRead {
+    fn example() -> Self {
+        InteractionRead {
+            id: 17,
+            direction: MessageDirection::Inbound,
+            message_type: "text".into(),
+            body: "Lea's piano lessons with Mrs. Brandt start in September".into(),
+            twilio_message_sid: Some("SM0123456789abcdef0123456789abcdef".into()),
+            in_reply_to: None,
+            delivery_status: None,
+            created_at: example_time(),
+        }
+    }
+}
+
+/// A page of messages, newest first.
+#[derive(Debug, Clone, Object)]
+#[oai(example)]
+pub struct InteractionPage {
+    pub items: Vec<InteractionRead>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+impl From<Page<Interaction>> for InteractionPage {
+    fn from(page: Page<Interaction>) -> Self {
+        InteractionPage {
+            items: page.items.into_iter().map(Into::into).collect(),
+            next_cursor: page.next.map(|c| c.encode()),
+        }
+    }
+}
+
+impl Example for InteractionPage {
+    fn example() -> Self {
+        InteractionPage { items: vec![InteractionRead::example()], next_cursor: None }
+    }
+}
+
+/// One search result.
+#[derive(Debug, Clone, Object)]
+pub struct SearchHit {
+    pub memory: MemoryRead,
+    /// Higher is better; comparable only within one result list.
+    pub score: f64,
+    /// The message the memory came from, when it came from one.
+    pub interaction: Option<InteractionRead>,
+}
+
+impl From<SearchResult> for SearchHit {
+    fn from(result: SearchResult) -> Self {
+        SearchHit {
+            memory: MemoryRead::from_record(result.memory),
+            score: result.score,
+            interaction: result.interaction.map(Into::into),
+        }
+    }
+}
+
+/// A user's memories that match a query, best first.
+#[derive(Debug, Clone, Object)]
+#[oai(example)]
+pub struct SearchResults {
+    /// The query as searched.
+    pub query: String,
+    pub results: Vec<SearchHit>,
+}
+
+impl Example for SearchResults {
+    fn example() -> Self {
+        SearchResults {
+            query: "piano".into(),
+            results: vec![SearchHit {
+                memory: MemoryRead::example(),
+                score: 1.0,
+                interaction: Some(InteractionRead::example()),
+            }],
+        }
+    }
+}
+
+/// A person who writes to the service.
+#[derive(Debug, Clone, Object)]
+#[oai(example)]
+pub struct UserRead {
+    /// WhatsApp id (digits): the `user_id` of every other operation.
+    pub user_id: String,
+    /// E.164 phone number.
+    pub phone_number: String,
+    /// WhatsApp profile name, or one set through the API.
+    pub display_name: Option<String>,
+    /// The IANA zone the user chose; absent means the service default.
+    pub timezone: Option<String>,
+    pub memory_count: u64,
+    /// When the user first wrote (or was created through the API).
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<UserRecord> for UserRead {
+    fn from(record: UserRecord) -> Self {
+        UserRead {
+            user_id: record.user.wa_id,
+            phone_number: record.user.phone_number,
+            display_name: record.user.display_name,
+            timezone: record.user.timezone.map(|z| z.name().to_string()),
+            memory_count: record.memory_count,
+            created_at: record.created_at,
+        }
+    }
+}
+
+impl Example for UserRead {
+    fn example() -> Self {
+        UserRead {
+            user_id: "15551234567".into(),
+            phone_number: "+15551234567".into(),
+            display_name: Some("Ada".into()),
+            timezone: Some("Europe/Berlin".into()),
+            memory_count: 128,
+            created_at: example_time(),
+        }
+    }
+}
+
+/// Changes to a user; fields left out keep their value.
+#[derive(Debug, Clone, Object)]
+#[oai(example)]
+pub struct UserUpdate {
+    /// 1 to 100 characters.
+    pub display_name: Option<String>,
+    /// An IANA zone such as `Europe/Berlin`; `""` returns to the service default.
+    pub timezone: Option<String>,
+}
+
+impl Example for UserUpdate {
+    fn example() -> Self {
+        UserUpdate { display_name: None, timezone: Some("America/New_York".into()) }
+    }
+}
+
+/// A page of users, newest first.
+#[derive(Debug, Clone, Object)]
+#[oai(example)]
+pub struct UserPage {
+    pub items: Vec<UserRead>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+impl From<Page<UserRecord>> for UserPage {
+    fn from(page: Page<UserRecord>) -> Self {
+        UserPage { items: page.items.into_iter().map(Into::into).collect(), next_cursor: page.next.map(|c| c.encode()) }
+    }
+}
+
+impl Example for UserPage {
+    fn example() -> Self {
+        UserPage { items: vec![UserRead::example()], next_cursor: None }
+    }
+}
+
+/// How many rows of each kind the service holds.
+#[derive(Debug, Clone, Object)]
+pub struct Totals {
+    pub users: u64,
+    pub interactions: u64,
+    pub memories: u64,
+    pub media: u64,
+}
+
+/// Memories of one type.
+#[derive(Debug, Clone, Object)]
+pub struct TypeCount {
+    pub memory_type: String,
+    pub count: u64,
+}
+
+/// Messages on one UTC day.
+#[derive(Debug, Clone, Object)]
+pub struct DayCount {
+    pub date: NaiveDate,
+    pub count: u64,
+}
+
+/// Totals across all users.
+#[derive(Debug, Clone, Object)]
+#[oai(example)]
+pub struct AnalyticsSummary {
+    pub totals: Totals,
+    /// Every memory type present, with its count.
+    pub memories_by_type: Vec<TypeCount>,
+    /// When the last message from a user arrived.
+    pub last_ingest_at: Option<DateTime<Utc>>,
+    /// Messages (both ways) per UTC day for the last 30 days, oldest first.
+    pub interactions_per_day: Vec<DayCount>,
+}
+
+impl From<Analytics> for AnalyticsSummary {
+    fn from(a: Analytics) -> Self {
+        AnalyticsSummary {
+            totals: Totals {
+                users: a.users,
+                interactions: a.interactions,
+                memories: a.memories,
+                media: a.media_assets,
+            },
+            memories_by_type: a
+                .memories_by_kind
+                .into_iter()
+                .map(|(memory_type, count)| TypeCount { memory_type, count })
+                .collect(),
+            last_ingest_at: a.last_ingest_at,
+            interactions_per_day: a
+                .interactions_per_day
+                .into_iter()
+                .map(|(date, count)| DayCount { date, count })
+                .collect(),
+        }
+    }
+}
+
+impl Example for AnalyticsSummary {
+    fn example() -> Self {
+        AnalyticsSummary {
+            totals: Totals { users: 3, interactions: 240, memories: 118, media: 12 },
+            memories_by_type: vec![
+                TypeCount { memory_type: "image".into(), count: 12 },
+                TypeCount { memory_type: "text".into(), count: 106 },
+            ],
+            last_ingest_at: Some(example_time()),
+            interactions_per_day: vec![DayCount { date: example_time().date_naive(), count: 31 }],
+        }
+    }
+}

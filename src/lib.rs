@@ -33,7 +33,7 @@ use app::memories::MemoryService;
 use app::notify::{SendJobHandler, SEND_JOB_KIND};
 use config::{Config, Environment};
 use domain::ports::Clock;
-use domain::ports::{MediaFetcher, MessageSender};
+use domain::ports::{MediaFetcher, MediaFiles, MessageSender};
 use http::auth::ApiKeys;
 use http::webhook::WebhookState;
 use http::AppState;
@@ -63,9 +63,11 @@ pub async fn build_state(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Resu
     let ingest =
         IngestService::new(repository.clone(), database.memory_store.clone(), clock.clone(), config.default_timezone)
             .with_job_signal(job_signal.clone());
+    let files: Arc<dyn MediaFiles> = Arc::new(MediaStorage::new(config.storage_dir.clone()));
     let memories = MemoryService::new(
         repository.clone(),
         database.reads,
+        files.clone(),
         database.memory_store,
         clock.clone(),
         config.default_timezone,
@@ -101,7 +103,7 @@ pub async fn build_state(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Resu
     let media = MediaJobHandler::new(
         repository.clone(),
         fetcher,
-        Arc::new(MediaStorage::new(config.storage_dir.clone())),
+        files,
         Arc::new(ImageInspector),
         clock.clone(),
         MediaSettings {

@@ -13,6 +13,17 @@ impl MediaFiles for MediaStorage {
         let stored = MediaStorage::store(self, bytes, extension_for(content_type)).await?;
         Ok(StoredMedia { sha256: stored.sha256, relative_path: stored.relative_path, size: stored.size })
     }
+
+    async fn read(&self, relative_path: &str) -> std::io::Result<Vec<u8>> {
+        tokio::fs::read(self.absolute_path(relative_path)?).await
+    }
+
+    async fn remove(&self, relative_path: &str) -> std::io::Result<()> {
+        match tokio::fs::remove_file(self.absolute_path(relative_path)?).await {
+            Err(error) if error.kind() != std::io::ErrorKind::NotFound => Err(error),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// Reads media bytes with the `image` crate and magic numbers.

@@ -6,10 +6,11 @@ use std::sync::Arc;
 use chrono_tz::Tz;
 
 use crate::domain::model::{
-    parse_wa_id, Analytics, Interaction, MemoryId, MemoryKind, MemoryRecord, Page, PageCursor, UserRecord,
+    parse_wa_id, Analytics, Interaction, MediaAsset, MediaAssetId, MemoryId, MemoryKind, MemoryRecord, Page,
+    PageCursor, UserData, UserRecord,
 };
 use crate::domain::ports::{
-    transact, Clock, MemoryStore, MemoryStoreError, NewMemory, ReadModel, Repository, RepositoryError,
+    transact, Clock, MediaFiles, MemoryStore, MemoryStoreError, NewMemory, ReadModel, Repository, RepositoryError,
 };
 use crate::domain::time_range::parse_time_range;
 
@@ -95,6 +96,7 @@ pub struct SearchResult {
 pub struct MemoryService {
     repository: Arc<dyn Repository>,
     reads: Arc<dyn ReadModel>,
+    files: Arc<dyn MediaFiles>,
     memory_store: Arc<dyn MemoryStore>,
     clock: Arc<dyn Clock>,
     default_timezone: Tz,
@@ -105,11 +107,12 @@ impl MemoryService {
     pub fn new(
         repository: Arc<dyn Repository>,
         reads: Arc<dyn ReadModel>,
+        files: Arc<dyn MediaFiles>,
         memory_store: Arc<dyn MemoryStore>,
         clock: Arc<dyn Clock>,
         default_timezone: Tz,
     ) -> Self {
-        Self { repository, reads, memory_store, clock, default_timezone }
+        Self { repository, reads, files, memory_store, clock, default_timezone }
     }
 
     /// Saves a memory for a user, creating the user when they have never written: an app
@@ -308,6 +311,53 @@ impl MemoryService {
         self.user(user_id).await
     }
 
+    /// Everything held about a user, for them to take away (or for a data request).
+    ///
+    /// # Errors
+    /// [`ApiError::NotFound`] for an unknown user.
+    pub async fn export(&self, user_id: &str) -> Result<(UserRecord, UserData), ApiError> {
+        let user = self.user(user_id).await?;
+        let data = self.reads.export_user(user.user.id).await?;
+        Ok((user, data))
+    }
+
+    /// Erases a user: their rows and search entries in one transaction, then the stored
+    /// files no other user shares. A file that cannot be deleted is logged, not fatal:
+    /// nothing refers to it any more.
+    ///
+    /// # Errors
+    /// [`ApiError::NotFound`] for an unknown user.
+    pub async fn erase(&self, user_id: &str) -> Result<(), ApiError> {
+        let user = self.user(user_id).await?.user;
+        let orphaned = transact(&*self.repository, move |tx| Box::pin(tx.erase_user(user.id))).await?;
+        for path in orphaned {
+            if let Err(error) = self.files.remove(&path).await {
+                tracing::warn!(%error, %path, "could not delete an erased user's media file");
+            }
+        }
+        Ok(())
+    }
+
+    /// A stored media file and its record.
+    ///
+    /// # Errors
+    /// [`ApiError::NotFound`] when there is no such media, or its file is gone.
+    pub async fn media(&self, id: i64) -> Result<(MediaAsset, Vec<u8>), ApiError> {
+        let not_found = || ApiError::NotFound(format!("no media with id {id}"));
+        let asset = self.reads.find_media(MediaAssetId(id)).await?.ok_or_else(not_found)?;
+        match self.files.read(&asset.local_path).await {
+            Ok(bytes) => Ok((asset, bytes)),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                tracing::error!(media = id, "a media record's file is missing from storage");
+                Err(not_found())
+            }
+            Err(error) => {
+                tracing::error!(media = id, %error, "could not read a media file");
+                Err(ApiError::Unavailable("the media file could not be read; try again shortly".into()))
+            }
+        }
+    }
+
     /// Totals across all users.
     ///
     /// # Errors
@@ -378,7 +428,7 @@ fn page_cursor(cursor: Option<&str>) -> Result<Option<PageCursor>, ApiError> {
 mod tests {
     use super::*;
     use crate::domain::model::{Memory, User, UserId};
-    use crate::domain::ports::{MemoryHit, MockMemoryStore, MockReadModel, MockRepository};
+    use crate::domain::ports::{MemoryHit, MockMediaFiles, MockMemoryStore, MockReadModel, MockRepository};
     use chrono::{TimeZone, Utc};
 
     struct FixedClock;
@@ -392,6 +442,7 @@ mod tests {
         MemoryService::new(
             Arc::new(MockRepository::new()),
             Arc::new(reads),
+            Arc::new(MockMediaFiles::new()),
             Arc::new(store),
             Arc::new(FixedClock),
             chrono_tz::UTC,

@@ -319,6 +319,16 @@ pub struct Interaction {
     /// Twilio's status of an outbound message sent through the REST API.
     pub delivery_status: Option<String>,
     pub created_at: DateTime<Utc>,
+    /// Every field Twilio posted, for an inbound message (shown in exports only).
+    pub raw_form: Option<serde_json::Value>,
+}
+
+/// Everything held about one user, for an export.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UserData {
+    pub memories: Vec<MemoryRecord>,
+    pub interactions: Vec<Interaction>,
+    pub media: Vec<MediaAsset>,
 }
 
 /// A user as the REST API lists them.

@@ -7,7 +7,7 @@ use futures::future::BoxFuture;
 
 use super::model::{
     Analytics, InboundMessage, Interaction, InteractionId, Job, JobId, MediaAsset, MediaAssetId, Memory, MemoryId,
-    MemoryKind, MemoryPage, MemoryRecord, Page, PageCursor, User, UserId, UserRecord,
+    MemoryKind, MemoryPage, MemoryRecord, Page, PageCursor, User, UserData, UserId, UserRecord,
 };
 use super::time_range::TimeRange;
 
@@ -210,6 +210,11 @@ pub trait UnitOfWork: Send {
         labels: Option<Vec<String>>,
     ) -> Result<bool, RepositoryError>;
 
+    /// Erases a user and everything held about them (interactions, memories and their
+    /// search entries, media records, queued jobs). Returns the stored files that no
+    /// other user's media refers to, for the caller to delete once this commits.
+    async fn erase_user(&mut self, user: UserId) -> Result<Vec<String>, RepositoryError>;
+
     /// Deletes and returns the user's most recently saved memory, if any.
     async fn delete_last_memory(&mut self, user: UserId) -> Result<Option<Memory>, RepositoryError>;
 
@@ -405,6 +410,18 @@ pub trait ReadModel: Send + Sync {
     /// [`RepositoryError`] when the database fails.
     async fn find_user_record(&self, wa_id: &str) -> Result<Option<UserRecord>, RepositoryError>;
 
+    /// One stored media file's record.
+    ///
+    /// # Errors
+    /// [`RepositoryError`] when the database fails.
+    async fn find_media(&self, id: MediaAssetId) -> Result<Option<MediaAsset>, RepositoryError>;
+
+    /// Everything held about one user: their memories, messages and media records.
+    ///
+    /// # Errors
+    /// [`RepositoryError`] when the database fails.
+    async fn export_user(&self, user: UserId) -> Result<UserData, RepositoryError>;
+
     /// Totals for the analytics summary, with interactions per day up to `now`.
     ///
     /// # Errors
@@ -563,6 +580,18 @@ pub trait MediaFiles: Send + Sync {
     /// # Errors
     /// When the disk fails; a retry may help.
     async fn store(&self, bytes: &[u8], content_type: &str) -> std::io::Result<StoredMedia>;
+
+    /// The bytes of a stored file, by the path `store` gave.
+    ///
+    /// # Errors
+    /// `NotFound` when the file is gone; other errors when the disk fails.
+    async fn read(&self, relative_path: &str) -> std::io::Result<Vec<u8>>;
+
+    /// Deletes a stored file no one refers to any more; a file already gone is fine.
+    ///
+    /// # Errors
+    /// When the disk fails.
+    async fn remove(&self, relative_path: &str) -> std::io::Result<()>;
 }
 
 /// What the bytes of an image say about it.

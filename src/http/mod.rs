@@ -16,7 +16,7 @@ use crate::app::ingest::IngestService;
 use crate::app::memories::MemoryService;
 use crate::domain::ports::{Clock, Repository};
 use api::insights::InsightsApi;
-use api::memories::MemoriesApi;
+use api::memories::{MediaApi, MemoriesApi};
 use api::users::UsersApi;
 use auth::ApiKeys;
 use health::HealthApi;
@@ -37,13 +37,17 @@ pub struct AppState {
 }
 
 /// Every documented operation, in the order the docs show them.
-pub type ApiOperations = (MemoriesApi, UsersApi, InsightsApi, HealthApi);
+pub type ApiOperations = (MemoriesApi, MediaApi, UsersApi, InsightsApi, HealthApi);
 
 /// The documented API. Stateless, so the spec can be printed without a database.
 pub fn api_service() -> OpenApiService<ApiOperations, ()> {
-    OpenApiService::new((MemoriesApi, UsersApi, InsightsApi, HealthApi), "whatsapp-memory", env!("CARGO_PKG_VERSION"))
-        .description(
-            "A WhatsApp number as a personal memory: people save text, photos and voice notes by \
+    OpenApiService::new(
+        (MemoriesApi, MediaApi, UsersApi, InsightsApi, HealthApi),
+        "whatsapp-memory",
+        env!("CARGO_PKG_VERSION"),
+    )
+    .description(
+        "A WhatsApp number as a personal memory: people save text, photos and voice notes by \
              sending them, and find them again by searching or listing. This API serves the same \
              use cases to apps and dashboards.\n\n\
              **Authentication:** every operation except the health probes needs an API key, sent as \
@@ -54,7 +58,7 @@ pub fn api_service() -> OpenApiService<ApiOperations, ()> {
              **Errors** are `application/problem+json` (RFC 9457) with a `detail` that says what to fix.\n\n\
              **Lists** are newest first and paged: pass the `next_cursor` of one page as `cursor` \
              for the next; `limit` is at most 100.",
-        )
+    )
 }
 
 /// Every route of the service.

@@ -60,6 +60,8 @@ pub struct TestApp {
     pub signed_base: String,
     /// The auth token signatures are made with.
     pub auth_token: String,
+    /// Where the server keeps media files.
+    pub storage_dir: std::path::PathBuf,
     _dir: tempfile::TempDir,
 }
 
@@ -117,6 +119,7 @@ pub async fn spawn_app_with(customize: impl FnOnce(&mut HashMap<String, String>)
     .collect();
     customize(&mut vars);
     let signed_base = vars.get("PUBLIC_BASE_URL").cloned();
+    let storage_dir = std::path::PathBuf::from(vars.get("STORAGE_DIR").cloned().unwrap_or_default());
     let auth_token = vars.get("TWILIO_AUTH_TOKEN").cloned().unwrap_or_else(|| AUTH_TOKEN.to_string());
     let config = Config::from_lookup(|k| vars.get(k).cloned()).expect("valid test config");
     let clock = Arc::new(TestClock(Mutex::new(Utc.with_ymd_and_hms(2026, 11, 26, 12, 0, 0).unwrap())));
@@ -131,6 +134,7 @@ pub async fn spawn_app_with(customize: impl FnOnce(&mut HashMap<String, String>)
         clock,
         db,
         client: reqwest::Client::new(),
+        storage_dir,
         _dir: dir,
     }
 }

@@ -160,3 +160,73 @@ async fn media_that_cannot_be_fetched_is_dead_lettered_and_the_user_told() {
     assert_eq!(app.scalar("SELECT count(*) FROM jobs WHERE kind = 'media.ingest' AND state = 'dead'").await, 1);
     assert_eq!(app.count("memories").await, 0);
 }
+
+/// Every file under the storage root, relative.
+fn stored_files(app: &TestApp) -> Vec<String> {
+    fn walk(dir: &std::path::Path, root: &std::path::Path, out: &mut Vec<String>) {
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(&path, root, out);
+            } else if !path.file_name().unwrap().to_string_lossy().starts_with('.') {
+                out.push(path.strip_prefix(root).unwrap().display().to_string());
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(&app.storage_dir, &app.storage_dir, &mut out);
+    out.sort();
+    out
+}
+
+#[tokio::test]
+async fn photos_are_served_exported_and_erased_with_the_files_no_one_else_shares() {
+    let (app, twilio) = app_with_twilio().await;
+    let photo = std::fs::read(PHOTO).unwrap();
+    let screenshot = std::fs::read(SCREENSHOT).unwrap();
+    // Ada sends both; Bob sends the same photo (one file on disk serves both).
+    let ada_media = [
+        (twilio.add_media(photo.clone(), "image/jpeg"), "image/jpeg"),
+        (twilio.add_media(screenshot.clone(), "image/jpeg"), "image/jpeg"),
+    ];
+    send_media(&app, ADA, "dinner", &ada_media).await;
+    send_media(&app, BOB, "", &[(twilio.add_media(photo.clone(), "image/jpeg"), "image/jpeg")]).await;
+    wait_for_replies(&twilio, 3).await;
+    assert_eq!(stored_files(&app).len(), 2);
+
+    let page = app.api_json(reqwest::Method::GET, "/memories/list?user_id=15551234567", None, 200).await;
+    let media_ids: Vec<i64> = page["items"].as_array().unwrap().iter().filter_map(|m| m["media_id"].as_i64()).collect();
+    assert_eq!(media_ids.len(), 2);
+    let response = app.api(reqwest::Method::GET, &format!("/media/{}", media_ids[0])).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "image/jpeg");
+    let served = response.bytes().await.unwrap().to_vec();
+    assert!(served == photo || served == screenshot, "the stored bytes, unchanged");
+    app.api_json(reqwest::Method::GET, "/media/999999", None, 404).await;
+
+    let export = app.api_json(reqwest::Method::GET, "/users/%2B15551234567/export", None, 200).await;
+    assert_eq!(export["user"]["user_id"], "15551234567");
+    assert_eq!(export["memories"].as_array().unwrap().len(), 2);
+    assert_eq!(export["media"].as_array().unwrap().len(), 2);
+    let inbound = export["interactions"].as_array().unwrap().iter().find(|i| i["direction"] == "inbound").unwrap();
+    assert_eq!(inbound["raw_form"]["Body"], serde_json::json!(["dinner"]), "everything Twilio sent");
+
+    app.api_json(reqwest::Method::DELETE, "/users/15551234567", None, 204).await;
+    app.api_json(reqwest::Method::GET, "/users/15551234567", None, 404).await;
+    app.api_json(reqwest::Method::GET, "/users/15551234567/export", None, 404).await;
+    app.api_json(reqwest::Method::DELETE, "/users/15551234567", None, 404).await;
+    let ada = "(SELECT id FROM users WHERE wa_id = '15551234567')";
+    assert_eq!(app.scalar(&format!("SELECT count(*) FROM interactions WHERE user_id IN {ada}")).await, 0);
+    assert_eq!(app.count("users").await, 1, "Bob stays");
+    assert_eq!(app.count("memories").await, 1, "Bob's photo stays");
+    // Ada's screenshot file is gone; the photo Bob shares stays.
+    let left = stored_files(&app);
+    assert_eq!(left.len(), 1, "{left:?}");
+    let bob_media = app.api_json(reqwest::Method::GET, "/memories/list?user_id=4915112345678", None, 200).await;
+    let bob_media_id = bob_media["items"][0]["media_id"].as_i64().unwrap();
+    let response = app.api(reqwest::Method::GET, &format!("/media/{bob_media_id}")).send().await.unwrap();
+    assert_eq!(response.bytes().await.unwrap().to_vec(), photo);
+    // Her words are gone from search too: a new Ada starts empty.
+    app.send_text(ADA, "hello again").await;
+    assert!(!app.send_text(ADA, "/search dinner").await.contains("dinner"));
+}

@@ -257,6 +257,28 @@ impl UnitOfWork for PostgresTransaction {
         Ok(changed > 0)
     }
 
+    async fn erase_user(&mut self, user: UserId) -> Result<Vec<String>, RepositoryError> {
+        let rows = self
+            .transaction
+            .query_all_raw(statement(
+                "SELECT DISTINCT local_path FROM media_assets WHERE user_id = $1 \
+                 AND local_path NOT IN (SELECT local_path FROM media_assets WHERE user_id <> $1)",
+                vec![user.0.into()],
+            ))
+            .await
+            .map_err(map_db_err)?;
+        let orphaned = rows.iter().map(|row| get::<String>(row, "local_path")).collect::<Result<Vec<_>, _>>()?;
+        // Work queued for them would act on a user who no longer exists.
+        self.execute(
+            "DELETE FROM jobs WHERE state IN ('queued', 'dead') AND (payload->>'user_id')::bigint = $1",
+            vec![user.0.into()],
+        )
+        .await?;
+        // Interactions, memories, media records go with the user through ON DELETE CASCADE.
+        self.execute("DELETE FROM users WHERE id = $1", vec![user.0.into()]).await?;
+        Ok(orphaned)
+    }
+
     async fn delete_last_memory(&mut self, user: UserId) -> Result<Option<Memory>, RepositoryError> {
         let sql = format!(
             "DELETE FROM memories WHERE id = \

@@ -8,11 +8,11 @@ use sea_orm::{
     QueryOrder, QuerySelect, Statement, Value,
 };
 
-use super::entities::{interactions, memories, users};
+use super::entities::{interactions, media_assets, memories, users};
 use super::map_db_err;
 use crate::domain::model::{
-    Analytics, Interaction, InteractionId, MemoryId, MemoryPage, MemoryRecord, Page, PageCursor, User, UserId,
-    UserRecord,
+    Analytics, Interaction, InteractionId, MediaAsset, MediaAssetId, MemoryId, MemoryPage, MemoryRecord, Page,
+    PageCursor, User, UserData, UserId, UserRecord,
 };
 use async_trait::async_trait;
 
@@ -357,7 +357,45 @@ impl ReadModel for PoolReads {
         find_user_record(&self.pool, wa_id).await
     }
 
+    async fn find_media(&self, id: MediaAssetId) -> Result<Option<MediaAsset>, RepositoryError> {
+        let row = media_assets::Entity::find_by_id(id.0).one(&self.pool).await.map_err(map_db_err)?;
+        Ok(row.map(MediaAsset::from))
+    }
+
+    async fn export_user(&self, user: UserId) -> Result<UserData, RepositoryError> {
+        export_user(&self.pool, user).await
+    }
+
     async fn analytics(&self, now: DateTime<Utc>) -> Result<Analytics, RepositoryError> {
         analytics(&self.pool, now).await
     }
+}
+
+/// Everything held about one user, oldest first, as one consistent read.
+async fn export_user(pool: &DatabaseConnection, user: UserId) -> Result<UserData, RepositoryError> {
+    let memory_rows = memories::Entity::find()
+        .filter(memories::Column::UserId.eq(user.0))
+        .order_by_asc(memories::Column::CreatedAt)
+        .order_by_asc(memories::Column::Id)
+        .all(pool)
+        .await
+        .map_err(map_db_err)?;
+    let interactions = interactions::Entity::find()
+        .filter(interactions::Column::UserId.eq(user.0))
+        .order_by_asc(interactions::Column::OccurredAt)
+        .order_by_asc(interactions::Column::Id)
+        .all(pool)
+        .await
+        .map_err(map_db_err)?;
+    let media = media_assets::Entity::find()
+        .filter(media_assets::Column::UserId.eq(user.0))
+        .order_by_asc(media_assets::Column::Id)
+        .all(pool)
+        .await
+        .map_err(map_db_err)?;
+    Ok(UserData {
+        memories: with_owners(pool, memory_rows).await?,
+        interactions: interactions.into_iter().map(Interaction::from).collect(),
+        media: media.into_iter().map(MediaAsset::from).collect(),
+    })
 }

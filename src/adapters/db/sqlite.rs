@@ -385,6 +385,31 @@ impl UnitOfWork for SqliteTransaction<'_> {
             .map_err(map_sqlite_err)
     }
 
+    async fn erase_user(&mut self, user: UserId) -> Result<Vec<String>, RepositoryError> {
+        let orphaned: Vec<String> = self
+            .connection
+            .prepare_cached(
+                "SELECT DISTINCT local_path FROM media_assets WHERE user_id = ?1 \
+                 AND local_path NOT IN (SELECT local_path FROM media_assets WHERE user_id <> ?1)",
+            )
+            .and_then(|mut s| s.query_map(params![user.0], |row| row.get(0))?.collect())
+            .map_err(map_sqlite_err)?;
+        // Work queued for them would act on a user who no longer exists.
+        self.connection
+            .prepare_cached(
+                "DELETE FROM jobs WHERE state IN ('queued', 'dead') AND json_extract(payload, '$.user_id') = ?1",
+            )
+            .and_then(|mut s| s.execute(params![user.0]))
+            .map_err(map_sqlite_err)?;
+        // Interactions, memories (and their full-text rows), media records go with the
+        // user through ON DELETE CASCADE.
+        self.connection
+            .prepare_cached("DELETE FROM users WHERE id = ?1")
+            .and_then(|mut s| s.execute(params![user.0]))
+            .map_err(map_sqlite_err)?;
+        Ok(orphaned)
+    }
+
     async fn delete_last_memory(&mut self, user: UserId) -> Result<Option<Memory>, RepositoryError> {
         self.connection
             .prepare_cached(

@@ -4,8 +4,10 @@
 use std::sync::Arc;
 
 use poem::web::Data;
+use poem::IntoResponse;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
+use poem_openapi::registry::{MetaMediaType, MetaResponse, MetaResponses, MetaSchema, MetaSchemaRef, Registry};
 use poem_openapi::{ApiResponse, OpenApi};
 
 use super::schemas::{MemoryCreate, MemoryPage, MemoryRead, MemoryType, MemoryUpdate, SearchResults};
@@ -56,6 +58,65 @@ pub enum DeletedMemory {
     /// Deleted, with its search entry.
     #[oai(status = 204)]
     Deleted,
+}
+
+/// The types a stored file is served as; any other is served as
+/// `application/octet-stream`, so every answer matches the spec.
+pub const MEDIA_TYPES: &[&str] = &[
+    "image/jpeg",
+    "image/png",
+    "image/webp",
+    "image/gif",
+    "audio/ogg",
+    "audio/amr",
+    "audio/wav",
+    "audio/mpeg",
+    "audio/aac",
+    "audio/mp4",
+    "video/mp4",
+    "video/3gpp",
+    "application/pdf",
+    "application/zip",
+    "text/vcard",
+    "application/octet-stream",
+];
+
+/// A stored media file: its bytes with the type read from them.
+pub struct MediaFile {
+    bytes: Vec<u8>,
+    content_type: &'static str,
+}
+
+impl MediaFile {
+    fn new(bytes: Vec<u8>, stored_type: &str) -> Self {
+        let essence = stored_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+        let content_type = MEDIA_TYPES.iter().copied().find(|t| *t == essence).unwrap_or("application/octet-stream");
+        Self { bytes, content_type }
+    }
+}
+
+impl IntoResponse for MediaFile {
+    fn into_response(self) -> poem::Response {
+        poem::Response::builder().content_type(self.content_type).body(self.bytes)
+    }
+}
+
+impl ApiResponse for MediaFile {
+    fn meta() -> MetaResponses {
+        let binary =
+            || MetaSchemaRef::Inline(Box::new(MetaSchema { format: Some("binary"), ..MetaSchema::new("string") }));
+        MetaResponses {
+            responses: vec![MetaResponse {
+                description: "The file's bytes, as the type read from them.",
+                status: Some(200),
+                status_range: None,
+                content: MEDIA_TYPES.iter().map(|t| MetaMediaType { content_type: t, schema: binary() }).collect(),
+                headers: vec![],
+            }],
+        }
+    }
+
+    fn register(_registry: &mut Registry) {}
 }
 
 /// Memory operations.
@@ -188,6 +249,28 @@ impl MemoriesApi {
     ) -> Result<DeletedMemory, ErrorResponse> {
         state.memories.delete(id.0).await?;
         Ok(DeletedMemory::Deleted)
+    }
+}
+
+/// `/media`: the files behind photo, voice-note and document memories.
+pub struct MediaApi;
+
+#[OpenApi(tag = "ApiTags::Memories")]
+impl MediaApi {
+    /// Get a stored media file
+    ///
+    /// The bytes of a photo, voice note or document a user sent (a memory's `media_id`),
+    /// with its content type.
+    #[oai(path = "/media/:id", method = "get", operation_id = "getMedia")]
+    async fn get(
+        &self,
+        state: Data<&Arc<AppState>>,
+        _auth: ApiKeyAuth,
+        /// The media's id (a memory's `media_id`).
+        id: Path<i64>,
+    ) -> Result<MediaFile, ErrorResponse> {
+        let (asset, bytes) = state.memories.media(id.0).await?;
+        Ok(MediaFile::new(bytes, &asset.content_type))
     }
 }
 

@@ -6,7 +6,9 @@ use poem_openapi::types::Example;
 use poem_openapi::{Enum, Object};
 
 use crate::app::memories::SearchResult;
-use crate::domain::model::{Analytics, Direction, Interaction, MemoryKind, MemoryRecord, Page, UserRecord};
+use crate::domain::model::{
+    Analytics, Direction, Interaction, MediaAsset, MemoryKind, MemoryRecord, Page, UserData, UserRecord,
+};
 
 fn example_time() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 26, 9, 30, 0).single().unwrap_or_default()
@@ -451,6 +453,93 @@ impl Example for AnalyticsSummary {
             ],
             last_ingest_at: Some(example_time()),
             interactions_per_day: vec![DayCount { date: example_time().date_naive(), count: 31 }],
+        }
+    }
+}
+
+/// A stored media file's facts (its bytes are at `GET /media/{id}`).
+#[derive(Debug, Clone, Object)]
+pub struct MediaRead {
+    pub id: i64,
+    /// The type read from the bytes, e.g. `image/jpeg`.
+    pub content_type: String,
+    pub size_bytes: i64,
+    /// SHA-256 of the bytes (lowercase hex).
+    pub sha256: String,
+    pub width_px: Option<i32>,
+    pub height_px: Option<i32>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<MediaAsset> for MediaRead {
+    fn from(asset: MediaAsset) -> Self {
+        MediaRead {
+            id: asset.id.0,
+            content_type: asset.content_type,
+            size_bytes: asset.size_bytes,
+            sha256: asset.sha256,
+            width_px: asset.width_px,
+            height_px: asset.height_px,
+            created_at: asset.created_at,
+        }
+    }
+}
+
+/// One stored message with everything Twilio sent with it.
+#[derive(Debug, Clone, Object)]
+pub struct InteractionExport {
+    #[oai(flatten)]
+    pub interaction: InteractionRead,
+    /// Every form field Twilio posted (inbound messages), field name to values.
+    pub raw_form: Option<serde_json::Value>,
+}
+
+/// Everything held about one user.
+#[derive(Debug, Clone, Object)]
+#[oai(example)]
+pub struct UserExport {
+    pub user: UserRead,
+    /// Oldest first.
+    pub memories: Vec<MemoryRead>,
+    /// Every message both ways, oldest first.
+    pub interactions: Vec<InteractionExport>,
+    pub media: Vec<MediaRead>,
+    pub exported_at: DateTime<Utc>,
+}
+
+impl UserExport {
+    /// The wire form of a user's data, exported at `at`.
+    pub fn new(user: UserRecord, data: UserData, at: DateTime<Utc>) -> Self {
+        UserExport {
+            user: user.into(),
+            memories: data.memories.into_iter().map(MemoryRead::from_record).collect(),
+            interactions: data
+                .interactions
+                .into_iter()
+                .map(|i| {
+                    let raw_form = i.raw_form.clone();
+                    InteractionExport { interaction: i.into(), raw_form }
+                })
+                .collect(),
+            media: data.media.into_iter().map(Into::into).collect(),
+            exported_at: at,
+        }
+    }
+}
+
+impl Example for UserExport {
+    fn example() -> Self {
+        UserExport {
+            user: UserRead::example(),
+            memories: vec![MemoryRead::example()],
+            interactions: vec![InteractionExport {
+                interaction: InteractionRead::example(),
+                raw_form: Some(
+                    serde_json::json!({ "Body": ["Lea's piano lessons with Mrs. Brandt start in September"] }),
+                ),
+            }],
+            media: vec![],
+            exported_at: example_time(),
         }
     }
 }

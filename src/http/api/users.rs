@@ -7,7 +7,7 @@ use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, OpenApi};
 
-use super::schemas::{UserPage, UserRead, UserUpdate};
+use super::schemas::{UserExport, UserPage, UserRead, UserUpdate};
 use super::ApiTags;
 use crate::app::memories::UserChanges;
 use crate::http::auth::ApiKeyAuth;
@@ -28,6 +28,22 @@ pub enum OneUser {
     /// The user.
     #[oai(status = 200)]
     Ok(Json<UserRead>),
+}
+
+/// A user's data.
+#[derive(ApiResponse)]
+pub enum ExportedUser {
+    /// Everything held about the user.
+    #[oai(status = 200)]
+    Ok(Json<UserExport>),
+}
+
+/// An erased user.
+#[derive(ApiResponse)]
+pub enum ErasedUser {
+    /// Erased: nothing about them remains.
+    #[oai(status = 204)]
+    Erased,
 }
 
 /// User operations.
@@ -81,6 +97,39 @@ impl UsersApi {
     ) -> Result<OneUser, BodyErrorResponse> {
         let changes = UserChanges { display_name: body.0.display_name, timezone: body.0.timezone };
         Ok(OneUser::Ok(Json(state.memories.update_user(&user_id.0, changes).await?.into())))
+    }
+
+    /// Export everything held about a user
+    ///
+    /// The user, every memory, every message both ways (with all Twilio sent), and the
+    /// records of their media files, as one JSON document.
+    #[oai(path = "/users/:user_id/export", method = "get", operation_id = "exportUser")]
+    async fn export(
+        &self,
+        state: Data<&Arc<AppState>>,
+        _auth: ApiKeyAuth,
+        /// The user's WhatsApp id: `15551234567`, `+15551234567` or `whatsapp:+15551234567`.
+        user_id: Path<String>,
+    ) -> Result<ExportedUser, ErrorResponse> {
+        let (user, data) = state.memories.export(&user_id.0).await?;
+        Ok(ExportedUser::Ok(Json(UserExport::new(user, data, state.clock.now()))))
+    }
+
+    /// Erase a user
+    ///
+    /// Deletes the user and everything held about them: messages, memories and their
+    /// search entries, media records, queued work, and the stored files no other user
+    /// shares. This cannot be undone; export first if the data is wanted.
+    #[oai(path = "/users/:user_id", method = "delete", operation_id = "eraseUser")]
+    async fn erase(
+        &self,
+        state: Data<&Arc<AppState>>,
+        _auth: ApiKeyAuth,
+        /// The user's WhatsApp id: `15551234567`, `+15551234567` or `whatsapp:+15551234567`.
+        user_id: Path<String>,
+    ) -> Result<ErasedUser, ErrorResponse> {
+        state.memories.erase(&user_id.0).await?;
+        Ok(ErasedUser::Erased)
     }
 }
 

@@ -17,6 +17,7 @@ pub struct Model {
     pub body: String,
     pub in_reply_to: Option<i64>,
     pub delivery_status: Option<String>,
+    pub raw_form: Option<Json>,
     pub occurred_at: DateTimeUtc,
 }
 
@@ -41,6 +42,11 @@ impl From<Model> for Interaction {
             in_reply_to: row.in_reply_to.map(InteractionId),
             delivery_status: row.delivery_status,
             created_at: row.occurred_at,
+            // SQLite hands back the stored JSON text as a string.
+            raw_form: match row.raw_form {
+                Some(serde_json::Value::String(text)) => serde_json::from_str(&text).ok(),
+                other => other,
+            },
         }
     }
 }

@@ -28,7 +28,7 @@ use adapters::twilio::signature::SignatureValidator;
 use adapters::twilio::UnconfiguredFetcher;
 use app::ingest::{IngestService, MEDIA_JOB_KIND};
 use app::jobs::{JobRunner, JobSignal, WorkerSettings};
-use app::media::{MediaJobHandler, MediaSettings};
+use app::media::{MediaJobHandler, MediaKeeper, MediaSettings};
 use app::memories::MemoryService;
 use app::notify::{SendJobHandler, SEND_JOB_KIND};
 use config::{Config, Environment};
@@ -64,14 +64,6 @@ pub async fn build_state(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Resu
         IngestService::new(repository.clone(), database.memory_store.clone(), clock.clone(), config.default_timezone)
             .with_job_signal(job_signal.clone());
     let files: Arc<dyn MediaFiles> = Arc::new(MediaStorage::new(config.storage_dir.clone()));
-    let memories = MemoryService::new(
-        repository.clone(),
-        database.reads,
-        files.clone(),
-        database.memory_store,
-        clock.clone(),
-        config.default_timezone,
-    );
     let api_keys = Arc::new(ApiKeys::new(&api_keys_or_generated(config)?));
     let webhook = WebhookState {
         signature: config.twilio_auth_token.clone().map(SignatureValidator::new),
@@ -100,11 +92,19 @@ pub async fn build_state(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Resu
             None
         }
     };
+    let keeper = MediaKeeper::new(fetcher, files.clone(), Arc::new(ImageInspector));
+    let memories = MemoryService::new(
+        repository.clone(),
+        database.reads,
+        files,
+        database.memory_store,
+        clock.clone(),
+        config.default_timezone,
+    )
+    .with_media(keeper.clone(), config.near_duplicate_distance);
     let media = MediaJobHandler::new(
         repository.clone(),
-        fetcher,
-        files,
-        Arc::new(ImageInspector),
+        keeper,
         clock.clone(),
         MediaSettings {
             near_duplicate_distance: config.near_duplicate_distance,

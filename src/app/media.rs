@@ -14,7 +14,7 @@ use crate::domain::model::{InteractionId, Job, MediaAsset, MediaAssetId, MemoryK
 use crate::domain::perceptual::{bands, hamming, ImageHash};
 use crate::domain::ports::{
     transact, Clock, FetchError, ImageFacts, ImageHashCandidate, JobSettlement, MediaFetcher, MediaFiles,
-    MediaInspector, NewMediaAsset, NewMemory, Repository, UnitOfWork,
+    MediaInspector, NewMediaAsset, NewMemory, Repository, StoredMedia, UnitOfWork,
 };
 
 /// What the webhook queued for one media item.
@@ -40,12 +40,157 @@ pub struct MediaSettings {
     pub default_timezone: Tz,
 }
 
-/// Runs media jobs.
-pub struct MediaJobHandler {
-    repository: Arc<dyn Repository>,
+/// Downloads a media item and keeps its file: shared by the chat's media jobs and the
+/// REST API, so both trust the bytes, store and inspect the same way.
+#[derive(Clone)]
+pub struct MediaKeeper {
     fetcher: Arc<dyn MediaFetcher>,
     files: Arc<dyn MediaFiles>,
     inspector: Arc<dyn MediaInspector>,
+}
+
+/// A downloaded and stored media item, ready to be remembered.
+#[derive(Debug, Clone)]
+pub struct KeptFile {
+    pub url: String,
+    /// The type read from the bytes (the declared one when the bytes say nothing).
+    pub content_type: String,
+    pub kind: MemoryKind,
+    pub stored: StoredMedia,
+    /// Size and perceptual hash, for an image that decodes.
+    pub facts: Option<ImageFacts>,
+}
+
+/// Why a media item could not be kept.
+#[derive(Debug, thiserror::Error)]
+pub enum KeepError {
+    #[error("{0}")]
+    Fetch(FetchError),
+    #[error("cannot store the file: {0}")]
+    Store(std::io::Error),
+    #[error("the image could not be read: {0}")]
+    Inspect(String),
+}
+
+impl MediaKeeper {
+    /// Wires the keeper to its ports.
+    pub fn new(fetcher: Arc<dyn MediaFetcher>, files: Arc<dyn MediaFiles>, inspector: Arc<dyn MediaInspector>) -> Self {
+        Self { fetcher, files, inspector }
+    }
+
+    /// Fetches `url` (through the fetcher's host rules and size cap), stores the bytes
+    /// content-addressed, and reads an image's size and hash.
+    ///
+    /// # Errors
+    /// [`KeepError`]: a refused or failed download, a disk that fails.
+    pub async fn fetch_and_keep(&self, url: &str, declared_type: &str) -> Result<KeptFile, KeepError> {
+        let fetched = self.fetcher.fetch(url).await.map_err(KeepError::Fetch)?;
+        let declared = declared_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+        // Trust the bytes over what was declared.
+        let content_type = self.inspector.sniff(&fetched.bytes).map(str::to_string).unwrap_or_else(|| {
+            if declared.is_empty() {
+                "application/octet-stream".into()
+            } else {
+                declared
+            }
+        });
+        let kind = MemoryKind::for_content_type(&content_type);
+        let stored = self.files.store(&fetched.bytes, &content_type).await.map_err(KeepError::Store)?;
+        let facts = if kind == MemoryKind::Image {
+            let inspector = self.inspector.clone();
+            let bytes = fetched.bytes;
+            match tokio::task::spawn_blocking(move || inspector.inspect_image(&bytes)).await {
+                Ok(Ok(facts)) => Some(facts),
+                Ok(Err(reason)) => {
+                    tracing::warn!(%reason, "an image that does not decode is kept as a file");
+                    None
+                }
+                Err(error) => return Err(KeepError::Inspect(error.to_string())),
+            }
+        } else {
+            None
+        };
+        Ok(KeptFile { url: url.to_string(), content_type, kind, stored, facts })
+    }
+}
+
+/// What remembering a kept file did.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Remembered {
+    /// A new memory of this kind, over a new asset.
+    Saved { kind: MemoryKind, asset: MediaAssetId },
+    /// The user already has these exact bytes.
+    Duplicate { asset: MediaAssetId },
+    /// The user already has a near-identical image, saved at `original_at`.
+    NearDuplicate { asset: MediaAssetId, original_at: DateTime<Utc> },
+}
+
+/// A kept file as this user's memory, de-duplicated against their own media (exact
+/// bytes, then perceptually for images), linked to the message it came with if any.
+///
+/// # Errors
+/// When the database fails.
+#[allow(clippy::too_many_arguments)]
+pub async fn remember_media(
+    tx: &mut dyn UnitOfWork,
+    user: UserId,
+    source: Option<(InteractionId, i32)>,
+    file: &KeptFile,
+    text: String,
+    labels: Vec<String>,
+    now: DateTime<Utc>,
+    max_distance: u32,
+) -> Result<Remembered, crate::domain::ports::RepositoryError> {
+    let (outcome, asset) = if let Some(existing) = tx.find_media_by_sha256(user, &file.stored.sha256).await? {
+        ("duplicate", Remembered::Duplicate { asset: existing.id })
+    } else if let Some(original) = near_duplicate(tx, user, file.facts.as_ref(), max_distance).await? {
+        ("near_duplicate", Remembered::NearDuplicate { asset: original.id, original_at: original.created_at })
+    } else {
+        let facts = file.facts;
+        let asset = tx
+            .insert_media_asset(NewMediaAsset {
+                user_id: user,
+                interaction_id: source.map(|(interaction, _)| interaction),
+                sha256: file.stored.sha256.clone(),
+                ahash: facts.map(|f| f.hash.to_i64()),
+                bands: facts.map(|f| bands(f.hash)),
+                media_url: Some(file.url.clone()),
+                local_path: file.stored.relative_path.clone(),
+                content_type: file.content_type.clone(),
+                size_bytes: file.stored.size as i64,
+                width_px: facts.map(|f| f.width as i32),
+                height_px: facts.map(|f| f.height as i32),
+                duration_seconds: None,
+                created_at: now,
+            })
+            .await?;
+        tx.save_memory(NewMemory {
+            user_id: user,
+            interaction_id: source.map(|(interaction, _)| interaction),
+            media_asset_id: Some(asset),
+            kind: file.kind,
+            text,
+            labels,
+            created_at: now,
+        })
+        .await?;
+        ("saved", Remembered::Saved { kind: file.kind, asset })
+    };
+    if let Some((interaction, index)) = source {
+        let asset_id = match asset {
+            Remembered::Saved { asset, .. }
+            | Remembered::Duplicate { asset }
+            | Remembered::NearDuplicate { asset, .. } => asset,
+        };
+        tx.link_interaction_media(interaction, index, asset_id, outcome).await?;
+    }
+    Ok(asset)
+}
+
+/// Runs media jobs.
+pub struct MediaJobHandler {
+    repository: Arc<dyn Repository>,
+    keeper: MediaKeeper,
     clock: Arc<dyn Clock>,
     settings: MediaSettings,
 }
@@ -54,21 +199,22 @@ impl MediaJobHandler {
     /// Wires the handler to its ports.
     pub fn new(
         repository: Arc<dyn Repository>,
-        fetcher: Arc<dyn MediaFetcher>,
-        files: Arc<dyn MediaFiles>,
-        inspector: Arc<dyn MediaInspector>,
+        keeper: MediaKeeper,
         clock: Arc<dyn Clock>,
         settings: MediaSettings,
     ) -> Self {
-        Self { repository, fetcher, files, inspector, clock, settings }
+        Self { repository, keeper, clock, settings }
     }
 }
 
-/// What one media item turned out to be, decided inside the final transaction.
-enum Outcome {
-    Saved(MemoryKind),
-    Duplicate,
-    NearDuplicate(DateTime<Utc>),
+fn keep_error(error: KeepError) -> JobError {
+    match error {
+        KeepError::Fetch(error) => fetch_error(error),
+        KeepError::Store(error) => {
+            JobError::Retryable { message: format!("cannot store the file: {error}"), retry_after: None }
+        }
+        KeepError::Inspect(error) => JobError::Permanent(format!("the image could not be read: {error}")),
+    }
 }
 
 fn fetch_error(error: FetchError) -> JobError {
@@ -87,7 +233,13 @@ fn fetch_error(error: FetchError) -> JobError {
 
 /// The searchable text of a media memory: the caption, else a short description with
 /// the date, so that media is found by caption and listed by date.
-fn describe(kind: MemoryKind, caption: &str, facts: Option<&ImageFacts>, size: u64, received: DateTime<Tz>) -> String {
+pub(crate) fn describe(
+    kind: MemoryKind,
+    caption: &str,
+    facts: Option<&ImageFacts>,
+    size: u64,
+    received: DateTime<Tz>,
+) -> String {
     let caption = caption.trim();
     if !caption.is_empty() {
         return caption.to_string();
@@ -104,15 +256,15 @@ fn describe(kind: MemoryKind, caption: &str, facts: Option<&ImageFacts>, size: u
     }
 }
 
-fn reply_text(outcome: &Outcome, zone: Tz) -> String {
+fn reply_text(outcome: &Remembered, zone: Tz) -> String {
     match outcome {
-        Outcome::Saved(MemoryKind::Image) => "📷 Photo saved ✅".into(),
-        Outcome::Saved(MemoryKind::Audio) => "🎙️ Voice note saved ✅".into(),
-        Outcome::Saved(MemoryKind::Video) => "🎬 Video saved ✅".into(),
-        Outcome::Saved(MemoryKind::Contact) => "👤 Contact saved ✅".into(),
-        Outcome::Saved(_) => "📄 Document saved ✅".into(),
-        Outcome::Duplicate => "This media is already saved ✅".into(),
-        Outcome::NearDuplicate(original) => format!(
+        Remembered::Saved { kind: MemoryKind::Image, .. } => "📷 Photo saved ✅".into(),
+        Remembered::Saved { kind: MemoryKind::Audio, .. } => "🎙️ Voice note saved ✅".into(),
+        Remembered::Saved { kind: MemoryKind::Video, .. } => "🎬 Video saved ✅".into(),
+        Remembered::Saved { kind: MemoryKind::Contact, .. } => "👤 Contact saved ✅".into(),
+        Remembered::Saved { .. } => "📄 Document saved ✅".into(),
+        Remembered::Duplicate { .. } => "This media is already saved ✅".into(),
+        Remembered::NearDuplicate { original_at: original, .. } => format!(
             "This photo is already saved ✅ (a near-identical copy from {})",
             original.with_timezone(&zone).format("%Y-%m-%d")
         ),
@@ -134,83 +286,17 @@ impl JobHandler for MediaJobHandler {
     async fn run(&self, job: &Job) -> Result<(), JobError> {
         let item: MediaJob = serde_json::from_value(job.payload.clone())
             .map_err(|e| JobError::Permanent(format!("malformed media job: {e}")))?;
-        let fetched = self.fetcher.fetch(&item.url).await.map_err(fetch_error)?;
-        let declared = item.content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
-        // Trust the bytes over what was declared.
-        let content_type = self.inspector.sniff(&fetched.bytes).map(str::to_string).unwrap_or_else(|| {
-            if declared.is_empty() {
-                "application/octet-stream".into()
-            } else {
-                declared
-            }
-        });
-        let kind = MemoryKind::for_content_type(&content_type);
-        let stored = self
-            .files
-            .store(&fetched.bytes, &content_type)
-            .await
-            .map_err(|e| JobError::Retryable { message: format!("cannot store the file: {e}"), retry_after: None })?;
-        let facts = if kind == MemoryKind::Image {
-            let inspector = self.inspector.clone();
-            let bytes = fetched.bytes;
-            match tokio::task::spawn_blocking(move || inspector.inspect_image(&bytes)).await {
-                Ok(Ok(facts)) => Some(facts),
-                Ok(Err(reason)) => {
-                    tracing::warn!(%reason, "an image that does not decode is kept as a file");
-                    None
-                }
-                Err(error) => return Err(JobError::Permanent(format!("the image could not be read: {error}"))),
-            }
-        } else {
-            None
-        };
-
+        let file = self.keeper.fetch_and_keep(&item.url, &item.content_type).await.map_err(keep_error)?;
         let now = self.clock.now();
         let zone = item.timezone.as_deref().and_then(|z| z.parse().ok()).unwrap_or(self.settings.default_timezone);
-        let text = describe(kind, &item.caption, facts.as_ref(), stored.size, now.with_timezone(&zone));
+        let text = describe(file.kind, &item.caption, file.facts.as_ref(), file.stored.size, now.with_timezone(&zone));
         let max_distance = self.settings.near_duplicate_distance;
         let (job_id, attempt) = (job.id, job.attempts);
         transact(&*self.repository, move |tx| {
             Box::pin(async move {
                 let user = UserId(item.user_id);
-                let interaction = InteractionId(item.interaction_id);
-                let outcome = if let Some(existing) = tx.find_media_by_sha256(user, &stored.sha256).await? {
-                    tx.link_interaction_media(interaction, item.index, existing.id, "duplicate").await?;
-                    Outcome::Duplicate
-                } else if let Some(original) = near_duplicate(tx, user, facts.as_ref(), max_distance).await? {
-                    tx.link_interaction_media(interaction, item.index, original.id, "near_duplicate").await?;
-                    Outcome::NearDuplicate(original.created_at)
-                } else {
-                    let asset = tx
-                        .insert_media_asset(NewMediaAsset {
-                            user_id: user,
-                            interaction_id: Some(interaction),
-                            sha256: stored.sha256.clone(),
-                            ahash: facts.map(|f| f.hash.to_i64()),
-                            bands: facts.map(|f| bands(f.hash)),
-                            media_url: Some(item.url.clone()),
-                            local_path: stored.relative_path.clone(),
-                            content_type: content_type.clone(),
-                            size_bytes: stored.size as i64,
-                            width_px: facts.map(|f| f.width as i32),
-                            height_px: facts.map(|f| f.height as i32),
-                            duration_seconds: None,
-                            created_at: now,
-                        })
-                        .await?;
-                    tx.save_memory(NewMemory {
-                        user_id: user,
-                        interaction_id: Some(interaction),
-                        media_asset_id: Some(asset),
-                        kind,
-                        text,
-                        labels: Vec::new(),
-                        created_at: now,
-                    })
-                    .await?;
-                    tx.link_interaction_media(interaction, item.index, asset, "saved").await?;
-                    Outcome::Saved(kind)
-                };
+                let source = Some((InteractionId(item.interaction_id), item.index));
+                let outcome = remember_media(tx, user, source, &file, text, Vec::new(), now, max_distance).await?;
                 let reply = QueuedReply {
                     user_id: item.user_id,
                     to: item.phone.clone(),

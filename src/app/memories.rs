@@ -10,9 +10,12 @@ use crate::domain::model::{
     PageCursor, UserData, UserRecord,
 };
 use crate::domain::ports::{
-    transact, Clock, MediaFiles, MemoryStore, MemoryStoreError, NewMemory, ReadModel, Repository, RepositoryError,
+    transact, Clock, FetchError, MediaFiles, MemoryStore, MemoryStoreError, NewMemory, ReadModel, Repository,
+    RepositoryError,
 };
 use crate::domain::time_range::parse_time_range;
+
+use super::media::{describe, remember_media, KeepError, MediaKeeper, Remembered};
 
 /// The largest page a client may ask for.
 pub const MAX_PAGE_SIZE: u32 = 100;
@@ -100,6 +103,17 @@ pub struct MemoryService {
     memory_store: Arc<dyn MemoryStore>,
     clock: Arc<dyn Clock>,
     default_timezone: Tz,
+    /// Downloads `media_url`s; `None` refuses them (tests of other use cases).
+    media: Option<(MediaKeeper, u32)>,
+}
+
+/// What creating a memory did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Created {
+    /// A new memory.
+    New(MemoryRecord),
+    /// The user already had this media (or a near-identical image): its memory.
+    AlreadySaved(MemoryRecord),
 }
 
 impl MemoryService {
@@ -112,7 +126,61 @@ impl MemoryService {
         clock: Arc<dyn Clock>,
         default_timezone: Tz,
     ) -> Self {
-        Self { repository, reads, files, memory_store, clock, default_timezone }
+        Self { repository, reads, files, memory_store, clock, default_timezone, media: None }
+    }
+
+    /// Lets `create` take a `media_url`, downloaded through `keeper` and de-duplicated as
+    /// the chat's media is (images within `near_duplicate_distance` are the same photo).
+    pub fn with_media(mut self, keeper: MediaKeeper, near_duplicate_distance: u32) -> Self {
+        self.media = Some((keeper, near_duplicate_distance));
+        self
+    }
+
+    /// Saves a media memory from a Twilio media URL, as if the user had sent it: the
+    /// bytes decide its type; the same media again gives the memory it already has.
+    ///
+    /// # Errors
+    /// [`ApiError::Invalid`] for a refused, missing or oversized download,
+    /// [`ApiError::Unavailable`] when Twilio or the disk fails for now.
+    pub async fn create_from_media(
+        &self,
+        user_id: &str,
+        media_url: &str,
+        caption: Option<String>,
+        labels: Vec<String>,
+    ) -> Result<Created, ApiError> {
+        let wa_id = wa_id(user_id)?;
+        let labels = valid_labels(labels)?;
+        let caption = caption.map(|c| c.trim().to_string()).filter(|c| !c.is_empty());
+        if caption.as_ref().is_some_and(|c| c.len() > MAX_TEXT_BYTES) {
+            return Err(ApiError::Invalid(format!("`text` is longer than {} KiB", MAX_TEXT_BYTES / 1024)));
+        }
+        let Some((keeper, max_distance)) = self.media.clone() else {
+            return Err(ApiError::Unavailable("this server does not download media".into()));
+        };
+        let file = keeper.fetch_and_keep(media_url, "").await.map_err(keep_error)?;
+        let now = self.clock.now();
+        let zone = self.default_timezone;
+        let text = describe(
+            file.kind,
+            caption.as_deref().unwrap_or_default(),
+            file.facts.as_ref(),
+            file.stored.size,
+            now.with_timezone(&zone),
+        );
+        let remembered = transact(&*self.repository, move |tx| {
+            Box::pin(async move {
+                let user = tx.find_or_create_user(&wa_id, &format!("+{wa_id}"), None, now).await?;
+                remember_media(tx, user.id, None, &file, text, labels, now, max_distance).await
+            })
+        })
+        .await?;
+        let (asset, new) = match remembered {
+            Remembered::Saved { asset, .. } => (asset, true),
+            Remembered::Duplicate { asset } | Remembered::NearDuplicate { asset, .. } => (asset, false),
+        };
+        let record = self.reads.find_memory_of_media(asset).await?.ok_or(ApiError::Internal)?;
+        Ok(if new { Created::New(record) } else { Created::AlreadySaved(record) })
     }
 
     /// Saves a memory for a user, creating the user when they have never written: an app
@@ -364,6 +432,31 @@ impl MemoryService {
     /// [`ApiError::Unavailable`] when the database is down.
     pub async fn analytics(&self) -> Result<Analytics, ApiError> {
         Ok(self.reads.analytics(self.clock.now()).await?)
+    }
+}
+
+fn keep_error(error: KeepError) -> ApiError {
+    match error {
+        KeepError::Fetch(FetchError::Refused(reason)) => {
+            ApiError::Invalid(format!("`media_url` must be a Twilio media URL: {reason}"))
+        }
+        KeepError::Fetch(FetchError::TooLarge { limit }) => {
+            ApiError::Invalid(format!("the media is larger than {} MB", limit / (1024 * 1024)))
+        }
+        KeepError::Fetch(FetchError::Gone(reason)) => {
+            ApiError::Invalid(format!("Twilio does not have that media: {reason}"))
+        }
+        KeepError::Fetch(FetchError::NotConfigured(reason)) => {
+            ApiError::Unavailable(format!("this server cannot download media: {reason}"))
+        }
+        KeepError::Fetch(FetchError::Retryable(reason)) => {
+            ApiError::Unavailable(format!("the media could not be downloaded now ({reason}); try again shortly"))
+        }
+        KeepError::Store(error) => {
+            tracing::error!(%error, "could not store a media file");
+            ApiError::Unavailable("the media could not be stored now; try again shortly".into())
+        }
+        KeepError::Inspect(error) => ApiError::Invalid(format!("the image could not be read: {error}")),
     }
 }
 

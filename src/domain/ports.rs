@@ -410,6 +410,12 @@ pub trait ReadModel: Send + Sync {
     /// [`RepositoryError`] when the database fails.
     async fn find_user_record(&self, wa_id: &str) -> Result<Option<UserRecord>, RepositoryError>;
 
+    /// The memory made from a stored media file.
+    ///
+    /// # Errors
+    /// [`RepositoryError`] when the database fails.
+    async fn find_memory_of_media(&self, media: MediaAssetId) -> Result<Option<MemoryRecord>, RepositoryError>;
+
     /// One stored media file's record.
     ///
     /// # Errors

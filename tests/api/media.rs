@@ -230,3 +230,41 @@ async fn photos_are_served_exported_and_erased_with_the_files_no_one_else_shares
     app.send_text(ADA, "hello again").await;
     assert!(!app.send_text(ADA, "/search dinner").await.contains("dinner"));
 }
+
+#[tokio::test]
+async fn a_photo_saved_through_the_api_is_fetched_like_the_chats_and_de_duplicated() {
+    let (app, twilio) = app_with_twilio().await;
+    let photo = std::fs::read(PHOTO).unwrap();
+    let url = twilio.add_media(photo.clone(), "image/jpeg");
+    let body =
+        serde_json::json!({ "memory_type": "image", "media_url": url, "text": "penne night", "labels": ["food"] });
+    let response = app.api(reqwest::Method::POST, "/memories?user_id=15551234567").json(&body).send().await.unwrap();
+    assert_eq!(response.status(), 201);
+    let created: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(created["memory_type"], "image");
+    assert_eq!(created["text"], "penne night");
+    assert_eq!(created["labels"], serde_json::json!(["food"]));
+    let media_id = created["media_id"].as_i64().expect("a stored file");
+    let served = app.api(reqwest::Method::GET, &format!("/media/{media_id}")).send().await.unwrap();
+    assert_eq!(served.bytes().await.unwrap().to_vec(), photo);
+    assert_eq!(twilio.media_requests().cdn_with_authorization, 0);
+
+    // The same photo again (another URL, a re-encoded copy): the memory it already has.
+    for bytes in [photo.clone(), resized_copy(&photo)] {
+        let again = serde_json::json!({ "media_url": twilio.add_media(bytes, "image/jpeg") });
+        let response =
+            app.api(reqwest::Method::POST, "/memories?user_id=15551234567").json(&again).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        let existing: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(existing["id"], created["id"]);
+    }
+    assert_eq!(app.count("memories").await, 1);
+    // Found by its caption from the chat too.
+    assert!(app.send_text(ADA, "/search penne").await.contains("penne night"));
+
+    // Only Twilio's media host is fetched, with credentials.
+    let foreign = serde_json::json!({ "media_url": "http://169.254.169.254/latest/meta-data" });
+    let problem = app.api_json(reqwest::Method::POST, "/memories?user_id=15551234567", Some(foreign), 400).await;
+    assert!(problem["detail"].as_str().unwrap().contains("Twilio media URL"), "{problem}");
+    assert_eq!(app.count("memories").await, 1);
+}

@@ -357,6 +357,17 @@ impl ReadModel for PoolReads {
         find_user_record(&self.pool, wa_id).await
     }
 
+    async fn find_memory_of_media(&self, media: MediaAssetId) -> Result<Option<MemoryRecord>, RepositoryError> {
+        let rows = memories::Entity::find()
+            .filter(memories::Column::MediaAssetId.eq(media.0))
+            .order_by_asc(memories::Column::Id)
+            .limit(1)
+            .all(&self.pool)
+            .await
+            .map_err(map_db_err)?;
+        Ok(with_owners(&self.pool, rows).await?.pop())
+    }
+
     async fn find_media(&self, id: MediaAssetId) -> Result<Option<MediaAsset>, RepositoryError> {
         let row = media_assets::Entity::find_by_id(id.0).one(&self.pool).await.map_err(map_db_err)?;
         Ok(row.map(MediaAsset::from))

@@ -12,7 +12,8 @@ use poem_openapi::{ApiResponse, OpenApi};
 
 use super::schemas::{MemoryCreate, MemoryPage, MemoryRead, MemoryType, MemoryUpdate, SearchResults};
 use super::ApiTags;
-use crate::app::memories::{ApiError, MemoryChanges, MemoryInput};
+use crate::app::memories::{ApiError, Created, MemoryChanges, MemoryInput};
+use crate::domain::model::MemoryKind;
 use crate::http::auth::ApiKeyAuth;
 use crate::http::problem::{BodyErrorResponse, ErrorResponse};
 use crate::http::AppState;
@@ -23,6 +24,10 @@ const DEFAULT_LIMIT: u32 = 20;
 /// A created memory.
 #[derive(ApiResponse)]
 pub enum CreatedMemory {
+    /// The user already had this media (the same bytes, or a near-identical photo): its
+    /// memory, unchanged.
+    #[oai(status = 200)]
+    AlreadySaved(Json<MemoryRead>, #[oai(header = "Location")] String),
     /// Saved and searchable at once.
     #[oai(status = 201)]
     Created(Json<MemoryRead>, #[oai(header = "Location")] String),
@@ -126,8 +131,10 @@ pub struct MemoriesApi;
 impl MemoriesApi {
     /// Save a memory
     ///
-    /// Saves a text memory for the user (created if they have never written), searchable at
-    /// once, exactly as if they had sent it on WhatsApp.
+    /// Saves a memory for the user (created if they have never written), searchable at
+    /// once, exactly as if they had sent it on WhatsApp: `text` alone makes a text memory;
+    /// `media_url` (a Twilio media URL) is downloaded, typed by its bytes and kept, with
+    /// `text` as its caption. Media the user already has answers 200 with its memory.
     #[oai(path = "/memories", method = "post", operation_id = "createMemory")]
     async fn create(
         &self,
@@ -138,13 +145,24 @@ impl MemoriesApi {
         body: Json<MemoryCreate>,
     ) -> Result<CreatedMemory, BodyErrorResponse> {
         let body = body.0;
-        if body.media_url.is_some() {
-            return Err(ApiError::Invalid("`media_url` is not accepted yet: send media through WhatsApp".into()).into());
+        if let Some(url) = body.media_url {
+            let created = state.memories.create_from_media(&user_id.0, &url, body.text, body.labels).await?;
+            return Ok(match created {
+                Created::New(record) => {
+                    let location = format!("/memories/{}", record.memory.id.0);
+                    CreatedMemory::Created(Json(MemoryRead::from_record(record)), location)
+                }
+                Created::AlreadySaved(record) => {
+                    let location = format!("/memories/{}", record.memory.id.0);
+                    CreatedMemory::AlreadySaved(Json(MemoryRead::from_record(record)), location)
+                }
+            });
         }
         if body.memory_type != MemoryType::Text {
-            return Err(ApiError::Invalid(
-                "only `text` memories can be created without `media_url`; send media through WhatsApp".into(),
-            )
+            return Err(ApiError::Invalid(format!(
+                "a `{}` memory needs `media_url`: the file is what it remembers",
+                MemoryKind::from(body.memory_type).as_str()
+            ))
             .into());
         }
         let input = MemoryInput {

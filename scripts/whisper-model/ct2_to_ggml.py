@@ -246,16 +246,20 @@ def _count_layers(variables, prefix):
 
 
 def _scalar(variables, name):
+    return int(_require(variables, name).reshape(()))
+
+
+def _require(variables, name):
     if name not in variables:
         raise ConversionError("model.bin lacks %s" % name)
-    return int(variables[name].reshape(()))
+    return variables[name]
 
 
-def hparams_of(variables, n_vocab_lines=None):
-    enc_pos = variables["encoder/position_encodings/encodings"]
-    dec_pos = variables["decoder/position_encodings/encodings"]
-    emb = variables["decoder/embeddings/weight"]
-    conv1 = variables["encoder/conv1/weight"]
+def hparams_of(variables):
+    enc_pos = _require(variables, "encoder/position_encodings/encodings")
+    dec_pos = _require(variables, "decoder/position_encodings/encodings")
+    emb = _require(variables, "decoder/embeddings/weight")
+    conv1 = _require(variables, "encoder/conv1/weight")
     return {
         "n_vocab": emb.shape[0],
         "n_audio_ctx": enc_pos.shape[0],
@@ -283,9 +287,7 @@ def ggml_tensors(variables, hp):
     v = variables
 
     def get(name):
-        if name not in v:
-            raise ConversionError("model.bin lacks %s" % name)
-        return v[name]
+        return _require(v, name)
 
     def norm(ct2, ggml):
         return [(ggml + ".weight", get(ct2 + "/gamma")), (ggml + ".bias", get(ct2 + "/beta"))]
@@ -422,35 +424,40 @@ def convert(model_dir, out_path):
     tensors = ggml_tensors(variables, hp)
 
     tmp = out_path + ".part"
-    with open(tmp, "wb") as f:
-        f.write(struct.pack("<i", GGML_MAGIC))
-        f.write(
-            struct.pack(
-                "<11i",
-                hp["n_vocab"],
-                hp["n_audio_ctx"],
-                hp["n_audio_state"],
-                hp["n_audio_head"],
-                hp["n_audio_layer"],
-                hp["n_text_ctx"],
-                hp["n_text_state"],
-                hp["n_text_head"],
-                hp["n_text_layer"],
-                hp["n_mels"],
-                1,  # ftype: f16 weights
+    try:
+        with open(tmp, "wb") as f:
+            f.write(struct.pack("<i", GGML_MAGIC))
+            f.write(
+                struct.pack(
+                    "<11i",
+                    hp["n_vocab"],
+                    hp["n_audio_ctx"],
+                    hp["n_audio_state"],
+                    hp["n_audio_head"],
+                    hp["n_audio_layer"],
+                    hp["n_text_ctx"],
+                    hp["n_text_state"],
+                    hp["n_text_head"],
+                    hp["n_text_layer"],
+                    hp["n_mels"],
+                    1,  # ftype: f16 weights
+                )
             )
-        )
-        f.write(struct.pack("<ii", *filters.shape))
-        f.write(np.ascontiguousarray(filters, dtype="<f4").tobytes())
-        f.write(struct.pack("<i", len(tokens)))
-        for token in tokens:
-            f.write(struct.pack("<i", len(token)))
-            f.write(token)
-        for name, array in tensors:
-            header, data = _encode_tensor(name, array)
-            f.write(header)
-            f.write(data.tobytes())
-    os.replace(tmp, out_path)
+            f.write(struct.pack("<ii", *filters.shape))
+            f.write(np.ascontiguousarray(filters, dtype="<f4").tobytes())
+            f.write(struct.pack("<i", len(tokens)))
+            for token in tokens:
+                f.write(struct.pack("<i", len(token)))
+                f.write(token)
+            for name, array in tensors:
+                header, data = _encode_tensor(name, array)
+                f.write(header)
+                f.write(data.tobytes())
+        os.replace(tmp, out_path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
     return hp
 
 
@@ -460,7 +467,7 @@ def main(argv):
         return 2
     try:
         convert(argv[1], argv[2])
-    except (ConversionError, OSError, KeyError) as e:
+    except (ConversionError, OSError, UnicodeDecodeError) as e:
         sys.stderr.write("ct2_to_ggml: %s\n" % e)
         return 1
     return 0

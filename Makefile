@@ -6,7 +6,7 @@ SHELL := /bin/bash
 # The suite's PostgreSQL server (a fresh database per test is created inside it).
 TEST_POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/postgres
 
-.PHONY: help run test test-sqlite test-postgres bench fmt lint migrate openapi
+.PHONY: help run test test-sqlite test-postgres test-scripts bench fmt lint migrate openapi whisper-model
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -14,7 +14,7 @@ help: ## list the targets
 run: ## start the service on the embedded default (SQLite under ./data)
 	cargo run --release --bin whatsapp-memory -- serve
 
-test: test-sqlite test-postgres ## the whole suite, on SQLite and on PostgreSQL
+test: test-sqlite test-postgres test-scripts ## the whole suite, on SQLite and on PostgreSQL, and the tool scripts' tests
 
 test-sqlite: ## the whole suite on SQLite
 	cargo test --workspace
@@ -27,6 +27,13 @@ test-postgres: ## the integration suite on the real PostgreSQL server
 	else \
 		echo "PostgreSQL is not reachable at $(TEST_POSTGRES_URL): PostgreSQL tests skipped (CI runs them)" >&2; \
 	fi
+
+test-scripts: ## unit tests of the Python tools (the Whisper model converter)
+	@python3 -c 'import numpy' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check numpy
+	python3 -m unittest discover -s scripts/whisper-model
+
+whisper-model: ## download and convert the Whisper tiny.en model to models/ggml-tiny.en.bin (once)
+	scripts/whisper-model/provision.sh
 
 bench: ## release build; text and photo webhook load, /search at 100k memories, near-duplicate lookup at 100k images (needs python3)
 	bash bench/run.sh

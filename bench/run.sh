@@ -53,21 +53,24 @@ TARGET_P99_MS=20
 TARGET_SEARCH_P95_MS=5
 TARGET_MEDIA_P99_MS=50
 TARGET_NEAR_DUP_P99_MS=1
+TARGET_API_P95_MS=5
 
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 SERVER_BIN=$TARGET_DIR/release/whatsapp-memory
 LOADGEN=$TARGET_DIR/release/examples/loadgen
 NEAR_DUP=$TARGET_DIR/release/examples/near_duplicate
+API_LATENCY=$TARGET_DIR/release/examples/api_latency
 RESULTS_DIR=$ROOT/bench-results
 
 log() { printf '==> %s\n' "$*" >&2; }
 
 if [[ ${BENCH_SKIP_BUILD:-0} != 1 ]]; then
     log "building whatsapp-memory, examples/loadgen and examples/near_duplicate (release)"
-    cargo build --release --quiet --bin whatsapp-memory --example loadgen --example near_duplicate
+    cargo build --release --quiet --bin whatsapp-memory --example loadgen --example near_duplicate \
+        --example api_latency
 fi
 command -v python3 >/dev/null || { echo "python3 is needed for bench/fake_twilio.py" >&2; exit 1; }
-for bin in "$SERVER_BIN" "$LOADGEN" "$NEAR_DUP"; do
+for bin in "$SERVER_BIN" "$LOADGEN" "$NEAR_DUP" "$API_LATENCY"; do
     [[ -x $bin ]] || { echo "missing $bin" >&2; exit 1; }
 done
 
@@ -205,6 +208,13 @@ if kill -0 "$SERVER_PID" 2>/dev/null; then
     run_phase search search "${COMMON[@]}" --count "$SEARCH_COUNT" \
         --connections "$SEARCH_CONNECTIONS" --user "$SEARCH_USER" "${expect[@]}" || true
 fi
+if kill -0 "$SERVER_PID" 2>/dev/null; then
+    log "REST API: GET /memories?query= and /memories/list for the same user"
+    rc=0
+    BENCH_API_KEY="$TOKEN-api" "$API_LATENCY" --base "$BASE" --user "1555000$SEARCH_USER" \
+        --count "$SEARCH_COUNT" --out "$WORK/api.kv" || rc=$?
+    ((rc == 0)) || FAILED+=("api: api_latency exited with status $rc")
+fi
 log "stopping the server"
 stop_pid "$SERVER_PID" 15
 SERVER_PID=
@@ -317,6 +327,15 @@ mkdir -p "$RESULTS_DIR"
     printf '                two words:   %s\n' "$(kv search two_words)"
     printf '  seeding       %s memories in %s s (%s requests/s, p99 %s ms), rows %s\n' \
         "$(kv seed ok)" "$(kv seed elapsed_s)" "$(kv seed rps)" "$(kv seed p99_ms)" "$(kv seed verify)"
+    echo
+    echo "REST API, the same user and server: $(kv api search_n) requests of each, one at a time, words from the user's memories"
+    for op in search list; do
+        ap95=$(kv api "${op}_p95_ms")
+        label="GET /memories?query="
+        [[ $op == list ]] && label="GET /memories/list (first page)"
+        printf '  %-32s p50 %s  p95 %-8s p99 %s ms  target p95 <= %s %s\n' "$label" "$(kv api "${op}_p50_ms")" \
+            "$ap95" "$(kv api "${op}_p99_ms")" "$TARGET_API_P95_MS" "$(verdict "$ap95" '<=' "$TARGET_API_P95_MS")"
+    done
     echo
     echo "POST /webhook with a photo: $media_s s, $MEDIA_CONNECTIONS connections, $MEDIA_USERS users, new signed messages with NumMedia=1, $MEDIA_WORKERS workers, fresh SQLite"
     printf '  requests/s    %s\n' "$(kv media rps)"

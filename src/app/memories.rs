@@ -7,7 +7,7 @@ use chrono_tz::Tz;
 
 use crate::domain::model::{
     parse_wa_id, Analytics, Interaction, MediaAsset, MediaAssetId, MemoryId, MemoryKind, MemoryRecord, Page,
-    PageCursor, UserData, UserRecord,
+    PageCursor, User, UserData, UserRecord,
 };
 use crate::domain::ports::{
     transact, Clock, FetchError, MediaFiles, MemoryStore, MemoryStoreError, NewMemory, ReadModel, Repository,
@@ -259,8 +259,8 @@ impl MemoryService {
             return Err(ApiError::Invalid("`query` must contain at least one word".into()));
         }
         let limit = page_size(limit)?;
-        let user = self.user(user_id).await?;
-        let hits = self.memory_store.search(user.user.id, query, limit).await?;
+        let user = self.known_user(user_id).await?;
+        let hits = self.memory_store.search(user.id, query, limit).await?;
         let ids: Vec<MemoryId> = hits.iter().map(|hit| hit.memory.id).collect();
         let records = self.reads.find_memories(&ids).await?;
         let interaction_ids: Vec<_> = records.iter().filter_map(|r| r.interaction_id).collect();
@@ -291,15 +291,15 @@ impl MemoryService {
     ) -> Result<Page<MemoryRecord>, ApiError> {
         let limit = page_size(limit)?;
         let after = page_cursor(cursor)?;
-        let user = self.user(user_id).await?;
+        let user = self.known_user(user_id).await?;
         let range = match range.map(str::trim).filter(|r| !r.is_empty()) {
             Some(phrase) => {
-                let zone = user.user.zone_or(self.default_timezone);
+                let zone = user.zone_or(self.default_timezone);
                 Some(parse_time_range(phrase, self.clock.now(), zone).map_err(|e| ApiError::Invalid(e.to_string()))?)
             }
             None => None,
         };
-        Ok(self.reads.memory_page(user.user.id, range, after, limit).await?)
+        Ok(self.reads.memory_page(user.id, range, after, limit).await?)
     }
 
     /// A page of the user's messages, both ways, newest first.
@@ -314,8 +314,8 @@ impl MemoryService {
     ) -> Result<Page<Interaction>, ApiError> {
         let limit = page_size(limit)?;
         let after = page_cursor(cursor)?;
-        let user = self.user(user_id).await?;
-        Ok(self.reads.interaction_page(user.user.id, after, limit).await?)
+        let user = self.known_user(user_id).await?;
+        Ok(self.reads.interaction_page(user.id, after, limit).await?)
     }
 
     /// A page of users, newest first.
@@ -326,6 +326,16 @@ impl MemoryService {
         let limit = page_size(limit)?;
         let after = page_cursor(cursor)?;
         Ok(self.reads.user_page(after, limit).await?)
+    }
+
+    /// The user named, without counting their memories: for use cases that only need
+    /// to know who they are.
+    async fn known_user(&self, user_id: &str) -> Result<User, ApiError> {
+        let wa_id = wa_id(user_id)?;
+        self.repository
+            .find_user(&wa_id)
+            .await?
+            .ok_or_else(|| ApiError::NotFound(format!("no user with WhatsApp id {wa_id}")))
     }
 
     /// One user, by WhatsApp id in any usual form.
@@ -362,7 +372,7 @@ impl MemoryService {
             })?)),
             None => None,
         };
-        let user = self.user(user_id).await?.user;
+        let user = self.known_user(user_id).await?;
         let now = self.clock.now();
         transact(&*self.repository, move |tx| {
             Box::pin(async move {
@@ -396,7 +406,7 @@ impl MemoryService {
     /// # Errors
     /// [`ApiError::NotFound`] for an unknown user.
     pub async fn erase(&self, user_id: &str) -> Result<(), ApiError> {
-        let user = self.user(user_id).await?.user;
+        let user = self.known_user(user_id).await?;
         let orphaned = transact(&*self.repository, move |tx| Box::pin(tx.erase_user(user.id))).await?;
         for path in orphaned {
             if let Err(error) = self.files.remove(&path).await {
@@ -446,8 +456,10 @@ fn keep_error(error: KeepError) -> ApiError {
         KeepError::Fetch(FetchError::Gone(reason)) => {
             ApiError::Invalid(format!("Twilio does not have that media: {reason}"))
         }
+        // The operator's setting, but nothing the client can retry: a request this server
+        // cannot serve, not an outage.
         KeepError::Fetch(FetchError::NotConfigured(reason)) => {
-            ApiError::Unavailable(format!("this server cannot download media: {reason}"))
+            ApiError::Invalid(format!("this server cannot download media, so `media_url` is not accepted: {reason}"))
         }
         KeepError::Fetch(FetchError::Retryable(reason)) => {
             ApiError::Unavailable(format!("the media could not be downloaded now ({reason}); try again shortly"))
@@ -531,9 +543,12 @@ mod tests {
         }
     }
 
+    /// A service whose repository knows one user (Ada, in Berlin).
     fn service(reads: MockReadModel, store: MockMemoryStore) -> MemoryService {
+        let mut repository = MockRepository::new();
+        repository.expect_find_user().returning(|_| Ok(Some(user_record().user)));
         MemoryService::new(
-            Arc::new(MockRepository::new()),
+            Arc::new(repository),
             Arc::new(reads),
             Arc::new(MockMediaFiles::new()),
             Arc::new(store),
@@ -591,7 +606,6 @@ mod tests {
     #[tokio::test]
     async fn a_range_is_read_in_the_users_own_zone() {
         let mut repository = MockReadModel::new();
-        repository.expect_find_user_record().returning(|_| Ok(Some(user_record())));
         repository.expect_memory_page().returning(|_, range, _, _| {
             let range = range.expect("a range");
             // "today" in Berlin on 2026-11-26 starts at 23:00 UTC the day before.
@@ -604,8 +618,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_unknown_range_phrase_is_a_clear_error() {
-        let mut repository = MockReadModel::new();
-        repository.expect_find_user_record().returning(|_| Ok(Some(user_record())));
+        let repository = MockReadModel::new();
         let error = service(repository, MockMemoryStore::new())
             .list("15551234567", Some("whenever"), None, 20)
             .await
@@ -616,7 +629,6 @@ mod tests {
     #[tokio::test]
     async fn search_keeps_the_stores_ranking_and_drops_hits_deleted_meanwhile() {
         let mut repository = MockReadModel::new();
-        repository.expect_find_user_record().returning(|_| Ok(Some(user_record())));
         let mut store = MockMemoryStore::new();
         store.expect_search().returning(|_, _, _| {
             Ok(vec![

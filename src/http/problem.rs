@@ -130,6 +130,18 @@ problem_responses! {
     }
 }
 
+/// poem-openapi's message for a parameter that failed its schema, in words a person can
+/// act on where we know better; otherwise its own message, which names the parameter.
+fn explain(message: &str) -> String {
+    if message.contains("parameter `user_id`") {
+        "`user_id` must be a WhatsApp id: the number's digits, +digits or whatsapp:+digits".into()
+    } else if message.contains("parameter `limit`") {
+        "`limit` must be a whole number between 1 and 100".into()
+    } else {
+        message.to_string()
+    }
+}
+
 /// Rewrites any error poem or poem-openapi produced (a parse error, a failed auth, an
 /// unknown route, a body too large) as a problem; answers already in that shape pass.
 pub async fn problem_for_poem_error(error: poem::Error) -> Response {
@@ -139,7 +151,7 @@ pub async fn problem_for_poem_error(error: poem::Error) -> Response {
         StatusCode::METHOD_NOT_ALLOWED => "this route does not take that method; see /docs".to_string(),
         StatusCode::UNAUTHORIZED => "send the API key as `Authorization: Bearer <key>`".to_string(),
         StatusCode::PAYLOAD_TOO_LARGE => "the request body is too large".to_string(),
-        _ => error.to_string(),
+        _ => explain(&error.to_string()),
     };
     let response = error.into_response();
     let is_problem = response

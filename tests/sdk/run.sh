@@ -10,7 +10,7 @@
 #
 # The tools are pinned (python/requirements.txt, ts/package-lock.json) and installed once
 # into ${XDG_CACHE_HOME:-~/.cache}/whatsapp-memory-sdk, so reruns only generate and test.
-# Settings: SDK_MAX_EXAMPLES (schemathesis examples per operation, default 40),
+# Settings: SDK_MAX_EXAMPLES (schemathesis examples per operation, default 100),
 # SDK_SEED (schemathesis seed, default random), SDK_KEEP=1 keeps the scratch folder.
 set -euo pipefail
 
@@ -23,7 +23,7 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
 SPEC=$REPO/openapi/openapi.json
 CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/whatsapp-memory-sdk
-MAX_EXAMPLES=${SDK_MAX_EXAMPLES:-40}
+MAX_EXAMPLES=${SDK_MAX_EXAMPLES:-100}
 SEED=${SDK_SEED:-$(( (RANDOM << 15) | RANDOM ))}
 [ -f "$SPEC" ] || { echo "sdk: FAILED: no spec at $SPEC" >&2; exit 1; }
 
@@ -212,6 +212,7 @@ fi
 HOOKS=()
 if logged "$SCRATCH/seed.log" "$VENV/bin/python" "$HERE/python/seed.py" "$SCRATCH/seed.json"; then
   HOOKS=(SCHEMATHESIS_HOOKS="$HERE/python/hooks.py" WM_SEED="$SCRATCH/seed.json")
+  stage_ok "seed" " ($(sed 's/^seed: //' "$SCRATCH/seed.log"))"
 else
   stage_failed "seed" ": could not put data in the server; schemathesis runs without it"
 fi
@@ -225,9 +226,14 @@ if (cd "$SCRATCH" && env "${HOOKS[@]}" "$VENV/bin/schemathesis" run "$SPEC" --ur
   stage_ok "schemathesis" " (every operation, $MAX_EXAMPLES examples each, seed $SEED, $(( $(now) - t0 ))s)"
 else
   # The failures section, then the summary; the whole log stays in the scratch folder.
-  sed -n '/^=* FAILURES =*$/,$p' "$SCRATCH/schemathesis.log" | head -n 400 >&2
+  sed -n '/^=* FAILURES =*$/,$p' "$SCRATCH/schemathesis.log" | head -n 3000 >&2
   grep -q ' FAILURES ' "$SCRATCH/schemathesis.log" || tail -n 60 "$SCRATCH/schemathesis.log" >&2
   stage_failed "schemathesis" " (seed $SEED; rerun with SDK_SEED=$SEED; full log $SCRATCH/schemathesis.log)"
+fi
+
+if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+  echo "---- last lines of $SCRATCH/server.log" >&2; tail -n 40 "$SCRATCH/server.log" >&2
+  stage_failed "server" ": it exited during the run"
 fi
 
 if [ ${#FAILED[@]} -gt 0 ]; then

@@ -44,11 +44,12 @@ impl InsightsApi {
         state: Data<&Arc<AppState>>,
         _auth: ApiKeyAuth,
         /// The user's WhatsApp id: `15551234567`, `+15551234567` or `whatsapp:+15551234567`.
+        #[oai(validator(pattern = r"^(whatsapp:)?\+?[0-9]{6,15}$"))]
         user_id: Query<String>,
         /// The `next_cursor` of the previous page.
         cursor: Query<Option<String>>,
         /// Page size (1 to 100).
-        #[oai(default = "default_limit")]
+        #[oai(default = "default_limit", validator(minimum(value = "1"), maximum(value = "100")))]
         limit: Query<u32>,
     ) -> Result<ListedInteractions, ErrorResponse> {
         let page = state.memories.interactions(&user_id.0, cursor.0.as_deref(), limit.0).await?;

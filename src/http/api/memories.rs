@@ -141,6 +141,7 @@ impl MemoriesApi {
         state: Data<&Arc<AppState>>,
         _auth: ApiKeyAuth,
         /// The user's WhatsApp id: `15551234567`, `+15551234567` or `whatsapp:+15551234567`.
+        #[oai(validator(pattern = r"^(whatsapp:)?\+?[0-9]{6,15}$"))]
         user_id: Query<String>,
         body: Json<MemoryCreate>,
     ) -> Result<CreatedMemory, BodyErrorResponse> {
@@ -158,15 +159,16 @@ impl MemoriesApi {
                 }
             });
         }
-        if body.memory_type != MemoryType::Text {
+        let memory_type = body.memory_type.unwrap_or(MemoryType::Text);
+        if memory_type != MemoryType::Text {
             return Err(ApiError::Invalid(format!(
                 "a `{}` memory needs `media_url`: the file is what it remembers",
-                MemoryKind::from(body.memory_type).as_str()
+                MemoryKind::from(memory_type).as_str()
             ))
             .into());
         }
         let input = MemoryInput {
-            kind: body.memory_type.into(),
+            kind: memory_type.into(),
             text: body.text.ok_or_else(|| ApiError::Invalid("`text` is required for a text memory".into()))?,
             labels: body.labels,
         };
@@ -187,9 +189,10 @@ impl MemoriesApi {
         /// Words to look for.
         query: Query<String>,
         /// The user's WhatsApp id: `15551234567`, `+15551234567` or `whatsapp:+15551234567`.
+        #[oai(validator(pattern = r"^(whatsapp:)?\+?[0-9]{6,15}$"))]
         user_id: Query<String>,
         /// At most this many results (1 to 100).
-        #[oai(default = "default_limit")]
+        #[oai(default = "default_limit", validator(minimum(value = "1"), maximum(value = "100")))]
         limit: Query<u32>,
     ) -> Result<FoundMemories, ErrorResponse> {
         let results = state.memories.search(&user_id.0, &query.0, limit.0).await?;
@@ -210,13 +213,14 @@ impl MemoriesApi {
         state: Data<&Arc<AppState>>,
         _auth: ApiKeyAuth,
         /// The user's WhatsApp id: `15551234567`, `+15551234567` or `whatsapp:+15551234567`.
+        #[oai(validator(pattern = r"^(whatsapp:)?\+?[0-9]{6,15}$"))]
         user_id: Query<String>,
         /// A time range in words, e.g. `last week`; all memories when absent.
         range: Query<Option<String>>,
         /// The `next_cursor` of the previous page.
         cursor: Query<Option<String>>,
         /// Page size (1 to 100).
-        #[oai(default = "default_limit")]
+        #[oai(default = "default_limit", validator(minimum(value = "1"), maximum(value = "100")))]
         limit: Query<u32>,
     ) -> Result<ListedMemories, ErrorResponse> {
         let page = state.memories.list(&user_id.0, range.0.as_deref(), cursor.0.as_deref(), limit.0).await?;

@@ -55,31 +55,28 @@ impl From<MemoryType> for MemoryKind {
     }
 }
 
-/// A memory to save for a user.
+/// A memory to save for a user: `text` alone makes a text memory; `media_url` (a Twilio
+/// media URL) is downloaded and kept, typed by its bytes, with `text` as its caption.
+/// `memory_type` defaults to `text`; any other type needs `media_url`.
 #[derive(Debug, Clone, Object)]
-#[oai(example)]
+#[oai(example, skip_serializing_if_is_none)]
 pub struct MemoryCreate {
-    /// What the memory is. Only `text` can be created from text alone; the other types
-    /// need `media_url`.
-    #[oai(default = "default_memory_type")]
-    pub memory_type: MemoryType,
-    /// The memory's text (required for `text`; a caption for media).
+    pub memory_type: Option<MemoryType>,
+    /// The memory's text (required without `media_url`; a caption with it).
+    #[oai(validator(max_length = 65536))]
     pub text: Option<String>,
-    /// A Twilio media URL to fetch and keep (for `image` or `audio`).
+    /// A Twilio media URL to fetch and keep.
+    #[oai(validator(max_length = 2048))]
     pub media_url: Option<String>,
     /// The client's own tags, at most 20 of at most 64 characters.
-    #[oai(default)]
+    #[oai(default, validator(max_items = 20))]
     pub labels: Vec<String>,
-}
-
-fn default_memory_type() -> MemoryType {
-    MemoryType::Text
 }
 
 impl Example for MemoryCreate {
     fn example() -> Self {
         MemoryCreate {
-            memory_type: MemoryType::Text,
+            memory_type: Some(MemoryType::Text),
             text: Some("Lea's piano lessons with Mrs. Brandt start in September".into()),
             media_url: None,
             labels: vec!["family".into()],
@@ -89,11 +86,12 @@ impl Example for MemoryCreate {
 
 /// Changes to a memory; fields left out keep their value.
 #[derive(Debug, Clone, Object)]
-#[oai(example)]
+#[oai(example, skip_serializing_if_is_none)]
 pub struct MemoryUpdate {
     /// New text (it is searchable at once).
     pub text: Option<String>,
     /// New labels, replacing the old ones; `[]` removes them all.
+    #[oai(validator(max_items = 20))]
     pub labels: Option<Vec<String>>,
 }
 
@@ -105,7 +103,7 @@ impl Example for MemoryUpdate {
 
 /// A saved memory.
 #[derive(Debug, Clone, Object)]
-#[oai(example)]
+#[oai(example, skip_serializing_if_is_none)]
 pub struct MemoryRead {
     /// The memory's id.
     pub id: i64,
@@ -156,7 +154,7 @@ impl Example for MemoryRead {
 
 /// A page of memories, newest first.
 #[derive(Debug, Clone, Object)]
-#[oai(example)]
+#[oai(example, skip_serializing_if_is_none)]
 pub struct MemoryPage {
     pub items: Vec<MemoryRead>,
     /// Pass as `cursor` for the next page; absent on the last page.
@@ -188,7 +186,7 @@ pub enum MessageDirection {
 
 /// One WhatsApp message, either way.
 #[derive(Debug, Clone, Object)]
-#[oai(example)]
+#[oai(example, skip_serializing_if_is_none)]
 pub struct InteractionRead {
     pub id: i64,
     pub direction: MessageDirection,
@@ -239,7 +237,7 @@ impl Example for InteractionRead {
 
 /// A page of messages, newest first.
 #[derive(Debug, Clone, Object)]
-#[oai(example)]
+#[oai(example, skip_serializing_if_is_none)]
 pub struct InteractionPage {
     pub items: Vec<InteractionRead>,
     /// Pass as `cursor` for the next page; absent on the last page.
@@ -263,6 +261,7 @@ impl Example for InteractionPage {
 
 /// One search result.
 #[derive(Debug, Clone, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct SearchHit {
     pub memory: MemoryRead,
     /// Higher is better; comparable only within one result list.
@@ -283,7 +282,7 @@ impl From<SearchResult> for SearchHit {
 
 /// A user's memories that match a query, best first.
 #[derive(Debug, Clone, Object)]
-#[oai(example)]
+#[oai(example, skip_serializing_if_is_none)]
 pub struct SearchResults {
     /// The query as searched.
     pub query: String,
@@ -305,7 +304,7 @@ impl Example for SearchResults {
 
 /// A person who writes to the service.
 #[derive(Debug, Clone, Object)]
-#[oai(example)]
+#[oai(example, skip_serializing_if_is_none)]
 pub struct UserRead {
     /// WhatsApp id (digits): the `user_id` of every other operation.
     pub user_id: String,
@@ -348,7 +347,7 @@ impl Example for UserRead {
 
 /// Changes to a user; fields left out keep their value.
 #[derive(Debug, Clone, Object)]
-#[oai(example)]
+#[oai(example, skip_serializing_if_is_none)]
 pub struct UserUpdate {
     /// 1 to 100 characters.
     pub display_name: Option<String>,
@@ -364,7 +363,7 @@ impl Example for UserUpdate {
 
 /// A page of users, newest first.
 #[derive(Debug, Clone, Object)]
-#[oai(example)]
+#[oai(example, skip_serializing_if_is_none)]
 pub struct UserPage {
     pub items: Vec<UserRead>,
     /// Pass as `cursor` for the next page; absent on the last page.
@@ -385,6 +384,7 @@ impl Example for UserPage {
 
 /// How many rows of each kind the service holds.
 #[derive(Debug, Clone, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct Totals {
     pub users: u64,
     pub interactions: u64,
@@ -394,6 +394,7 @@ pub struct Totals {
 
 /// Memories of one type.
 #[derive(Debug, Clone, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct TypeCount {
     pub memory_type: String,
     pub count: u64,
@@ -401,6 +402,7 @@ pub struct TypeCount {
 
 /// Messages on one UTC day.
 #[derive(Debug, Clone, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct DayCount {
     pub date: NaiveDate,
     pub count: u64,
@@ -408,7 +410,7 @@ pub struct DayCount {
 
 /// Totals across all users.
 #[derive(Debug, Clone, Object)]
-#[oai(example)]
+#[oai(example, skip_serializing_if_is_none)]
 pub struct AnalyticsSummary {
     pub totals: Totals,
     /// Every memory type present, with its count.
@@ -459,6 +461,7 @@ impl Example for AnalyticsSummary {
 
 /// A stored media file's facts (its bytes are at `GET /media/{id}`).
 #[derive(Debug, Clone, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct MediaRead {
     pub id: i64,
     /// The type read from the bytes, e.g. `image/jpeg`.
@@ -487,6 +490,7 @@ impl From<MediaAsset> for MediaRead {
 
 /// One stored message with everything Twilio sent with it.
 #[derive(Debug, Clone, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct InteractionExport {
     #[oai(flatten)]
     pub interaction: InteractionRead,
@@ -496,7 +500,7 @@ pub struct InteractionExport {
 
 /// Everything held about one user.
 #[derive(Debug, Clone, Object)]
-#[oai(example)]
+#[oai(example, skip_serializing_if_is_none)]
 pub struct UserExport {
     pub user: UserRead,
     /// Oldest first.

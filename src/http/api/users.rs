@@ -63,7 +63,7 @@ impl UsersApi {
         /// The `next_cursor` of the previous page.
         cursor: Query<Option<String>>,
         /// Page size (1 to 100).
-        #[oai(default = "default_limit")]
+        #[oai(default = "default_limit", validator(minimum(value = "1"), maximum(value = "100")))]
         limit: Query<u32>,
     ) -> Result<ListedUsers, ErrorResponse> {
         let page = state.memories.users(cursor.0.as_deref(), limit.0).await?;
@@ -77,6 +77,7 @@ impl UsersApi {
         state: Data<&Arc<AppState>>,
         _auth: ApiKeyAuth,
         /// The user's WhatsApp id: `15551234567`, `+15551234567` or `whatsapp:+15551234567`.
+        #[oai(validator(pattern = r"^(whatsapp:)?\+?[0-9]{6,15}$"))]
         user_id: Path<String>,
     ) -> Result<OneUser, ErrorResponse> {
         Ok(OneUser::Ok(Json(state.memories.user(&user_id.0).await?.into())))
@@ -92,6 +93,7 @@ impl UsersApi {
         state: Data<&Arc<AppState>>,
         _auth: ApiKeyAuth,
         /// The user's WhatsApp id: `15551234567`, `+15551234567` or `whatsapp:+15551234567`.
+        #[oai(validator(pattern = r"^(whatsapp:)?\+?[0-9]{6,15}$"))]
         user_id: Path<String>,
         body: Json<UserUpdate>,
     ) -> Result<OneUser, BodyErrorResponse> {
@@ -109,6 +111,7 @@ impl UsersApi {
         state: Data<&Arc<AppState>>,
         _auth: ApiKeyAuth,
         /// The user's WhatsApp id: `15551234567`, `+15551234567` or `whatsapp:+15551234567`.
+        #[oai(validator(pattern = r"^(whatsapp:)?\+?[0-9]{6,15}$"))]
         user_id: Path<String>,
     ) -> Result<ExportedUser, ErrorResponse> {
         let (user, data) = state.memories.export(&user_id.0).await?;
@@ -126,6 +129,7 @@ impl UsersApi {
         state: Data<&Arc<AppState>>,
         _auth: ApiKeyAuth,
         /// The user's WhatsApp id: `15551234567`, `+15551234567` or `whatsapp:+15551234567`.
+        #[oai(validator(pattern = r"^(whatsapp:)?\+?[0-9]{6,15}$"))]
         user_id: Path<String>,
     ) -> Result<ErasedUser, ErrorResponse> {
         state.memories.erase(&user_id.0).await?;

@@ -17,6 +17,7 @@ import re
 import secrets
 import string
 import sys
+import traceback
 from typing import Any
 
 import wm_client
@@ -28,6 +29,14 @@ USER_ID = "15551234567"
 
 class SmokeFailure(Exception):
     pass
+
+
+STEP = "setup"
+
+
+def step(name: str) -> None:
+    global STEP
+    STEP = name
 
 
 def check(condition: bool, message: str) -> None:
@@ -95,7 +104,7 @@ def main() -> None:
     word = "py" + "".join(secrets.choice(string.ascii_lowercase) for _ in range(10))
     text = f"Smoke test from the generated Python client: {word} lantern harbour"
 
-    # Create.
+    step("createMemory")
     MemoryCreate = model("MemoryCreate")
     created = expect(
         operation("createMemory").sync_detailed(
@@ -109,7 +118,7 @@ def main() -> None:
     memory_id = created.id
     print(f"python smoke: created memory {memory_id}")
 
-    # Search.
+    step("searchMemories")
     found = expect(
         operation("searchMemories").sync_detailed(client=client, query=word, user_id=USER_ID),
         200,
@@ -120,11 +129,11 @@ def main() -> None:
         f"searchMemories: query {word!r} did not return memory {memory_id}",
     )
 
-    # List.
+    step("listMemories")
     page = expect(operation("listMemories").sync_detailed(client=client, user_id=USER_ID), 200, "listMemories")
     check(any(m.id == memory_id for m in page.items), f"listMemories: memory {memory_id} is not on the first page")
 
-    # Export.
+    step("exportUser")
     if "exportUser" in spec_operations:
         response = operation("exportUser").sync_detailed(client=client, user_id=USER_ID)
         expect(response, 200, "exportUser")
@@ -132,7 +141,7 @@ def main() -> None:
     else:
         print("python smoke: WARNING: exportUser is not in the spec yet; export step skipped", file=sys.stderr)
 
-    # Delete, then it is gone.
+    step("deleteMemory, then getMemory")
     expect(operation("deleteMemory").sync_detailed(client=client, id=memory_id), 204, "deleteMemory")
     response = operation("getMemory").sync_detailed(client=client, id=memory_id)
     expect(response, 404, "getMemory after deleteMemory")
@@ -141,7 +150,7 @@ def main() -> None:
         f"getMemory after deleteMemory: not problem+json: {describe(response)}",
     )
 
-    # No key.
+    step("listMemories without the API key")
     response = operation("listMemories").sync_detailed(client=anonymous, user_id=USER_ID)
     expect(response, 401, "listMemories without the API key")
     check("www-authenticate" in response.headers, "401 without a WWW-Authenticate header")
@@ -152,5 +161,9 @@ if __name__ == "__main__":
         main()
     except SmokeFailure as failure:
         print(f"python smoke: FAILED: {failure}", file=sys.stderr)
+        sys.exit(1)
+    except Exception as error:  # the generated client raised: show where and why
+        traceback.print_exc()
+        print(f"python smoke: FAILED in {STEP}: the generated client raised {error!r}", file=sys.stderr)
         sys.exit(1)
     print("python smoke: ok")

@@ -25,6 +25,7 @@ type ExportStandIn = {
 type Paths = typeof EXPORT_PATH extends keyof paths ? paths : paths & ExportStandIn;
 
 class SmokeFailure extends Error {}
+let step = "setup";
 
 function check(condition: unknown, message: string): asserts condition {
   if (!condition) throw new SmokeFailure(message);
@@ -63,7 +64,7 @@ async function main(): Promise<void> {
   const word = "ts" + Array.from({ length: 10 }, () => letters[randomInt(letters.length)]).join("");
   const text = `Smoke test from the generated TypeScript client: ${word} lantern harbour`;
 
-  // Create.
+  step = "createMemory";
   const created = await client.POST("/memories", {
     params: { query: { user_id: USER_ID } },
     body: { memory_type: "text", text, labels: ["smoke"] },
@@ -78,7 +79,7 @@ async function main(): Promise<void> {
   const memoryId: number = created.data.id;
   console.log(`ts smoke: created memory ${memoryId}`);
 
-  // Search.
+  step = "searchMemories";
   const found = await client.GET("/memories", { params: { query: { query: word, user_id: USER_ID } } });
   await expectStatus(found, 200, "searchMemories");
   check(
@@ -86,7 +87,7 @@ async function main(): Promise<void> {
     `searchMemories: query ${word} did not return memory ${memoryId}`,
   );
 
-  // List.
+  step = "listMemories";
   const page = await client.GET("/memories/list", { params: { query: { user_id: USER_ID } } });
   await expectStatus(page, 200, "listMemories");
   check(
@@ -94,7 +95,7 @@ async function main(): Promise<void> {
     `listMemories: memory ${memoryId} is not on the first page`,
   );
 
-  // Export.
+  step = "exportUser";
   if (operationIds.has("exportUser")) {
     const exported = await client.GET(EXPORT_PATH, { params: { path: { user_id: USER_ID } } });
     await expectStatus(exported, 200, "exportUser");
@@ -103,7 +104,7 @@ async function main(): Promise<void> {
     console.error("ts smoke: WARNING: exportUser is not in the spec yet; export step skipped");
   }
 
-  // Delete, then it is gone.
+  step = "deleteMemory, then getMemory";
   const deleted = await client.DELETE("/memories/{id}", { params: { path: { id: memoryId } } });
   await expectStatus(deleted, 204, "deleteMemory");
   const gone = await client.GET("/memories/{id}", { params: { path: { id: memoryId } } });
@@ -114,7 +115,7 @@ async function main(): Promise<void> {
   );
   check(gone.error?.status === 404, `getMemory after deleteMemory: problem ${JSON.stringify(gone.error)}`);
 
-  // No key.
+  step = "listMemories without the API key";
   const denied = await anonymous.GET("/memories/list", { params: { query: { user_id: USER_ID } } });
   await expectStatus(denied, 401, "listMemories without the API key");
   check(denied.response.headers.has("www-authenticate"), "401 without a WWW-Authenticate header");
@@ -124,7 +125,7 @@ main().then(
   () => console.log("ts smoke: ok"),
   (failure: unknown) => {
     if (failure instanceof SmokeFailure) console.error(`ts smoke: FAILED: ${failure.message}`);
-    else console.error("ts smoke: FAILED:", failure);
+    else console.error(`ts smoke: FAILED in ${step}:`, failure);
     process.exit(1);
   },
 );

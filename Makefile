@@ -6,20 +6,23 @@ SHELL := /bin/bash
 # The suite's PostgreSQL server (a fresh database per test is created inside it).
 TEST_POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/postgres
 
-.PHONY: help run test test-sqlite test-postgres test-scripts test-sdk bench fmt lint migrate openapi whisper-model
+# whisper.cpp is built with cmake by whisper-rs-sys: the one on PATH, else one from PyPI.
+export CMAKE ?= $(shell scripts/cmake-path.sh)
+
+.PHONY: help run test test-sqlite test-postgres test-scripts test-sdk bench fmt lint migrate openapi whisper-model voice-test-tools
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
-run: ## start the service on the embedded default (SQLite under ./data)
+run: whisper-model ## start the service on the embedded default (SQLite under ./data, local Whisper)
 	cargo run --release --bin whatsapp-memory -- serve
 
 test: test-sqlite test-postgres test-scripts ## the whole suite, on SQLite and on PostgreSQL, and the tool scripts' tests
 
-test-sqlite: ## the whole suite on SQLite
+test-sqlite: whisper-model voice-test-tools ## the whole suite on SQLite
 	cargo test --workspace
 
-test-postgres: ## the integration suite on the real PostgreSQL server
+test-postgres: whisper-model voice-test-tools ## the integration suite on the real PostgreSQL server
 	@if scripts/postgres-reachable.sh "$(TEST_POSTGRES_URL)"; then \
 		TEST_DATABASE_URL="$(TEST_POSTGRES_URL)" cargo test --test api; \
 	elif [ -n "$$CI" ]; then \
@@ -37,7 +40,10 @@ test-sdk: ## Python and TypeScript clients generated from the spec, and schemath
 	SDK_SEED=$${SDK_SEED:-20261127} bash tests/sdk/run.sh target/debug/whatsapp-memory
 
 whisper-model: ## download and convert the Whisper tiny.en model to models/ggml-tiny.en.bin (once)
-	scripts/whisper-model/provision.sh
+	@scripts/whisper-model/provision.sh
+
+voice-test-tools: ## espeak-ng, sox and opus-tools for the voice tests (installed when root)
+	@scripts/voice-test-tools.sh
 
 bench: ## release build; text and photo webhook load, /search at 100k memories, near-duplicate lookup at 100k images (needs python3)
 	bash bench/run.sh

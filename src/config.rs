@@ -75,7 +75,42 @@ pub struct Config {
     pub media_max_bytes: u64,
     /// Images at most this Hamming distance apart (of 64 bits) are the same photo.
     pub near_duplicate_distance: u32,
+    /// How voice notes become words.
+    pub voice: VoiceConfig,
 }
+
+/// Which speech-to-text turns voice notes into words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TranscriberChoice {
+    /// whisper.cpp in-process, with a local ggml model: no account, nothing leaves the machine.
+    Whisper,
+    /// An OpenAI-compatible `/audio/transcriptions` server.
+    OpenAi,
+    /// None: voice notes are kept as audio only.
+    Off,
+}
+
+/// Voice-note settings.
+#[derive(Debug, Clone)]
+pub struct VoiceConfig {
+    pub transcriber: TranscriberChoice,
+    /// The ggml model whisper.cpp loads (`make whisper-model` provisions the default).
+    pub whisper_model_path: PathBuf,
+    /// CPU threads one local transcription uses.
+    pub whisper_threads: usize,
+    /// Local transcriptions that may run at once.
+    pub whisper_concurrency: usize,
+    /// The spoken language (ISO 639-1), or `auto` for a multilingual model to detect it.
+    pub language: String,
+    /// `…/v1` of an OpenAI-compatible server.
+    pub openai_base_url: url::Url,
+    pub openai_model: String,
+    /// Longer notes are kept as audio, not transcribed.
+    pub max_seconds: u64,
+}
+
+/// Where `make whisper-model` puts the model, relative to the working directory.
+pub const DEFAULT_WHISPER_MODEL: &str = "models/ggml-tiny.en.bin";
 
 /// A configuration problem, naming the variable and what is wrong with it.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -190,6 +225,12 @@ impl Config {
         let near_duplicate_distance =
             parse_number("NEAR_DUPLICATE_DISTANCE", get("NEAR_DUPLICATE_DISTANCE"), 5, 0..=5)?;
 
+        let voice = voice_config(&get)?;
+        let openai_api_key = get("OPENAI_API_KEY").map(Secret::new);
+        if voice.transcriber == TranscriberChoice::OpenAi && openai_api_key.is_none() {
+            return Err(invalid("OPENAI_API_KEY", "is required when TRANSCRIBER=openai"));
+        }
+
         Ok(Self {
             host,
             port,
@@ -204,12 +245,13 @@ impl Config {
             public_base_url,
             mem0_api_key: get("MEM0_API_KEY").map(Secret::new),
             mem0_base_url,
-            openai_api_key: get("OPENAI_API_KEY").map(Secret::new),
+            openai_api_key,
             api_keys,
             workers: workers as usize,
             job_lease: std::time::Duration::from_secs(job_lease),
             media_max_bytes,
             near_duplicate_distance: near_duplicate_distance as u32,
+            voice,
         })
     }
 
@@ -217,6 +259,31 @@ impl Config {
     pub fn twilio_rest(&self) -> Option<(String, Secret, String)> {
         Some((self.twilio_account_sid.clone()?, self.twilio_auth_token.clone()?, self.twilio_whatsapp_number.clone()?))
     }
+}
+
+fn voice_config(get: &dyn Fn(&str) -> Option<String>) -> Result<VoiceConfig, ConfigError> {
+    let transcriber = match get("TRANSCRIBER").as_deref().map(str::to_ascii_lowercase).as_deref() {
+        None | Some("whisper") => TranscriberChoice::Whisper,
+        Some("openai") => TranscriberChoice::OpenAi,
+        Some("none") | Some("off") => TranscriberChoice::Off,
+        Some(other) => return Err(invalid("TRANSCRIBER", format!("{other:?} is not whisper, openai or none"))),
+    };
+    let language = get("TRANSCRIBE_LANGUAGE").unwrap_or_else(|| "en".into()).to_ascii_lowercase();
+    if !(language == "auto" || ((2..=3).contains(&language.len()) && language.bytes().all(|b| b.is_ascii_lowercase())))
+    {
+        return Err(invalid("TRANSCRIBE_LANGUAGE", format!("{language:?} is not auto or a language code such as en")));
+    }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as u64;
+    Ok(VoiceConfig {
+        transcriber,
+        whisper_model_path: PathBuf::from(get("WHISPER_MODEL_PATH").unwrap_or_else(|| DEFAULT_WHISPER_MODEL.into())),
+        whisper_threads: parse_number("WHISPER_THREADS", get("WHISPER_THREADS"), cores.min(4), 1..=64)? as usize,
+        whisper_concurrency: parse_number("WHISPER_CONCURRENCY", get("WHISPER_CONCURRENCY"), 1, 1..=16)? as usize,
+        language,
+        openai_base_url: parse_url("OPENAI_BASE_URL", get("OPENAI_BASE_URL"), "https://api.openai.com/v1")?,
+        openai_model: get("OPENAI_TRANSCRIBE_MODEL").unwrap_or_else(|| "whisper-1".into()),
+        max_seconds: parse_number("VOICE_NOTE_MAX_SECONDS", get("VOICE_NOTE_MAX_SECONDS"), 600, 1..=4 * 3600)?,
+    })
 }
 
 fn parse_number(
@@ -281,6 +348,28 @@ mod tests {
         assert_eq!(config(&[("WORKERS", "0")]).unwrap_err().variable, "WORKERS");
         assert_eq!(config(&[("MEDIA_MAX_BYTES", "lots")]).unwrap_err().variable, "MEDIA_MAX_BYTES");
         assert_eq!(config(&[("NEAR_DUPLICATE_DISTANCE", "9")]).unwrap_err().variable, "NEAR_DUPLICATE_DISTANCE");
+        assert_eq!(config(&[("TRANSCRIBER", "siri")]).unwrap_err().variable, "TRANSCRIBER");
+        assert_eq!(config(&[("TRANSCRIBE_LANGUAGE", "English")]).unwrap_err().variable, "TRANSCRIBE_LANGUAGE");
+        assert_eq!(config(&[("WHISPER_THREADS", "0")]).unwrap_err().variable, "WHISPER_THREADS");
+        assert_eq!(config(&[("VOICE_NOTE_MAX_SECONDS", "-1")]).unwrap_err().variable, "VOICE_NOTE_MAX_SECONDS");
+        assert_eq!(config(&[("OPENAI_BASE_URL", "ftp://x")]).unwrap_err().variable, "OPENAI_BASE_URL");
+    }
+
+    #[test]
+    fn voice_notes_are_transcribed_locally_in_english_by_default() {
+        let voice = config(&[]).unwrap().voice;
+        assert_eq!(voice.transcriber, TranscriberChoice::Whisper);
+        assert_eq!(voice.whisper_model_path, PathBuf::from(DEFAULT_WHISPER_MODEL));
+        assert_eq!(voice.language, "en");
+        assert_eq!(voice.max_seconds, 600);
+        assert_eq!(config(&[("TRANSCRIBER", "none")]).unwrap().voice.transcriber, TranscriberChoice::Off);
+    }
+
+    #[test]
+    fn the_openai_transcriber_needs_a_key() {
+        assert_eq!(config(&[("TRANSCRIBER", "openai")]).unwrap_err().variable, "OPENAI_API_KEY");
+        let c = config(&[("TRANSCRIBER", "openai"), ("OPENAI_API_KEY", "sk-test")]).unwrap();
+        assert_eq!(c.voice.openai_base_url.as_str(), "https://api.openai.com/v1");
     }
 
     #[test]

@@ -20,20 +20,23 @@ use poem::Server;
 
 use adapters::clock::SystemClock;
 use adapters::db::{redact_url, Database};
-use adapters::media_ports::ImageInspector;
+use adapters::media_ports::ContentInspector;
+use adapters::openai_stt::OpenAiTranscriber;
 use adapters::storage::MediaStorage;
 use adapters::twilio::media::TwilioMediaFetcher;
 use adapters::twilio::sender::TwilioSender;
 use adapters::twilio::signature::SignatureValidator;
 use adapters::twilio::UnconfiguredFetcher;
+use adapters::whisper::{WhisperSettings, WhisperTranscriber};
 use app::ingest::{IngestService, MEDIA_JOB_KIND};
 use app::jobs::{JobRunner, JobSignal, WorkerSettings};
 use app::media::{MediaJobHandler, MediaKeeper, MediaSettings};
 use app::memories::MemoryService;
 use app::notify::{SendJobHandler, SEND_JOB_KIND};
-use config::{Config, Environment};
+use app::voice::{TranscribeJobHandler, TRANSCRIBE_JOB_KIND};
+use config::{Config, Environment, TranscriberChoice};
 use domain::ports::Clock;
-use domain::ports::{MediaFetcher, MediaFiles, MessageSender};
+use domain::ports::{MediaFetcher, MediaFiles, MediaInspector, MessageSender, Transcriber};
 use http::auth::ApiKeys;
 use http::webhook::WebhookState;
 use http::AppState;
@@ -51,6 +54,48 @@ pub struct Application {
 const JOB_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 /// Longest one Twilio REST call may take.
 const TWILIO_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest one call to a hosted transcriber may take (a ten-minute note uploads and runs).
+const OPENAI_TRANSCRIBE_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// The configured speech-to-text, if any. A missing local model is said loudly at start;
+/// voice notes are still kept, and transcribed once the model is there.
+///
+/// # Errors
+/// When the hosted transcriber's HTTP client cannot be built.
+fn transcriber(config: &Config) -> anyhow::Result<Option<Arc<dyn Transcriber>>> {
+    let voice = &config.voice;
+    Ok(match voice.transcriber {
+        TranscriberChoice::Off => {
+            tracing::info!("TRANSCRIBER=none: voice notes are kept as audio, not transcribed");
+            None
+        }
+        TranscriberChoice::Whisper => {
+            if !voice.whisper_model_path.is_file() {
+                tracing::warn!(
+                    "WHISPER MODEL MISSING: there is no model at {} (run `make whisper-model` or set \
+                     WHISPER_MODEL_PATH); voice notes are kept but not transcribed until it is there",
+                    voice.whisper_model_path.display()
+                );
+            }
+            Some(Arc::new(WhisperTranscriber::new(WhisperSettings {
+                model_path: voice.whisper_model_path.clone(),
+                language: voice.language.clone(),
+                threads: voice.whisper_threads,
+                concurrency: voice.whisper_concurrency,
+            })))
+        }
+        TranscriberChoice::OpenAi => {
+            let key = config.openai_api_key.clone().ok_or_else(|| anyhow::anyhow!("OPENAI_API_KEY is not set"))?;
+            Some(Arc::new(OpenAiTranscriber::new(
+                &voice.openai_base_url,
+                key,
+                voice.openai_model.clone(),
+                &voice.language,
+                OPENAI_TRANSCRIBE_TIMEOUT,
+            )?))
+        }
+    })
+}
 
 /// Connects the database (migrating it), and wires every adapter to its port.
 ///
@@ -92,16 +137,20 @@ pub async fn build_state(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Resu
             None
         }
     };
-    let keeper = MediaKeeper::new(fetcher, files.clone(), Arc::new(ImageInspector));
+    let inspector: Arc<dyn MediaInspector> = Arc::new(ContentInspector);
+    let max_audio_seconds = config.voice.max_seconds as f64;
+    let keeper = MediaKeeper::new(fetcher, files.clone(), inspector.clone()).with_max_audio_seconds(max_audio_seconds);
+    let transcriber = transcriber(config)?;
     let memories = MemoryService::new(
         repository.clone(),
         database.reads,
-        files,
+        files.clone(),
         database.memory_store,
         clock.clone(),
         config.default_timezone,
     )
-    .with_media(keeper.clone(), config.near_duplicate_distance);
+    .with_media(keeper.clone(), config.near_duplicate_distance)
+    .with_transcription(transcriber.is_some());
     let media = MediaJobHandler::new(
         repository.clone(),
         keeper,
@@ -109,6 +158,7 @@ pub async fn build_state(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Resu
         MediaSettings {
             near_duplicate_distance: config.near_duplicate_distance,
             default_timezone: config.default_timezone,
+            transcribe: transcriber.is_some(),
         },
     );
     let jobs = JobRunner::new(
@@ -124,7 +174,18 @@ pub async fn build_state(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Resu
         job_signal,
     )
     .handle(MEDIA_JOB_KIND, Arc::new(media))
-    .handle(SEND_JOB_KIND, Arc::new(SendJobHandler::new(repository.clone(), sender, clock.clone())));
+    .handle(SEND_JOB_KIND, Arc::new(SendJobHandler::new(repository.clone(), sender, clock.clone())))
+    .handle(
+        TRANSCRIBE_JOB_KIND,
+        Arc::new(TranscribeJobHandler::new(
+            repository.clone(),
+            files,
+            inspector,
+            transcriber,
+            clock.clone(),
+            max_audio_seconds,
+        )),
+    );
     Ok((Arc::new(AppState { ingest, memories, repository, webhook, api_keys, clock }), jobs))
 }
 

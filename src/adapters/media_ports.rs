@@ -1,11 +1,13 @@
-//! The media ports over the file store and the image decoder: the use case sees
-//! `MediaFiles` and `MediaInspector`, never the `image` crate or the file system.
+//! The media ports over the file store and the image and audio decoders: the use case
+//! sees `MediaFiles` and `MediaInspector`, never the `image` crate, symphonia or the file
+//! system.
 
 use async_trait::async_trait;
 
+use super::audio::decode_for_speech;
 use super::imaging::{inspect_image, sniff_content_type};
 use super::storage::{extension_for, MediaStorage};
-use crate::domain::ports::{ImageFacts, MediaFiles, MediaInspector, StoredMedia};
+use crate::domain::ports::{AudioError, DecodedAudio, ImageFacts, MediaFiles, MediaInspector, StoredMedia};
 
 #[async_trait]
 impl MediaFiles for MediaStorage {
@@ -26,10 +28,10 @@ impl MediaFiles for MediaStorage {
     }
 }
 
-/// Reads media bytes with the `image` crate and magic numbers.
-pub struct ImageInspector;
+/// Reads media bytes with magic numbers, the `image` crate and the audio decoders.
+pub struct ContentInspector;
 
-impl MediaInspector for ImageInspector {
+impl MediaInspector for ContentInspector {
     fn sniff(&self, bytes: &[u8]) -> Option<&'static str> {
         sniff_content_type(bytes)
     }
@@ -37,5 +39,9 @@ impl MediaInspector for ImageInspector {
     fn inspect_image(&self, bytes: &[u8]) -> Result<ImageFacts, String> {
         let info = inspect_image(bytes).map_err(|e| e.to_string())?;
         Ok(ImageFacts { width: info.width, height: info.height, hash: info.hash })
+    }
+
+    fn decode_audio(&self, bytes: &[u8], content_type: &str, max_seconds: f64) -> Result<DecodedAudio, AudioError> {
+        decode_for_speech(bytes, content_type, max_seconds)
     }
 }

@@ -1,8 +1,11 @@
 //! Implementations of the ports for real systems.
 
+pub mod audio;
 pub mod clock;
 pub mod db;
 pub mod imaging;
 pub mod media_ports;
+pub mod openai_stt;
 pub mod storage;
 pub mod twilio;
+pub mod whisper;

@@ -77,7 +77,8 @@ impl Default for WorkerSettings {
         Self {
             workers: 2,
             lease: Duration::from_secs(300),
-            run_timeout: Duration::from_secs(120),
+            // A ten-minute voice note may wait for the transcriber and then take a minute.
+            run_timeout: Duration::from_secs(900),
             poll_interval: Duration::from_millis(500),
             base_backoff: Duration::from_secs(2),
             max_backoff: Duration::from_secs(600),

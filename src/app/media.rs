@@ -9,12 +9,13 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
 use super::jobs::{JobError, JobHandler};
-use super::notify::{queue_reply, QueuedReply};
-use crate::domain::model::{InteractionId, Job, MediaAsset, MediaAssetId, MemoryKind, UserId};
+use super::notify::{queue_reply, queue_reply_alone, QueuedReply};
+use super::voice::{TranscribeJob, TRANSCRIBE_JOB_KIND};
+use crate::domain::model::{InteractionId, Job, MediaAsset, MediaAssetId, MemoryId, MemoryKind, UserId};
 use crate::domain::perceptual::{bands, hamming, ImageHash};
 use crate::domain::ports::{
-    transact, Clock, FetchError, ImageFacts, ImageHashCandidate, JobSettlement, MediaFetcher, MediaFiles,
-    MediaInspector, NewMediaAsset, NewMemory, Repository, StoredMedia, UnitOfWork,
+    transact, AudioError, Clock, FetchError, ImageFacts, ImageHashCandidate, JobPriority, JobSettlement, MediaFetcher,
+    MediaFiles, MediaInspector, NewJob, NewMediaAsset, NewMemory, Repository, StoredMedia, UnitOfWork,
 };
 
 /// What the webhook queued for one media item.
@@ -38,7 +39,12 @@ pub struct MediaSettings {
     /// Images at most this Hamming distance apart are the same photo (0 turns it off).
     pub near_duplicate_distance: u32,
     pub default_timezone: Tz,
+    /// Whether a playable voice note gets a transcription job (a transcriber is set up).
+    pub transcribe: bool,
 }
+
+/// Attempts for a transcription: a hosted transcriber that is down gets a few tries.
+const TRANSCRIBE_ATTEMPTS: i32 = 5;
 
 /// Downloads a media item and keeps its file: shared by the chat's media jobs and the
 /// REST API, so both trust the bytes, store and inspect the same way.
@@ -47,6 +53,18 @@ pub struct MediaKeeper {
     fetcher: Arc<dyn MediaFetcher>,
     files: Arc<dyn MediaFiles>,
     inspector: Arc<dyn MediaInspector>,
+    /// Audio longer than this is kept but not decoded further (nor transcribed).
+    max_audio_seconds: f64,
+}
+
+/// The longest voice note transcribed unless configured otherwise: ten minutes.
+pub const DEFAULT_MAX_AUDIO_SECONDS: f64 = 600.0;
+
+/// Whether a kept audio file can be played (and so transcribed).
+#[derive(Debug, Clone, PartialEq)]
+pub enum AudioCheck {
+    Playable { duration_seconds: f64 },
+    Unplayable(AudioError),
 }
 
 /// A downloaded and stored media item, ready to be remembered.
@@ -59,6 +77,18 @@ pub struct KeptFile {
     pub stored: StoredMedia,
     /// Size and perceptual hash, for an image that decodes.
     pub facts: Option<ImageFacts>,
+    /// For audio: its duration, or why it does not play.
+    pub audio: Option<AudioCheck>,
+}
+
+impl KeptFile {
+    /// The audio's duration, when it plays.
+    pub fn duration_seconds(&self) -> Option<f64> {
+        match self.audio {
+            Some(AudioCheck::Playable { duration_seconds }) => Some(duration_seconds),
+            _ => None,
+        }
+    }
 }
 
 /// Why a media item could not be kept.
@@ -75,7 +105,13 @@ pub enum KeepError {
 impl MediaKeeper {
     /// Wires the keeper to its ports.
     pub fn new(fetcher: Arc<dyn MediaFetcher>, files: Arc<dyn MediaFiles>, inspector: Arc<dyn MediaInspector>) -> Self {
-        Self { fetcher, files, inspector }
+        Self { fetcher, files, inspector, max_audio_seconds: DEFAULT_MAX_AUDIO_SECONDS }
+    }
+
+    /// Sets the longest audio that is decoded (and so transcribed).
+    pub fn with_max_audio_seconds(mut self, seconds: f64) -> Self {
+        self.max_audio_seconds = seconds;
+        self
     }
 
     /// Fetches `url` (through the fetcher's host rules and size cap), stores the bytes
@@ -96,6 +132,22 @@ impl MediaKeeper {
         });
         let kind = MemoryKind::for_content_type(&content_type);
         let stored = self.files.store(&fetched.bytes, &content_type).await.map_err(KeepError::Store)?;
+        let audio = if kind == MemoryKind::Audio {
+            let (inspector, max) = (self.inspector.clone(), self.max_audio_seconds);
+            let (bytes, declared) = (fetched.bytes.clone(), content_type.clone());
+            let decoded = tokio::task::spawn_blocking(move || inspector.decode_audio(&bytes, &declared, max))
+                .await
+                .map_err(|e| KeepError::Inspect(e.to_string()))?;
+            Some(match decoded {
+                Ok(audio) => AudioCheck::Playable { duration_seconds: audio.duration_seconds() },
+                Err(reason) => {
+                    tracing::info!(%reason, "an audio file that does not play is kept as a file");
+                    AudioCheck::Unplayable(reason)
+                }
+            })
+        } else {
+            None
+        };
         let facts = if kind == MemoryKind::Image {
             let inspector = self.inspector.clone();
             let bytes = fetched.bytes;
@@ -110,7 +162,7 @@ impl MediaKeeper {
         } else {
             None
         };
-        Ok(KeptFile { url: url.to_string(), content_type, kind, stored, facts })
+        Ok(KeptFile { url: url.to_string(), content_type, kind, stored, facts, audio })
     }
 }
 
@@ -118,7 +170,7 @@ impl MediaKeeper {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Remembered {
     /// A new memory of this kind, over a new asset.
-    Saved { kind: MemoryKind, asset: MediaAssetId },
+    Saved { kind: MemoryKind, asset: MediaAssetId, memory: MemoryId },
     /// The user already has these exact bytes.
     Duplicate { asset: MediaAssetId },
     /// The user already has a near-identical image, saved at `original_at`.
@@ -160,21 +212,22 @@ pub async fn remember_media(
                 size_bytes: file.stored.size as i64,
                 width_px: facts.map(|f| f.width as i32),
                 height_px: facts.map(|f| f.height as i32),
-                duration_seconds: None,
+                duration_seconds: file.duration_seconds(),
                 created_at: now,
             })
             .await?;
-        tx.save_memory(NewMemory {
-            user_id: user,
-            interaction_id: source.map(|(interaction, _)| interaction),
-            media_asset_id: Some(asset),
-            kind: file.kind,
-            text,
-            labels,
-            created_at: now,
-        })
-        .await?;
-        ("saved", Remembered::Saved { kind: file.kind, asset })
+        let memory = tx
+            .save_memory(NewMemory {
+                user_id: user,
+                interaction_id: source.map(|(interaction, _)| interaction),
+                media_asset_id: Some(asset),
+                kind: file.kind,
+                text,
+                labels,
+                created_at: now,
+            })
+            .await?;
+        ("saved", Remembered::Saved { kind: file.kind, asset, memory })
     };
     if let Some((interaction, index)) = source {
         let asset_id = match asset {
@@ -231,35 +284,58 @@ fn fetch_error(error: FetchError) -> JobError {
     }
 }
 
+/// The job that transcribes a saved voice note, written with the memory it will fill in.
+pub(crate) fn transcription(job: &TranscribeJob, now: DateTime<Utc>) -> NewJob {
+    NewJob {
+        kind: TRANSCRIBE_JOB_KIND.into(),
+        payload: serde_json::to_value(job).unwrap_or_default(),
+        max_attempts: TRANSCRIBE_ATTEMPTS,
+        due_at: now,
+        priority: JobPriority::Background,
+    }
+}
+
+/// `m:ss` (or `h:mm:ss`), as players show a recording's length.
+pub(crate) fn clock_duration(seconds: f64) -> String {
+    let total = seconds.round() as u64;
+    let (hours, minutes, seconds) = (total / 3600, total / 60 % 60, total % 60);
+    if hours > 0 {
+        format!("{hours}:{minutes:02}:{seconds:02}")
+    } else {
+        format!("{minutes}:{seconds:02}")
+    }
+}
+
 /// The searchable text of a media memory: the caption, else a short description with
 /// the date, so that media is found by caption and listed by date.
-pub(crate) fn describe(
-    kind: MemoryKind,
-    caption: &str,
-    facts: Option<&ImageFacts>,
-    size: u64,
-    received: DateTime<Tz>,
-) -> String {
+pub(crate) fn describe(file: &KeptFile, caption: &str, received: DateTime<Tz>) -> String {
     let caption = caption.trim();
     if !caption.is_empty() {
         return caption.to_string();
     }
     let date = received.format("%Y-%m-%d %H:%M");
-    let noun = kind.noun();
+    let noun = file.kind.noun();
     let mut noun = noun.to_string();
     if let Some(first) = noun.get_mut(0..1) {
         first.make_ascii_uppercase();
     }
-    match facts {
-        Some(facts) => format!("{noun} {}×{}, received {date}", facts.width, facts.height),
-        None => format!("{noun} ({} KB), received {date}", size.div_ceil(1024)),
+    match (&file.facts, file.duration_seconds()) {
+        (Some(facts), _) => format!("{noun} {}×{}, received {date}", facts.width, facts.height),
+        (None, Some(seconds)) => format!("{noun} {}, received {date}", clock_duration(seconds)),
+        (None, None) => format!("{noun} ({} KB), received {date}", file.stored.size.div_ceil(1024)),
     }
 }
 
-fn reply_text(outcome: &Remembered, zone: Tz) -> String {
+fn reply_text(outcome: &Remembered, audio: Option<&AudioCheck>, transcribing: bool, zone: Tz) -> String {
     match outcome {
         Remembered::Saved { kind: MemoryKind::Image, .. } => "📷 Photo saved ✅".into(),
-        Remembered::Saved { kind: MemoryKind::Audio, .. } => "🎙️ Voice note saved ✅".into(),
+        Remembered::Saved { kind: MemoryKind::Audio, .. } => match audio {
+            Some(AudioCheck::Unplayable(reason)) => {
+                format!("🎙️ Voice note saved ✅, but I could not transcribe it: {reason}.")
+            }
+            _ if !transcribing => "🎙️ Voice note saved ✅ (transcription is turned off here: kept as audio).".into(),
+            _ => "🎙️ Voice note saved ✅".into(),
+        },
         Remembered::Saved { kind: MemoryKind::Video, .. } => "🎬 Video saved ✅".into(),
         Remembered::Saved { kind: MemoryKind::Contact, .. } => "👤 Contact saved ✅".into(),
         Remembered::Saved { .. } => "📄 Document saved ✅".into(),
@@ -289,21 +365,41 @@ impl JobHandler for MediaJobHandler {
         let file = self.keeper.fetch_and_keep(&item.url, &item.content_type).await.map_err(keep_error)?;
         let now = self.clock.now();
         let zone = item.timezone.as_deref().and_then(|z| z.parse().ok()).unwrap_or(self.settings.default_timezone);
-        let text = describe(file.kind, &item.caption, file.facts.as_ref(), file.stored.size, now.with_timezone(&zone));
+        let text = describe(&file, &item.caption, now.with_timezone(&zone));
         let max_distance = self.settings.near_duplicate_distance;
+        let transcribe = self.settings.transcribe;
         let (job_id, attempt) = (job.id, job.attempts);
         transact(&*self.repository, move |tx| {
             Box::pin(async move {
                 let user = UserId(item.user_id);
                 let source = Some((InteractionId(item.interaction_id), item.index));
                 let outcome = remember_media(tx, user, source, &file, text, Vec::new(), now, max_distance).await?;
-                let reply = QueuedReply {
-                    user_id: item.user_id,
-                    to: item.phone.clone(),
-                    body: reply_text(&outcome, zone),
-                    in_reply_to: Some(item.interaction_id),
+                let body = match (outcome, &file.audio) {
+                    // A voice note to transcribe: its job tells the user what was heard.
+                    (Remembered::Saved { memory, .. }, Some(AudioCheck::Playable { .. })) if transcribe => {
+                        let job = TranscribeJob {
+                            user_id: item.user_id,
+                            interaction_id: Some(item.interaction_id),
+                            memory_id: memory.0,
+                            local_path: file.stored.relative_path.clone(),
+                            content_type: file.content_type.clone(),
+                            caption: item.caption.clone(),
+                            phone: Some(item.phone.clone()),
+                        };
+                        tx.enqueue_job(transcription(&job, now)).await?;
+                        None
+                    }
+                    (outcome, audio) => Some(reply_text(&outcome, audio.as_ref(), transcribe, zone)),
                 };
-                queue_reply(tx, reply, now).await?;
+                if let Some(body) = body {
+                    let reply = QueuedReply {
+                        user_id: item.user_id,
+                        to: item.phone.clone(),
+                        body,
+                        in_reply_to: Some(item.interaction_id),
+                    };
+                    queue_reply(tx, reply, now).await?;
+                }
                 tx.settle_job(job_id, attempt, JobSettlement::Done, now).await
             })
         })
@@ -322,10 +418,7 @@ impl JobHandler for MediaJobHandler {
             body: format!("Sorry, I could not save your {noun}: {error}. Please send it again."),
             in_reply_to: Some(item.interaction_id),
         };
-        let now = self.clock.now();
-        if let Err(error) = transact(&*self.repository, move |tx| Box::pin(queue_reply(tx, reply, now))).await {
-            tracing::error!(%error, "could not tell the user that a media item was not saved");
-        }
+        queue_reply_alone(&*self.repository, reply, self.clock.now()).await;
     }
 }
 

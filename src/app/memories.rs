@@ -15,7 +15,8 @@ use crate::domain::ports::{
 };
 use crate::domain::time_range::parse_time_range;
 
-use super::media::{describe, remember_media, KeepError, MediaKeeper, Remembered};
+use super::media::{describe, remember_media, transcription, AudioCheck, KeepError, MediaKeeper, Remembered};
+use super::voice::TranscribeJob;
 
 /// The largest page a client may ask for.
 pub const MAX_PAGE_SIZE: u32 = 100;
@@ -105,6 +106,8 @@ pub struct MemoryService {
     default_timezone: Tz,
     /// Downloads `media_url`s; `None` refuses them (tests of other use cases).
     media: Option<(MediaKeeper, u32)>,
+    /// Whether audio added here is queued for transcription, as a voice note in the chat is.
+    transcribe: bool,
 }
 
 /// What creating a memory did.
@@ -126,13 +129,19 @@ impl MemoryService {
         clock: Arc<dyn Clock>,
         default_timezone: Tz,
     ) -> Self {
-        Self { repository, reads, files, memory_store, clock, default_timezone, media: None }
+        Self { repository, reads, files, memory_store, clock, default_timezone, media: None, transcribe: false }
     }
 
     /// Lets `create` take a `media_url`, downloaded through `keeper` and de-duplicated as
     /// the chat's media is (images within `near_duplicate_distance` are the same photo).
     pub fn with_media(mut self, keeper: MediaKeeper, near_duplicate_distance: u32) -> Self {
         self.media = Some((keeper, near_duplicate_distance));
+        self
+    }
+
+    /// Queues audio added through the API for transcription (a transcriber is set up).
+    pub fn with_transcription(mut self, transcribe: bool) -> Self {
+        self.transcribe = transcribe;
         self
     }
 
@@ -161,17 +170,28 @@ impl MemoryService {
         let file = keeper.fetch_and_keep(media_url, "").await.map_err(keep_error)?;
         let now = self.clock.now();
         let zone = self.default_timezone;
-        let text = describe(
-            file.kind,
-            caption.as_deref().unwrap_or_default(),
-            file.facts.as_ref(),
-            file.stored.size,
-            now.with_timezone(&zone),
-        );
+        let text = describe(&file, caption.as_deref().unwrap_or_default(), now.with_timezone(&zone));
+        let transcribe = self.transcribe;
         let remembered = transact(&*self.repository, move |tx| {
             Box::pin(async move {
                 let user = tx.find_or_create_user(&wa_id, &format!("+{wa_id}"), None, now).await?;
-                remember_media(tx, user.id, None, &file, text, labels, now, max_distance).await
+                let remembered = remember_media(tx, user.id, None, &file, text, labels, now, max_distance).await?;
+                if let (Remembered::Saved { memory, .. }, Some(AudioCheck::Playable { .. }), true) =
+                    (remembered, &file.audio, transcribe)
+                {
+                    // Its words replace the description once heard; nobody to reply to.
+                    let job = TranscribeJob {
+                        user_id: user.id.0,
+                        interaction_id: None,
+                        memory_id: memory.0,
+                        local_path: file.stored.relative_path.clone(),
+                        content_type: file.content_type.clone(),
+                        caption: caption.clone().unwrap_or_default(),
+                        phone: None,
+                    };
+                    tx.enqueue_job(transcription(&job, now)).await?;
+                }
+                Ok(remembered)
             })
         })
         .await?;

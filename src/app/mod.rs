@@ -5,3 +5,4 @@ pub mod jobs;
 pub mod media;
 pub mod memories;
 pub mod notify;
+pub mod voice;

@@ -48,6 +48,14 @@ pub async fn queue_reply(
     .await
 }
 
+/// Queues `reply` in a transaction of its own, for a job given up on: its user must
+/// still hear what happened. A failure here can only be logged.
+pub async fn queue_reply_alone(repository: &dyn Repository, reply: QueuedReply, now: DateTime<Utc>) {
+    if let Err(error) = transact(repository, move |tx| Box::pin(queue_reply(tx, reply, now))).await {
+        tracing::error!(%error, "could not queue a reply about a job that was given up");
+    }
+}
+
 /// Sends queued replies.
 pub struct SendJobHandler {
     repository: Arc<dyn Repository>,

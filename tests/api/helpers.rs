@@ -113,6 +113,8 @@ pub async fn spawn_app_with(customize: impl FnOnce(&mut HashMap<String, String>)
         ("TWILIO_AUTH_TOKEN", AUTH_TOKEN.to_string()),
         ("PUBLIC_BASE_URL", PUBLIC_BASE_URL.to_string()),
         ("API_KEYS", API_KEY.to_string()),
+        // Voice tests choose their transcriber; the others need none.
+        ("TRANSCRIBER", "none".to_string()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
@@ -247,6 +249,28 @@ impl TestApp {
     /// How many rows a table has.
     pub async fn count(&self, table: &str) -> i64 {
         self.scalar(&format!("SELECT count(*) FROM {table}")).await
+    }
+}
+
+/// Moves `clock` on by 5 s every 100 ms until dropped, so that retries on the pinned
+/// clock come due.
+pub struct MovingClock(tokio::task::JoinHandle<()>);
+
+impl MovingClock {
+    /// Starts moving `clock`.
+    pub fn start(clock: Arc<TestClock>) -> Self {
+        Self(tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                clock.advance(chrono::Duration::seconds(5));
+            }
+        }))
+    }
+}
+
+impl Drop for MovingClock {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

@@ -3,6 +3,7 @@
 //! when `TEST_DATABASE_URL` names a server.
 
 mod commands;
+mod fake_openai;
 mod fake_twilio;
 mod health;
 mod helpers;
@@ -11,4 +12,5 @@ mod media;
 mod process;
 mod rest;
 mod twilio_adapters;
+mod voice;
 mod webhook;

@@ -137,15 +137,9 @@ async fn a_failing_media_host_and_a_rate_limited_send_are_retried_until_they_suc
     let photo = std::fs::read(PHOTO).unwrap();
     send_media(&app, ADA, "", &[(twilio.add_media(photo, "image/jpeg"), "image/jpeg")]).await;
     // The app's clock is pinned; move it on so that retries come due.
-    let clock = app.clock.clone();
-    let ticker = tokio::spawn(async move {
-        loop {
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-            clock.advance(chrono::Duration::seconds(5));
-        }
-    });
+    let moving = MovingClock::start(app.clock.clone());
     let replies = wait_for_replies(&twilio, 1).await;
-    ticker.abort();
+    drop(moving);
     assert_eq!(replies, vec!["📷 Photo saved ✅".to_string()]);
     assert_eq!(app.count("memories").await, 1);
     assert_eq!(twilio.media_requests().api, 2, "the failed download was tried again");

@@ -311,6 +311,9 @@ async function main() {
       const block = await openOperation(page, "Users", "listUsers");
       const r = await execute(page, server.baseUrl, block, { method: "GET", path: "/users" });
       check("without the key", r.shown === 401 && r.status === 401 && !r.authorization, `GET /users shows ${r.shown}`);
+      // The documented 401 is the one the user just got, not another status's example.
+      const example = await block.locator('tr.response[data-code="401"] .example').first().textContent();
+      check("401 documented", /"status":\s*401/.test(example), example.replace(/\s+/g, " ").slice(0, 120));
       await block.locator(".opblock-summary").first().click(); // collapse again
     }
 

@@ -64,6 +64,9 @@ impl Example for Problem {
     }
 }
 
+/// The detail of a 500: the cause is in the log, never in the answer.
+const INTERNAL_DETAIL: &str = "something went wrong on our side; it has been logged";
+
 /// A [`Problem`] answered with status `STATUS`, documented with an example of that status:
 /// `/docs` shows under 401 a 401 with the detail a client really gets, not one example for
 /// every status. The schema stays `Problem` (through `allOf`, as OpenAPI 3.0 ignores the
@@ -86,7 +89,7 @@ impl<const STATUS: u16> ProblemBody<STATUS> {
             413 => "the request body is too large",
             415 => "the body must be `application/json`",
             503 => "the database is busy or unavailable; try again shortly",
-            _ => "something went wrong on our side; it has been logged",
+            _ => INTERNAL_DETAIL,
         };
         Self::new(detail).0
     }
@@ -154,9 +157,7 @@ macro_rules! problem_responses {
                     ApiError::Invalid(detail) => Self::BadRequest(ProblemBody::new(detail)),
                     ApiError::NotFound(detail) => Self::NotFound(ProblemBody::new(detail)),
                     ApiError::Unavailable(detail) => Self::Unavailable(ProblemBody::new(detail)),
-                    ApiError::Internal => {
-                        Self::Internal(ProblemBody::new("something went wrong on our side; it has been logged"))
-                    }
+                    ApiError::Internal => Self::Internal(ProblemBody::new(INTERNAL_DETAIL)),
                 }
             }
         }

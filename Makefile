@@ -9,7 +9,7 @@ TEST_POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/postgres
 # whisper.cpp is built with cmake by whisper-rs-sys: the one on PATH, else one from PyPI.
 export CMAKE ?= $(shell scripts/cmake-path.sh)
 
-.PHONY: help run test test-sqlite test-postgres test-scripts test-sdk bench fmt lint migrate openapi whisper-model voice-test-tools
+.PHONY: help run test test-sqlite test-postgres test-scripts test-sdk test-browser bench fmt lint migrate openapi whisper-model voice-test-tools
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -38,6 +38,10 @@ test-scripts: ## unit tests of the Python tools (the Whisper model converter)
 test-sdk: ## Python and TypeScript clients generated from the spec, and schemathesis, against a live server
 	cargo build --quiet --bin whatsapp-memory
 	SDK_SEED=$${SDK_SEED:-20261127} bash tests/sdk/run.sh target/debug/whatsapp-memory
+
+test-browser: ## a new user's first session: /docs in headless Chromium, authorised with the printed key, every operation executed
+	cargo build --quiet --bin whatsapp-memory
+	bash tests/browser/run.sh target/debug/whatsapp-memory
 
 whisper-model: ## download and convert the Whisper tiny.en model to models/ggml-tiny.en.bin (once)
 	@scripts/whisper-model/provision.sh

@@ -3,9 +3,10 @@
 //! which [`problem_for_poem_error`] rewrites.
 
 use poem::http::{header, StatusCode};
-use poem::Response;
-use poem_openapi::payload::Json;
-use poem_openapi::types::Example;
+use poem::{IntoResponse, Response};
+use poem_openapi::payload::Payload;
+use poem_openapi::registry::{MetaSchema, MetaSchemaRef, Registry};
+use poem_openapi::types::{Example, ToJSON, Type};
 use poem_openapi::{ApiResponse, Object};
 
 use crate::app::memories::ApiError;
@@ -63,6 +64,59 @@ impl Example for Problem {
     }
 }
 
+/// The detail of a 500: the cause is in the log, never in the answer.
+const INTERNAL_DETAIL: &str = "something went wrong on our side; it has been logged";
+
+/// A [`Problem`] answered with status `STATUS`, documented with an example of that status:
+/// `/docs` shows under 401 a 401 with the detail a client really gets, not one example for
+/// every status. The schema stays `Problem` (through `allOf`, as OpenAPI 3.0 ignores the
+/// siblings of a `$ref`).
+#[derive(Debug)]
+pub struct ProblemBody<const STATUS: u16>(pub Problem);
+
+impl<const STATUS: u16> ProblemBody<STATUS> {
+    /// A problem of this status with `detail`.
+    pub fn new(detail: impl Into<String>) -> Self {
+        Self(Problem::new(StatusCode::from_u16(STATUS).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), detail))
+    }
+
+    /// What a client typically reads in a problem of this status.
+    fn example() -> Problem {
+        let detail = match STATUS {
+            400 => "`limit` must be a whole number between 1 and 100",
+            401 => "the API key is not valid; check `Authorization: Bearer <key>`",
+            404 => "no memory with id 42",
+            413 => "the request body is too large",
+            415 => "the body must be `application/json`",
+            503 => "the database is busy or unavailable; try again shortly",
+            _ => INTERNAL_DETAIL,
+        };
+        Self::new(detail).0
+    }
+}
+
+impl<const STATUS: u16> Payload for ProblemBody<STATUS> {
+    const CONTENT_TYPE: &'static str = PROBLEM_JSON;
+
+    fn schema_ref() -> MetaSchemaRef {
+        MetaSchemaRef::Inline(Box::new(MetaSchema {
+            all_of: vec![Problem::schema_ref()],
+            example: Self::example().to_json(),
+            ..MetaSchema::ANY
+        }))
+    }
+
+    fn register(registry: &mut Registry) {
+        Problem::register(registry);
+    }
+}
+
+impl<const STATUS: u16> IntoResponse for ProblemBody<STATUS> {
+    fn into_response(self) -> Response {
+        self.0.into_poem_response()
+    }
+}
+
 /// The challenge of a 401: which scheme to use, so clients know to send the API key.
 pub const WWW_AUTHENTICATE: &str = "Bearer realm=\"whatsapp-memory\"";
 
@@ -80,35 +134,30 @@ macro_rules! problem_responses {
         #[derive(Debug, ApiResponse)]
         pub enum $name {
             /// The request is malformed: a bad parameter, body or cursor; `detail` says which.
-            #[oai(status = 400, content_type = "application/problem+json")]
-            BadRequest(Json<Problem>),
+            #[oai(status = 400)]
+            BadRequest(ProblemBody<400>),
             /// No API key, or one the service does not know.
-            #[oai(status = 401, content_type = "application/problem+json")]
-            Unauthorized(Json<Problem>, #[oai(header = "WWW-Authenticate")] String),
+            #[oai(status = 401)]
+            Unauthorized(ProblemBody<401>, #[oai(header = "WWW-Authenticate")] String),
             /// The user or memory named does not exist.
-            #[oai(status = 404, content_type = "application/problem+json")]
-            NotFound(Json<Problem>),
-            $($(#[$vmeta])* #[oai(status = $status, content_type = "application/problem+json")] $variant(Json<Problem>),)*
+            #[oai(status = 404)]
+            NotFound(ProblemBody<404>),
+            $($(#[$vmeta])* #[oai(status = $status)] $variant(ProblemBody<$status>),)*
             /// A bug on our side; it is logged.
-            #[oai(status = 500, content_type = "application/problem+json")]
-            Internal(Json<Problem>),
+            #[oai(status = 500)]
+            Internal(ProblemBody<500>),
             /// The database is busy or down; retry shortly.
-            #[oai(status = 503, content_type = "application/problem+json")]
-            Unavailable(Json<Problem>),
+            #[oai(status = 503)]
+            Unavailable(ProblemBody<503>),
         }
 
         impl From<ApiError> for $name {
             fn from(error: ApiError) -> Self {
                 match error {
-                    ApiError::Invalid(detail) => Self::BadRequest(Json(Problem::new(StatusCode::BAD_REQUEST, detail))),
-                    ApiError::NotFound(detail) => Self::NotFound(Json(Problem::new(StatusCode::NOT_FOUND, detail))),
-                    ApiError::Unavailable(detail) => {
-                        Self::Unavailable(Json(Problem::new(StatusCode::SERVICE_UNAVAILABLE, detail)))
-                    }
-                    ApiError::Internal => Self::Internal(Json(Problem::new(
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        "something went wrong on our side; it has been logged",
-                    ))),
+                    ApiError::Invalid(detail) => Self::BadRequest(ProblemBody::new(detail)),
+                    ApiError::NotFound(detail) => Self::NotFound(ProblemBody::new(detail)),
+                    ApiError::Unavailable(detail) => Self::Unavailable(ProblemBody::new(detail)),
+                    ApiError::Internal => Self::Internal(ProblemBody::new(INTERNAL_DETAIL)),
                 }
             }
         }
@@ -163,4 +212,26 @@ pub async fn problem_for_poem_error(error: poem::Error) -> Response {
         return response;
     }
     Problem::new(status, detail).into_poem_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn documented_example(schema: MetaSchemaRef) -> Option<u64> {
+        let MetaSchemaRef::Inline(schema) = schema else { return None };
+        assert!(matches!(schema.all_of.as_slice(), [MetaSchemaRef::Reference(name)] if name == "Problem"));
+        schema.example.as_ref().and_then(|example| example["status"].as_u64())
+    }
+
+    #[test]
+    fn each_error_status_is_documented_with_an_example_of_that_status() {
+        assert_eq!(documented_example(ProblemBody::<400>::schema_ref()), Some(400));
+        assert_eq!(documented_example(ProblemBody::<401>::schema_ref()), Some(401));
+        assert_eq!(documented_example(ProblemBody::<404>::schema_ref()), Some(404));
+        assert_eq!(documented_example(ProblemBody::<413>::schema_ref()), Some(413));
+        assert_eq!(documented_example(ProblemBody::<415>::schema_ref()), Some(415));
+        assert_eq!(documented_example(ProblemBody::<500>::schema_ref()), Some(500));
+        assert_eq!(documented_example(ProblemBody::<503>::schema_ref()), Some(503));
+    }
 }

@@ -4,5 +4,6 @@ pub mod clock;
 pub mod db;
 pub mod imaging;
 pub mod media_ports;
+pub mod mem0;
 pub mod storage;
 pub mod twilio;

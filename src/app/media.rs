@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
 use super::jobs::{JobError, JobHandler};
+use super::mem0::Mem0Outbox;
 use super::notify::{queue_reply, QueuedReply};
 use crate::domain::model::{InteractionId, Job, MediaAsset, MediaAssetId, MemoryKind, UserId};
 use crate::domain::perceptual::{bands, hamming, ImageHash};
@@ -126,7 +127,8 @@ pub enum Remembered {
 }
 
 /// A kept file as this user's memory, de-duplicated against their own media (exact
-/// bytes, then perceptually for images), linked to the message it came with if any.
+/// bytes, then perceptually for images), linked to the message it came with if any; a
+/// new memory's Mem0 copy is queued through `outbox`.
 ///
 /// # Errors
 /// When the database fails.
@@ -140,6 +142,7 @@ pub async fn remember_media(
     labels: Vec<String>,
     now: DateTime<Utc>,
     max_distance: u32,
+    outbox: Mem0Outbox,
 ) -> Result<Remembered, crate::domain::ports::RepositoryError> {
     let (outcome, asset) = if let Some(existing) = tx.find_media_by_sha256(user, &file.stored.sha256).await? {
         ("duplicate", Remembered::Duplicate { asset: existing.id })
@@ -164,16 +167,18 @@ pub async fn remember_media(
                 created_at: now,
             })
             .await?;
-        tx.save_memory(NewMemory {
-            user_id: user,
-            interaction_id: source.map(|(interaction, _)| interaction),
-            media_asset_id: Some(asset),
-            kind: file.kind,
-            text,
-            labels,
-            created_at: now,
-        })
-        .await?;
+        let memory = tx
+            .save_memory(NewMemory {
+                user_id: user,
+                interaction_id: source.map(|(interaction, _)| interaction),
+                media_asset_id: Some(asset),
+                kind: file.kind,
+                text,
+                labels,
+                created_at: now,
+            })
+            .await?;
+        outbox.memory_saved(tx, memory, user, now).await?;
         ("saved", Remembered::Saved { kind: file.kind, asset })
     };
     if let Some((interaction, index)) = source {
@@ -193,6 +198,8 @@ pub struct MediaJobHandler {
     keeper: MediaKeeper,
     clock: Arc<dyn Clock>,
     settings: MediaSettings,
+    /// Queues Mem0's copy of each memory saved.
+    mem0: Mem0Outbox,
 }
 
 impl MediaJobHandler {
@@ -203,7 +210,13 @@ impl MediaJobHandler {
         clock: Arc<dyn Clock>,
         settings: MediaSettings,
     ) -> Self {
-        Self { repository, keeper, clock, settings }
+        Self { repository, keeper, clock, settings, mem0: Mem0Outbox::DISABLED }
+    }
+
+    /// Queues Mem0's copy of every memory a media job saves.
+    pub fn with_mem0(mut self, outbox: Mem0Outbox) -> Self {
+        self.mem0 = outbox;
+        self
     }
 }
 
@@ -291,12 +304,13 @@ impl JobHandler for MediaJobHandler {
         let zone = item.timezone.as_deref().and_then(|z| z.parse().ok()).unwrap_or(self.settings.default_timezone);
         let text = describe(file.kind, &item.caption, file.facts.as_ref(), file.stored.size, now.with_timezone(&zone));
         let max_distance = self.settings.near_duplicate_distance;
-        let (job_id, attempt) = (job.id, job.attempts);
+        let (job_id, attempt, outbox) = (job.id, job.attempts, self.mem0);
         transact(&*self.repository, move |tx| {
             Box::pin(async move {
                 let user = UserId(item.user_id);
                 let source = Some((InteractionId(item.interaction_id), item.index));
-                let outcome = remember_media(tx, user, source, &file, text, Vec::new(), now, max_distance).await?;
+                let outcome =
+                    remember_media(tx, user, source, &file, text, Vec::new(), now, max_distance, outbox).await?;
                 let reply = QueuedReply {
                     user_id: item.user_id,
                     to: item.phone.clone(),

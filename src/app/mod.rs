@@ -3,5 +3,7 @@
 pub mod ingest;
 pub mod jobs;
 pub mod media;
+pub mod mem0;
 pub mod memories;
 pub mod notify;
+pub mod search;

@@ -261,3 +261,104 @@ async fn without_a_mem0_key_nothing_mentions_mem0() {
     assert_eq!(app.scalar("SELECT count(*) FROM jobs WHERE kind LIKE 'mem0.%'").await, 0);
     assert_eq!(app.count("mem0_index").await, 0);
 }
+
+/// `Mem0Store` on its own, against the fake: each call as CONTRACTS.md describes it.
+mod adapter {
+    use std::time::Duration;
+
+    use chrono::TimeZone;
+    use whatsapp_memory::adapters::mem0::{Mem0Settings, Mem0Store};
+    use whatsapp_memory::config::Secret;
+    use whatsapp_memory::domain::model::{MemoryId, MemoryKind, User, UserId};
+    use whatsapp_memory::domain::ports::{Indexing, MemoryStore, MemoryStoreError, MemoryToIndex, Recalled};
+
+    use super::{ADA_WA_ID, MEM0_KEY};
+    use crate::fake_mem0::{self, FakeMem0, Mode};
+
+    fn store(fake: &FakeMem0, key: &str, infer: bool) -> Mem0Store {
+        Mem0Store::new(Mem0Settings {
+            base_url: fake.base_url().parse().unwrap(),
+            api_key: Secret::new(key),
+            infer,
+            request_timeout: Duration::from_millis(500),
+            event_wait: Duration::from_secs(5),
+        })
+        .unwrap()
+    }
+
+    fn ada() -> User {
+        User {
+            id: UserId(1),
+            wa_id: ADA_WA_ID.into(),
+            phone_number: "+15551234567".into(),
+            display_name: None,
+            timezone: None,
+        }
+    }
+
+    fn memory(id: i64, text: &str) -> MemoryToIndex {
+        MemoryToIndex {
+            memory: MemoryId(id),
+            owner: ADA_WA_ID.into(),
+            kind: MemoryKind::Text,
+            text: text.into(),
+            created_at: chrono::Utc.with_ymd_and_hms(2026, 11, 26, 12, 0, 0).unwrap(),
+        }
+    }
+
+    #[tokio::test]
+    async fn an_inferred_add_is_pending_until_its_event_is_polled_to_success() {
+        let fake = fake_mem0::start(MEM0_KEY).await;
+        let mem0 = store(&fake, MEM0_KEY, true);
+        mem0.check().await.unwrap();
+        let Indexing::Pending(event) = mem0.index(&memory(7, "buy oat milk")).await.unwrap() else {
+            panic!("an inferred add is asynchronous");
+        };
+        assert!(fake.memories().is_empty(), "nothing is stored before the event succeeds");
+        let Indexing::Indexed(ids) = mem0.indexing_status(&event).await.unwrap() else {
+            panic!("the event succeeds");
+        };
+        assert_eq!(ids, vec![fake.memories()[0].id.clone()]);
+        let add = &fake.adds()[0];
+        assert_eq!((add.user_id.as_str(), add.metadata["memory_id"].as_i64()), (ADA_WA_ID, Some(7)));
+
+        let hits = mem0.search(&ada(), "milk", 10).await.unwrap();
+        let Recalled::External(hit) = &hits[0].recalled else { panic!("a Mem0 entry") };
+        assert_eq!((hit.text.as_str(), hit.source), ("buy oat milk", Some(MemoryId(7))));
+    }
+
+    #[tokio::test]
+    async fn deleting_what_is_already_gone_is_done_and_delete_all_names_the_user() {
+        let fake = fake_mem0::start(MEM0_KEY).await;
+        let mem0 = store(&fake, MEM0_KEY, false);
+        let Indexing::Indexed(ids) = mem0.index(&memory(1, "first note")).await.unwrap() else {
+            panic!("an add without inference is synchronous");
+        };
+        mem0.delete(&ids[0]).await.unwrap();
+        mem0.delete(&ids[0]).await.unwrap();
+        assert_eq!(fake.deleted(), ids);
+        mem0.delete_all(ADA_WA_ID).await.unwrap();
+        assert_eq!(fake.deleted_users(), vec![ADA_WA_ID.to_string()]);
+    }
+
+    #[tokio::test]
+    async fn failures_are_typed_and_the_key_is_never_in_them() {
+        let fake = fake_mem0::start(MEM0_KEY).await;
+        let wrong = store(&fake, "m0-wrong-key", true);
+        let refused = wrong.check().await.unwrap_err();
+        assert!(matches!(refused, MemoryStoreError::Unauthorized(_)), "{refused:?}");
+        assert!(!refused.to_string().contains("m0-wrong-key"));
+
+        let mem0 = store(&fake, MEM0_KEY, true);
+        fake.fail_next(1, 429);
+        let limited = mem0.index(&memory(1, "x")).await.unwrap_err();
+        assert_eq!(limited.retry_after(), Some(Duration::from_secs(1)));
+        fake.fail_next(1, 500);
+        assert!(matches!(mem0.search(&ada(), "x", 5).await, Err(MemoryStoreError::Unavailable(_))));
+        fake.set_mode(Mode::Hang);
+        let hung = mem0.check().await.unwrap_err();
+        assert!(hung.is_retryable() && hung.to_string().contains("timed out"), "{hung}");
+        fake.set_mode(Mode::Normal);
+        assert!(matches!(mem0.indexing_status("no-such-event").await, Err(MemoryStoreError::NotFound(_))));
+    }
+}

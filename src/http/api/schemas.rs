@@ -136,11 +136,13 @@ pub enum Mem0IndexState {
     Failed,
 }
 
-/// A memory's copy in Mem0.
+/// A memory's copy in Mem0: its `state` (`pending`, `indexed` or `failed`) and, when it
+/// failed, why.
 #[derive(Debug, Clone, Object)]
 #[oai(example, skip_serializing_if_is_none)]
 pub struct Mem0Read {
-    /// `pending`, `indexed` or `failed`.
+    // No doc comment: it would wrap the enum's `$ref` in an `allOf`, which generated
+    // clients (openapi-python-client) cannot take for a non-object.
     pub state: Mem0IndexState,
     /// Why it failed (state `failed`).
     pub error: Option<String>,

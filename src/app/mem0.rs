@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::jobs::{JobError, JobHandler};
-use crate::domain::model::{Job, MemoryId, UserId};
+use crate::domain::model::{Job, Mem0State, MemoryId, UserId};
 use crate::domain::ports::{
     transact, Clock, Indexing, JobPriority, JobSettlement, Mem0IndexChange, MemoryStore, MemoryStoreError,
     MemoryToIndex, NewJob, ReadModel, Repository, RepositoryError, UnitOfWork,
@@ -199,6 +199,11 @@ impl JobHandler for Mem0IndexHandler {
             // Deleted before it was indexed: nothing to copy.
             return Ok(());
         };
+        if record.mem0.as_ref().is_some_and(|status| status.state == Mem0State::Indexed) {
+            // A second job for the same text (its text was changed while the first was
+            // queued) finds the first one's copy: adding again would duplicate it.
+            return Ok(());
+        }
         // An earlier attempt's add may still be inferring: wait for it rather than add twice.
         let started = record.mem0.as_ref().and_then(|status| status.event_id.clone());
         let outcome = match started {
@@ -315,7 +320,7 @@ impl JobHandler for Mem0DeleteHandler {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::model::{Mem0State, Mem0Status, Memory, MemoryKind, MemoryRecord};
+    use crate::domain::model::{Mem0Status, Memory, MemoryKind, MemoryRecord};
     use crate::domain::ports::{MockClock, MockMemoryStore, MockReadModel, MockRepository, MockUnitOfWork};
     use chrono::TimeZone;
     use mockall::predicate::eq;
@@ -496,6 +501,19 @@ mod tests {
         assert!(matches!(run(MemoryStoreError::Unavailable("503".into())).await, JobError::Retryable { .. }));
         assert!(matches!(run(MemoryStoreError::Unauthorized("401".into())).await, JobError::Permanent(_)));
         assert!(matches!(run(MemoryStoreError::Rejected("400".into())).await, JobError::Permanent(_)));
+    }
+
+    #[tokio::test]
+    async fn a_job_for_a_memory_mem0_already_holds_adds_nothing() {
+        let mut reads = MockReadModel::new();
+        reads.expect_find_memory().returning(|_| {
+            let mut indexed = record(None);
+            indexed.mem0 = Some(Mem0Status { state: Mem0State::Indexed, error: None, event_id: None });
+            Ok(Some(indexed))
+        });
+        let mut store = MockMemoryStore::new();
+        store.expect_index().never();
+        handler(MockUnitOfWork::new(), reads, store).run(&index_job()).await.unwrap();
     }
 
     #[tokio::test]

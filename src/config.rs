@@ -63,6 +63,11 @@ pub struct Config {
     pub public_base_url: Option<url::Url>,
     pub mem0_api_key: Option<Secret>,
     pub mem0_base_url: url::Url,
+    /// Let Mem0 infer facts from each memory (asynchronous adds) instead of storing it
+    /// verbatim; Mem0's own default, so on unless `MEM0_INFER=false`.
+    pub mem0_infer: bool,
+    /// How long a search waits for Mem0 before answering from the local index alone.
+    pub mem0_search_timeout: std::time::Duration,
     pub openai_api_key: Option<Secret>,
     /// Keys accepted by the REST API.
     pub api_keys: Vec<Secret>,
@@ -205,6 +210,9 @@ impl Config {
             Some(v) => Some(parse_url("PUBLIC_BASE_URL", Some(v), "")?),
         };
         let mem0_base_url = parse_url("MEM0_BASE_URL", get("MEM0_BASE_URL"), "https://api.mem0.ai")?;
+        let mem0_infer = parse_bool("MEM0_INFER", get("MEM0_INFER"), true)?;
+        let mem0_search_timeout =
+            parse_number("MEM0_SEARCH_TIMEOUT_MS", get("MEM0_SEARCH_TIMEOUT_MS"), 800, 10..=30_000)?;
         let api_keys = get("API_KEYS")
             .map(|v| v.split(',').map(str::trim).filter(|k| !k.is_empty()).map(Secret::new).collect::<Vec<_>>())
             .unwrap_or_default();
@@ -245,6 +253,8 @@ impl Config {
             public_base_url,
             mem0_api_key: get("MEM0_API_KEY").map(Secret::new),
             mem0_base_url,
+            mem0_infer,
+            mem0_search_timeout: std::time::Duration::from_millis(mem0_search_timeout),
             openai_api_key,
             api_keys,
             workers: workers as usize,
@@ -300,6 +310,15 @@ fn parse_number(
     })
 }
 
+fn parse_bool(variable: &'static str, value: Option<String>, default: bool) -> Result<bool, ConfigError> {
+    match value.as_deref().map(str::to_ascii_lowercase).as_deref() {
+        None => Ok(default),
+        Some("true" | "1" | "yes" | "on") => Ok(true),
+        Some("false" | "0" | "no" | "off") => Ok(false),
+        Some(other) => Err(invalid(variable, format!("{other:?} is not true or false"))),
+    }
+}
+
 fn parse_url(variable: &'static str, value: Option<String>, default: &str) -> Result<url::Url, ConfigError> {
     let raw = value.unwrap_or_else(|| default.to_string());
     let url = url::Url::parse(&raw).map_err(|e| invalid(variable, format!("{raw:?} is not a URL ({e})")))?;
@@ -353,6 +372,8 @@ mod tests {
         assert_eq!(config(&[("WHISPER_THREADS", "0")]).unwrap_err().variable, "WHISPER_THREADS");
         assert_eq!(config(&[("VOICE_NOTE_MAX_SECONDS", "-1")]).unwrap_err().variable, "VOICE_NOTE_MAX_SECONDS");
         assert_eq!(config(&[("OPENAI_BASE_URL", "ftp://x")]).unwrap_err().variable, "OPENAI_BASE_URL");
+        assert_eq!(config(&[("MEM0_INFER", "maybe")]).unwrap_err().variable, "MEM0_INFER");
+        assert_eq!(config(&[("MEM0_SEARCH_TIMEOUT_MS", "0")]).unwrap_err().variable, "MEM0_SEARCH_TIMEOUT_MS");
     }
 
     #[test]
@@ -370,6 +391,14 @@ mod tests {
         assert_eq!(config(&[("TRANSCRIBER", "openai")]).unwrap_err().variable, "OPENAI_API_KEY");
         let c = config(&[("TRANSCRIBER", "openai"), ("OPENAI_API_KEY", "sk-test")]).unwrap();
         assert_eq!(c.voice.openai_base_url.as_str(), "https://api.openai.com/v1");
+    }
+
+    #[test]
+    fn mem0_infers_by_default_and_waits_800_ms_for_a_search() {
+        let c = config(&[]).unwrap();
+        assert!(c.mem0_infer);
+        assert_eq!(c.mem0_search_timeout, std::time::Duration::from_millis(800));
+        assert!(!config(&[("MEM0_INFER", "false")]).unwrap().mem0_infer);
     }
 
     #[test]

@@ -19,8 +19,10 @@ use poem::listener::{Acceptor, AcceptorExt, Listener, TcpListener};
 use poem::Server;
 
 use adapters::clock::SystemClock;
+use adapters::db::PoolReads;
 use adapters::db::{redact_url, Database};
 use adapters::media_ports::ContentInspector;
+use adapters::mem0::{Mem0Settings, Mem0Store};
 use adapters::openai_stt::OpenAiTranscriber;
 use adapters::storage::MediaStorage;
 use adapters::twilio::media::TwilioMediaFetcher;
@@ -31,12 +33,18 @@ use adapters::whisper::{WhisperSettings, WhisperTranscriber};
 use app::ingest::{IngestService, MEDIA_JOB_KIND};
 use app::jobs::{JobRunner, JobSignal, WorkerSettings};
 use app::media::{MediaJobHandler, MediaKeeper, MediaSettings};
+use app::mem0::{
+    Mem0DeleteHandler, Mem0IndexHandler, Mem0Outbox, MEM0_DELETE_JOB_KIND, MEM0_ERASE_JOB_KIND, MEM0_INDEX_JOB_KIND,
+};
 use app::memories::MemoryService;
 use app::notify::{SendJobHandler, SEND_JOB_KIND};
+use app::search::MemorySearch;
 use app::voice::{TranscribeJobHandler, TRANSCRIBE_JOB_KIND};
 use config::{Config, Environment, TranscriberChoice};
 use domain::ports::Clock;
-use domain::ports::{MediaFetcher, MediaFiles, MediaInspector, MessageSender, Transcriber};
+use domain::ports::{
+    MediaFetcher, MediaFiles, MediaInspector, MemoryStore, MemoryStoreError, MessageSender, ReadModel, Transcriber,
+};
 use http::auth::ApiKeys;
 use http::webhook::WebhookState;
 use http::AppState;
@@ -97,17 +105,86 @@ fn transcriber(config: &Config) -> anyhow::Result<Option<Arc<dyn Transcriber>>> 
     })
 }
 
+/// Longest one Mem0 call may take (adds and deletes, in jobs; searches have their own
+/// shorter bound, `MEM0_SEARCH_TIMEOUT_MS`).
+const MEM0_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long an index job polls Mem0's inference before it lets the worker go and polls
+/// the same event again on its next attempt: media and replies share the workers.
+const MEM0_EVENT_WAIT: Duration = Duration::from_secs(10);
+/// How long the start-up check of the Mem0 key may take.
+const MEM0_CHECK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Mem0, when `MEM0_API_KEY` is set, after a `GET /v1/ping/`: a refused key stops a
+/// production start (a service that silently fails every copy is worse than one that
+/// does not start) and is a loud warning in development. Mem0 being down does not stop
+/// a start: memories queue for it and search answers from the local index meanwhile.
+///
+/// # Errors
+/// In production, when Mem0 refuses the key; when the HTTP client cannot be built.
+pub async fn connect_mem0(config: &Config) -> anyhow::Result<Option<Arc<dyn MemoryStore>>> {
+    let Some(api_key) = &config.mem0_api_key else {
+        return Ok(None);
+    };
+    let store = Mem0Store::new(Mem0Settings {
+        base_url: config.mem0_base_url.clone(),
+        api_key: api_key.clone(),
+        infer: config.mem0_infer,
+        request_timeout: MEM0_TIMEOUT,
+        event_wait: MEM0_EVENT_WAIT,
+    })?;
+    let base = config.mem0_base_url.as_str();
+    match tokio::time::timeout(MEM0_CHECK_TIMEOUT, store.check()).await {
+        Ok(Ok(())) => {
+            tracing::info!(%base, infer = config.mem0_infer, "Mem0 accepts the key: memories are copied to it")
+        }
+        Ok(Err(MemoryStoreError::Unauthorized(message))) => {
+            if config.environment == Environment::Production {
+                anyhow::bail!(
+                    "MEM0_API_KEY was refused by Mem0 at {base} ({message}): set a valid key, or unset MEM0_API_KEY \
+                     to run without Mem0"
+                );
+            }
+            tracing::error!(
+                %base,
+                %message,
+                "MEM0_API_KEY WAS REFUSED BY MEM0: no memory will reach Mem0 (each copy is marked failed). \
+                 Fix the key, or unset MEM0_API_KEY. Production refuses to start like this."
+            );
+        }
+        Ok(Err(error)) => {
+            tracing::warn!(%base, %error, "Mem0 did not pass the start-up check; its copies wait until it does")
+        }
+        Err(_) => {
+            tracing::warn!(%base, "Mem0 did not answer the start-up check in time; its copies wait until it does")
+        }
+    }
+    Ok(Some(Arc::new(store)))
+}
+
 /// Connects the database (migrating it), and wires every adapter to its port.
 ///
 /// # Errors
 /// When the database cannot be opened or migrated, or an HTTP client cannot be built.
 pub async fn build_state(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<(Arc<AppState>, JobRunner)> {
+    let mem0 = connect_mem0(config).await?;
     let database = Database::open(&config.database_url, true).await?;
     let repository = database.repository;
     let job_signal = Arc::new(JobSignal::default());
-    let ingest =
-        IngestService::new(repository.clone(), database.memory_store.clone(), clock.clone(), config.default_timezone)
-            .with_job_signal(job_signal.clone());
+    let outbox = if mem0.is_some() { Mem0Outbox::ENABLED } else { Mem0Outbox::DISABLED };
+    let reads: Arc<dyn ReadModel> = match mem0 {
+        Some(_) => Arc::new(PoolReads::new(database.pool.clone()).with_mem0_status()),
+        None => database.reads,
+    };
+    let search = || {
+        let local = MemorySearch::local(database.memory_store.clone());
+        match &mem0 {
+            Some(store) => local.with_mem0(store.clone(), reads.clone(), config.mem0_search_timeout),
+            None => local,
+        }
+    };
+    let ingest = IngestService::new(repository.clone(), search(), clock.clone(), config.default_timezone)
+        .with_job_signal(job_signal.clone())
+        .with_mem0(outbox);
     let files: Arc<dyn MediaFiles> = Arc::new(MediaStorage::new(config.storage_dir.clone()));
     let api_keys = Arc::new(ApiKeys::new(&api_keys_or_generated(config)?));
     let webhook = WebhookState {
@@ -143,14 +220,15 @@ pub async fn build_state(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Resu
     let transcriber = transcriber(config)?;
     let memories = MemoryService::new(
         repository.clone(),
-        database.reads,
+        reads.clone(),
         files.clone(),
-        database.memory_store,
+        search(),
         clock.clone(),
         config.default_timezone,
     )
     .with_media(keeper.clone(), config.near_duplicate_distance)
-    .with_transcription(transcriber.is_some());
+    .with_transcription(transcriber.is_some())
+    .with_mem0(outbox);
     let media = MediaJobHandler::new(
         repository.clone(),
         keeper,
@@ -160,8 +238,9 @@ pub async fn build_state(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Resu
             default_timezone: config.default_timezone,
             transcribe: transcriber.is_some(),
         },
-    );
-    let jobs = JobRunner::new(
+    )
+    .with_mem0(outbox);
+    let mut jobs = JobRunner::new(
         repository.clone(),
         clock.clone(),
         WorkerSettings {
@@ -177,15 +256,28 @@ pub async fn build_state(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Resu
     .handle(SEND_JOB_KIND, Arc::new(SendJobHandler::new(repository.clone(), sender, clock.clone())))
     .handle(
         TRANSCRIBE_JOB_KIND,
-        Arc::new(TranscribeJobHandler::new(
-            repository.clone(),
-            files,
-            inspector,
-            transcriber,
-            clock.clone(),
-            max_audio_seconds,
-        )),
+        Arc::new(
+            TranscribeJobHandler::new(
+                repository.clone(),
+                files,
+                inspector,
+                transcriber,
+                clock.clone(),
+                max_audio_seconds,
+            )
+            .with_mem0(outbox),
+        ),
     );
+    if let Some(store) = mem0 {
+        let deleter = Arc::new(Mem0DeleteHandler::new(store.clone()));
+        jobs = jobs
+            .handle(
+                MEM0_INDEX_JOB_KIND,
+                Arc::new(Mem0IndexHandler::new(repository.clone(), reads, store, clock.clone())),
+            )
+            .handle(MEM0_DELETE_JOB_KIND, deleter.clone())
+            .handle(MEM0_ERASE_JOB_KIND, deleter);
+    }
     Ok((Arc::new(AppState { ingest, memories, repository, webhook, api_keys, clock }), jobs))
 }
 

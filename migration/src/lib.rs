@@ -7,6 +7,7 @@ mod m20261126_000001_create_core_tables;
 mod m20261126_000002_create_memory_search;
 mod m20261126_000003_media_pipeline;
 mod m20261127_000004_queue_priority_and_hash_indexes;
+mod m20261127_000005_mem0_index;
 
 /// Every migration, in the order they must run.
 pub struct Migrator;
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000002_create_memory_search::Migration),
             Box::new(m20261126_000003_media_pipeline::Migration),
             Box::new(m20261127_000004_queue_priority_and_hash_indexes::Migration),
+            Box::new(m20261127_000005_mem0_index::Migration),
         ]
     }
 }

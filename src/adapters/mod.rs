@@ -5,6 +5,7 @@ pub mod clock;
 pub mod db;
 pub mod imaging;
 pub mod media_ports;
+pub mod mem0;
 pub mod openai_stt;
 pub mod storage;
 pub mod twilio;

@@ -10,13 +10,15 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
 use super::jobs::JobSignal;
+use super::mem0::Mem0Outbox;
+use super::search::MemorySearch;
 use crate::domain::command::{parse_command, Command, HELP_TEXT};
 use crate::domain::model::{InboundMessage, InteractionId, MaskedPhone, MemoryKind, User};
 use crate::domain::ports::{
-    transact, Clock, InboundInsert, JobPriority, MemoryStore, MemoryStoreError, NewJob, NewMemory, Repository,
-    RepositoryError, UnitOfWork,
+    transact, Clock, InboundInsert, JobPriority, MemoryStoreError, NewJob, NewMemory, Repository, RepositoryError,
+    UnitOfWork,
 };
-use crate::domain::reply::{format_memory_list, truncate_chars, MEMORY_SAVED, NO_MATCHES};
+use crate::domain::reply::{format_memory_list, format_search_results, truncate_chars, MEMORY_SAVED, NO_MATCHES};
 use crate::domain::time_range::{parse_time_range, KNOWN_PHRASES};
 
 /// How many memories a chat search or list fetches; the reply shows what fits.
@@ -49,11 +51,13 @@ impl IngestError {
 /// Handles inbound messages.
 pub struct IngestService {
     repository: Arc<dyn Repository>,
-    memory_store: Arc<dyn MemoryStore>,
+    search: MemorySearch,
     clock: Arc<dyn Clock>,
     default_timezone: Tz,
     /// Wakes the job workers when media was queued, so it is handled at once.
     job_signal: Option<Arc<JobSignal>>,
+    /// Queues Mem0's copy of what a message saves or deletes.
+    mem0: Mem0Outbox,
 }
 
 /// What a message changes.
@@ -78,11 +82,17 @@ impl IngestService {
     /// Wires the use case to its ports.
     pub fn new(
         repository: Arc<dyn Repository>,
-        memory_store: Arc<dyn MemoryStore>,
+        search: MemorySearch,
         clock: Arc<dyn Clock>,
         default_timezone: Tz,
     ) -> Self {
-        Self { repository, memory_store, clock, default_timezone, job_signal: None }
+        Self { repository, search, clock, default_timezone, job_signal: None, mem0: Mem0Outbox::DISABLED }
+    }
+
+    /// Queues Mem0's copy of every memory a message saves (or `/undo` deletes).
+    pub fn with_mem0(mut self, outbox: Mem0Outbox) -> Self {
+        self.mem0 = outbox;
+        self
     }
 
     /// Wakes `signal`'s workers whenever a message queues media.
@@ -100,9 +110,12 @@ impl IngestService {
     pub async fn ingest_message(&self, message: InboundMessage) -> Result<String, IngestError> {
         let now = self.clock.now();
         let plan = self.plan(&message, now).await?;
-        let queues_media = matches!(plan, Plan::QueueMedia);
-        let reply = transact(&*self.repository, move |tx| Box::pin(record_and_reply(tx, message, plan, now))).await?;
-        if let (true, Some(signal)) = (queues_media, &self.job_signal) {
+        let queues_jobs =
+            matches!(plan, Plan::QueueMedia) || (self.mem0.is_enabled() && matches!(plan, Plan::Write(_)));
+        let outbox = self.mem0;
+        let reply =
+            transact(&*self.repository, move |tx| Box::pin(record_and_reply(tx, message, plan, now, outbox))).await?;
+        if let (true, Some(signal)) = (queues_jobs, &self.job_signal) {
             signal.notify();
         }
         Ok(reply)
@@ -142,9 +155,9 @@ impl IngestService {
             Command::Search(query) => match user {
                 None => NO_MATCHES.to_string(),
                 Some(user) => {
-                    let hits = self.memory_store.search(user.id, &query, CHAT_RESULT_LIMIT).await?;
-                    let memories: Vec<_> = hits.into_iter().map(|hit| hit.memory).collect();
-                    format_memory_list(&memories, memories.len() as u64, zone)
+                    let hits = self.search.search(user, &query, CHAT_RESULT_LIMIT).await?;
+                    let found: Vec<_> = hits.into_iter().map(|hit| hit.recalled).collect();
+                    format_search_results(&found, zone)
                 }
             },
             Command::List(phrase) => {
@@ -179,6 +192,7 @@ async fn record_and_reply(
     message: InboundMessage,
     plan: Plan,
     now: DateTime<Utc>,
+    outbox: Mem0Outbox,
 ) -> Result<String, RepositoryError> {
     let user = tx.find_or_create_user(&message.wa_id, &message.phone_number, message.profile_name.clone(), now).await?;
     let inbound = match tx.insert_inbound(user.id, &message).await? {
@@ -196,7 +210,7 @@ async fn record_and_reply(
     let reply = match plan {
         Plan::Answer(reply) => reply,
         Plan::QueueMedia => queue_media(tx, &user, inbound, &message, now).await?,
-        Plan::Write(change) => write(tx, &user, inbound, &message, change, now).await?,
+        Plan::Write(change) => write(tx, &user, inbound, &message, change, now, outbox).await?,
     };
     tx.record_reply(user.id, inbound, &reply, now).await?;
     Ok(reply)
@@ -241,6 +255,7 @@ async fn write(
     message: &InboundMessage,
     change: Change,
     now: DateTime<Utc>,
+    outbox: Mem0Outbox,
 ) -> Result<String, RepositoryError> {
     let memory = |kind: MemoryKind, text: String| NewMemory {
         user_id: user.id,
@@ -253,7 +268,8 @@ async fn write(
     };
     Ok(match change {
         Change::Save(text) => {
-            tx.save_memory(memory(MemoryKind::Text, text)).await?;
+            let id = tx.save_memory(memory(MemoryKind::Text, text)).await?;
+            outbox.memory_saved(tx, id, user.id, now).await?;
             MEMORY_SAVED.to_string()
         }
         Change::SaveLocation => {
@@ -265,7 +281,8 @@ async fn write(
             if !caption.is_empty() && Some(caption) != location.address.as_deref() {
                 text = format!("{text} {caption}");
             }
-            tx.save_memory(memory(MemoryKind::Location, text)).await?;
+            let id = tx.save_memory(memory(MemoryKind::Location, text)).await?;
+            outbox.memory_saved(tx, id, user.id, now).await?;
             "📍 Location saved ✅".to_string()
         }
         Change::SetTimezone(name) => match Tz::from_str_insensitive(&name) {
@@ -280,7 +297,10 @@ async fn write(
             ),
         },
         Change::Undo => match tx.delete_last_memory(user.id).await? {
-            Some(memory) => format!("Deleted your last memory: “{}”", truncate_chars(&memory.text, 200)),
+            Some(memory) => {
+                outbox.memory_deleted(tx, memory.id, now).await?;
+                format!("Deleted your last memory: “{}”", truncate_chars(&memory.text, 200))
+            }
             None => "There is no memory to undo.".to_string(),
         },
     })
@@ -290,7 +310,7 @@ async fn write(
 mod tests {
     use super::*;
     use crate::domain::model::{MediaItem, Memory, MemoryId, MemoryPage, MessageSid, SharedLocation, UserId};
-    use crate::domain::ports::{MemoryHit, MockClock, MockMemoryStore, MockRepository, MockUnitOfWork};
+    use crate::domain::ports::{MemoryHit, MockClock, MockMemoryStore, MockRepository, MockUnitOfWork, Recalled};
     use chrono::TimeZone;
     use mockall::predicate::eq;
     use std::sync::Mutex;
@@ -345,6 +365,11 @@ mod tests {
     /// Runs the use case; the repository hands the work to the mocked transaction, as
     /// both real repositories do inside their database transaction.
     async fn ingest(ports: Ports, message: InboundMessage) -> Result<String, IngestError> {
+        ingest_with(ports, message, Mem0Outbox::DISABLED).await
+    }
+
+    /// As [`ingest`], with Mem0's outbox as given.
+    async fn ingest_with(ports: Ports, message: InboundMessage, outbox: Mem0Outbox) -> Result<String, IngestError> {
         let Ports { tx, mut repository, store } = ports;
         let tx = Mutex::new(Some(tx));
         repository.expect_run_in_transaction().times(..=1).returning(move |work| {
@@ -353,7 +378,8 @@ mod tests {
         });
         let mut clock = MockClock::new();
         clock.expect_now().return_const(now());
-        IngestService::new(Arc::new(repository), Arc::new(store), Arc::new(clock), chrono_tz::UTC)
+        IngestService::new(Arc::new(repository), MemorySearch::local(Arc::new(store)), Arc::new(clock), chrono_tz::UTC)
+            .with_mem0(outbox)
             .ingest_message(message)
             .await
     }
@@ -382,6 +408,40 @@ mod tests {
             .returning(|_| Ok(MemoryId(1)));
         expect_reply(&mut p.tx, MEMORY_SAVED);
         assert_eq!(ingest(p, message("buy milk")).await.unwrap(), MEMORY_SAVED);
+    }
+
+    #[tokio::test]
+    async fn with_mem0_a_saved_text_queues_its_indexing_in_the_same_transaction() {
+        let mut p = ports(user(None));
+        p.tx.expect_save_memory().times(1).returning(|_| Ok(MemoryId(11)));
+        p.tx.expect_update_mem0_index()
+            .withf(|memory, change, _| {
+                *memory == MemoryId(11) && *change == crate::domain::ports::Mem0IndexChange::Pending { user: UserId(7) }
+            })
+            .times(1)
+            .returning(|_, _, _| Ok(true));
+        p.tx.expect_enqueue_job()
+            .withf(|job| job.kind == crate::app::mem0::MEM0_INDEX_JOB_KIND && job.payload["memory_id"] == 11)
+            .times(1)
+            .returning(|_| Ok(()));
+        expect_reply(&mut p.tx, MEMORY_SAVED);
+        assert_eq!(ingest_with(p, message("buy milk"), Mem0Outbox::ENABLED).await.unwrap(), MEMORY_SAVED);
+    }
+
+    #[tokio::test]
+    async fn with_mem0_undo_queues_the_deletion_of_the_memorys_copies() {
+        let mut p = ports(user(None));
+        p.tx.expect_delete_last_memory().returning(|_| Ok(Some(memory("buy milk", now()))));
+        p.tx.expect_mem0_copies()
+            .with(eq(MemoryId(1)))
+            .returning(|_| Ok(crate::domain::ports::Mem0Copies { ids: vec!["m-1".into()], event_id: None }));
+        p.tx.expect_update_mem0_index().returning(|_, _, _| Ok(false));
+        p.tx.expect_enqueue_job()
+            .withf(|job| job.kind == crate::app::mem0::MEM0_DELETE_JOB_KIND && job.payload["mem0_ids"][0] == "m-1")
+            .times(1)
+            .returning(|_| Ok(()));
+        expect_reply(&mut p.tx, "Deleted your last memory: “buy milk”");
+        ingest_with(p, message("/undo"), Mem0Outbox::ENABLED).await.unwrap();
     }
 
     #[tokio::test]
@@ -414,12 +474,19 @@ mod tests {
     #[tokio::test]
     async fn a_question_searches_and_lists_results_in_the_users_zone() {
         let mut p = ports(user(Some(chrono_tz::Asia::Tokyo)));
-        p.store.expect_search().with(eq(UserId(7)), eq("milk"), eq(CHAT_RESULT_LIMIT)).times(1).returning(|_, _, _| {
-            Ok(vec![MemoryHit {
-                memory: memory("buy milk", Utc.with_ymd_and_hms(2026, 11, 25, 20, 0, 0).unwrap()),
-                score: 1.0,
-            }])
-        });
+        p.store
+            .expect_search()
+            .withf(|user, query, limit| user.id == UserId(7) && query == "milk" && *limit == CHAT_RESULT_LIMIT)
+            .times(1)
+            .returning(|_, _, _| {
+                Ok(vec![MemoryHit {
+                    recalled: Recalled::Memory(memory(
+                        "buy milk",
+                        Utc.with_ymd_and_hms(2026, 11, 25, 20, 0, 0).unwrap(),
+                    )),
+                    score: 1.0,
+                }])
+            });
         p.tx.expect_save_memory().never();
         expect_reply(&mut p.tx, "1. 2026-11-26 05:00 · buy milk");
         ingest(p, message("milk?")).await.unwrap();

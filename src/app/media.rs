@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
 use super::jobs::{JobError, JobHandler};
+use super::mem0::Mem0Outbox;
 use super::notify::{queue_reply, queue_reply_alone, QueuedReply};
 use super::voice::{TranscribeJob, TRANSCRIBE_JOB_KIND};
 use crate::domain::model::{InteractionId, Job, MediaAsset, MediaAssetId, MemoryId, MemoryKind, UserId};
@@ -178,7 +179,8 @@ pub enum Remembered {
 }
 
 /// A kept file as this user's memory, de-duplicated against their own media (exact
-/// bytes, then perceptually for images), linked to the message it came with if any.
+/// bytes, then perceptually for images), linked to the message it came with if any; a
+/// new memory's Mem0 copy is queued through `outbox`.
 ///
 /// # Errors
 /// When the database fails.
@@ -192,6 +194,7 @@ pub async fn remember_media(
     labels: Vec<String>,
     now: DateTime<Utc>,
     max_distance: u32,
+    outbox: Mem0Outbox,
 ) -> Result<Remembered, crate::domain::ports::RepositoryError> {
     let (outcome, asset) = if let Some(existing) = tx.find_media_by_sha256(user, &file.stored.sha256).await? {
         ("duplicate", Remembered::Duplicate { asset: existing.id })
@@ -227,6 +230,7 @@ pub async fn remember_media(
                 created_at: now,
             })
             .await?;
+        outbox.memory_saved(tx, memory, user, now).await?;
         ("saved", Remembered::Saved { kind: file.kind, asset, memory })
     };
     if let Some((interaction, index)) = source {
@@ -246,6 +250,8 @@ pub struct MediaJobHandler {
     keeper: MediaKeeper,
     clock: Arc<dyn Clock>,
     settings: MediaSettings,
+    /// Queues Mem0's copy of each memory saved.
+    mem0: Mem0Outbox,
 }
 
 impl MediaJobHandler {
@@ -256,7 +262,13 @@ impl MediaJobHandler {
         clock: Arc<dyn Clock>,
         settings: MediaSettings,
     ) -> Self {
-        Self { repository, keeper, clock, settings }
+        Self { repository, keeper, clock, settings, mem0: Mem0Outbox::DISABLED }
+    }
+
+    /// Queues Mem0's copy of every memory a media job saves.
+    pub fn with_mem0(mut self, outbox: Mem0Outbox) -> Self {
+        self.mem0 = outbox;
+        self
     }
 }
 
@@ -368,12 +380,13 @@ impl JobHandler for MediaJobHandler {
         let text = describe(&file, &item.caption, now.with_timezone(&zone));
         let max_distance = self.settings.near_duplicate_distance;
         let transcribe = self.settings.transcribe;
-        let (job_id, attempt) = (job.id, job.attempts);
+        let (job_id, attempt, outbox) = (job.id, job.attempts, self.mem0);
         transact(&*self.repository, move |tx| {
             Box::pin(async move {
                 let user = UserId(item.user_id);
                 let source = Some((InteractionId(item.interaction_id), item.index));
-                let outcome = remember_media(tx, user, source, &file, text, Vec::new(), now, max_distance).await?;
+                let outcome =
+                    remember_media(tx, user, source, &file, text, Vec::new(), now, max_distance, outbox).await?;
                 let body = match (outcome, &file.audio) {
                     // A voice note to transcribe: its job tells the user what was heard.
                     (Remembered::Saved { memory, .. }, Some(AudioCheck::Playable { .. })) if transcribe => {

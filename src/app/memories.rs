@@ -10,12 +10,14 @@ use crate::domain::model::{
     PageCursor, User, UserData, UserRecord,
 };
 use crate::domain::ports::{
-    transact, Clock, FetchError, MediaFiles, MemoryStore, MemoryStoreError, NewMemory, ReadModel, Repository,
-    RepositoryError,
+    transact, Clock, ExternalMemory, FetchError, MediaFiles, MemoryStoreError, NewMemory, ReadModel, Recalled,
+    Repository, RepositoryError,
 };
 use crate::domain::time_range::parse_time_range;
 
 use super::media::{describe, remember_media, transcription, AudioCheck, KeepError, MediaKeeper, Remembered};
+use super::mem0::Mem0Outbox;
+use super::search::MemorySearch;
 use super::voice::TranscribeJob;
 
 /// The largest page a client may ask for.
@@ -96,18 +98,35 @@ pub struct SearchResult {
     pub interaction: Option<Interaction>,
 }
 
+/// A fact Mem0 holds that no single memory of ours stands behind, as a search found it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InferredResult {
+    pub fact: ExternalMemory,
+    /// Comparable with the scores of the memories found by the same search.
+    pub score: f64,
+}
+
+/// What a search found: memories of ours, and (with Mem0) facts of Mem0's own.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SearchResults {
+    pub results: Vec<SearchResult>,
+    pub inferred: Vec<InferredResult>,
+}
+
 /// The REST use cases over the repository and the memory store.
 pub struct MemoryService {
     repository: Arc<dyn Repository>,
     reads: Arc<dyn ReadModel>,
     files: Arc<dyn MediaFiles>,
-    memory_store: Arc<dyn MemoryStore>,
+    search: MemorySearch,
     clock: Arc<dyn Clock>,
     default_timezone: Tz,
     /// Downloads `media_url`s; `None` refuses them (tests of other use cases).
     media: Option<(MediaKeeper, u32)>,
     /// Whether audio added here is queued for transcription, as a voice note in the chat is.
     transcribe: bool,
+    /// Queues Mem0's copy of what is saved, changed, deleted or erased.
+    mem0: Mem0Outbox,
 }
 
 /// What creating a memory did.
@@ -125,11 +144,27 @@ impl MemoryService {
         repository: Arc<dyn Repository>,
         reads: Arc<dyn ReadModel>,
         files: Arc<dyn MediaFiles>,
-        memory_store: Arc<dyn MemoryStore>,
+        search: MemorySearch,
         clock: Arc<dyn Clock>,
         default_timezone: Tz,
     ) -> Self {
-        Self { repository, reads, files, memory_store, clock, default_timezone, media: None, transcribe: false }
+        Self {
+            repository,
+            reads,
+            files,
+            search,
+            clock,
+            default_timezone,
+            media: None,
+            mem0: Mem0Outbox::DISABLED,
+            transcribe: false,
+        }
+    }
+
+    /// Queues Mem0's copy of every memory saved, changed, deleted or erased here.
+    pub fn with_mem0(mut self, outbox: Mem0Outbox) -> Self {
+        self.mem0 = outbox;
+        self
     }
 
     /// Lets `create` take a `media_url`, downloaded through `keeper` and de-duplicated as
@@ -169,13 +204,14 @@ impl MemoryService {
         };
         let file = keeper.fetch_and_keep(media_url, "").await.map_err(keep_error)?;
         let now = self.clock.now();
-        let zone = self.default_timezone;
+        let (zone, outbox) = (self.default_timezone, self.mem0);
         let text = describe(&file, caption.as_deref().unwrap_or_default(), now.with_timezone(&zone));
         let transcribe = self.transcribe;
         let remembered = transact(&*self.repository, move |tx| {
             Box::pin(async move {
                 let user = tx.find_or_create_user(&wa_id, &format!("+{wa_id}"), None, now).await?;
-                let remembered = remember_media(tx, user.id, None, &file, text, labels, now, max_distance).await?;
+                let remembered =
+                    remember_media(tx, user.id, None, &file, text, labels, now, max_distance, outbox).await?;
                 if let (Remembered::Saved { memory, .. }, Some(AudioCheck::Playable { .. }), true) =
                     (remembered, &file.audio, transcribe)
                 {
@@ -213,20 +249,23 @@ impl MemoryService {
         let text = valid_text(&input.text)?;
         let labels = valid_labels(input.labels)?;
         let now = self.clock.now();
-        let kind = input.kind;
+        let (kind, outbox) = (input.kind, self.mem0);
         let id = transact(&*self.repository, move |tx| {
             Box::pin(async move {
                 let user = tx.find_or_create_user(&wa_id, &format!("+{wa_id}"), None, now).await?;
-                tx.save_memory(NewMemory {
-                    user_id: user.id,
-                    interaction_id: None,
-                    media_asset_id: None,
-                    kind,
-                    text,
-                    labels,
-                    created_at: now,
-                })
-                .await
+                let id = tx
+                    .save_memory(NewMemory {
+                        user_id: user.id,
+                        interaction_id: None,
+                        media_asset_id: None,
+                        kind,
+                        text,
+                        labels,
+                        created_at: now,
+                    })
+                    .await?;
+                outbox.memory_saved(tx, id, user.id, now).await?;
+                Ok(id)
             })
         })
         .await?;
@@ -241,7 +280,8 @@ impl MemoryService {
         self.reads.find_memory(MemoryId(id)).await?.ok_or_else(|| memory_not_found(id))
     }
 
-    /// Changes a memory's text or labels; the search index follows in the same transaction.
+    /// Changes a memory's text or labels; the search index follows in the same transaction
+    /// (and, with Mem0, a new text replaces Mem0's copy through the outbox).
     ///
     /// # Errors
     /// [`ApiError::Invalid`] for nothing to change or bad values, [`ApiError::NotFound`].
@@ -251,8 +291,23 @@ impl MemoryService {
         }
         let text = changes.text.as_deref().map(valid_text).transpose()?;
         let labels = changes.labels.map(valid_labels).transpose()?;
-        let found =
-            transact(&*self.repository, move |tx| Box::pin(tx.update_memory(MemoryId(id), text, labels))).await?;
+        // Whose memory it is, for re-indexing a new text in Mem0.
+        let owner = match (&text, self.mem0.is_enabled()) {
+            (Some(_), true) => self.reads.find_memory(MemoryId(id)).await?.map(|r| r.memory.user_id),
+            _ => None,
+        };
+        let (outbox, now) = (self.mem0, self.clock.now());
+        let found = transact(&*self.repository, move |tx| {
+            Box::pin(async move {
+                let found = tx.update_memory(MemoryId(id), text, labels).await?;
+                if let (true, Some(owner)) = (found, owner) {
+                    outbox.memory_deleted(tx, MemoryId(id), now).await?;
+                    outbox.memory_saved(tx, MemoryId(id), owner, now).await?;
+                }
+                Ok(found)
+            })
+        })
+        .await?;
         if !found {
             return Err(memory_not_found(id));
         }
@@ -264,36 +319,53 @@ impl MemoryService {
     /// # Errors
     /// [`ApiError::NotFound`] when there is no such memory.
     pub async fn delete(&self, id: i64) -> Result<(), ApiError> {
-        let found = transact(&*self.repository, move |tx| Box::pin(tx.delete_memory(MemoryId(id)))).await?;
+        let (outbox, now) = (self.mem0, self.clock.now());
+        let found = transact(&*self.repository, move |tx| {
+            Box::pin(async move {
+                let found = tx.delete_memory(MemoryId(id)).await?;
+                if found {
+                    outbox.memory_deleted(tx, MemoryId(id), now).await?;
+                }
+                Ok(found)
+            })
+        })
+        .await?;
         found.then_some(()).ok_or_else(|| memory_not_found(id))
     }
 
-    /// The user's memories that match `query`, best first, each with its source message.
+    /// The user's memories that match `query`, best first, each with its source message;
+    /// with Mem0, also the facts Mem0 inferred that no single memory stands behind.
     ///
     /// # Errors
     /// [`ApiError::Invalid`] for an empty query or a bad limit, [`ApiError::NotFound`] for
     /// an unknown user.
-    pub async fn search(&self, user_id: &str, query: &str, limit: u32) -> Result<Vec<SearchResult>, ApiError> {
+    pub async fn search(&self, user_id: &str, query: &str, limit: u32) -> Result<SearchResults, ApiError> {
         let query = query.trim();
         if query.is_empty() {
             return Err(ApiError::Invalid("`query` must contain at least one word".into()));
         }
         let limit = page_size(limit)?;
         let user = self.known_user(user_id).await?;
-        let hits = self.memory_store.search(user.id, query, limit).await?;
-        let ids: Vec<MemoryId> = hits.iter().map(|hit| hit.memory.id).collect();
+        let hits = self.search.search(&user, query, limit).await?;
+        let ids: Vec<MemoryId> = hits.iter().filter_map(|hit| hit.recalled.memory()).map(|m| m.id).collect();
         let records = self.reads.find_memories(&ids).await?;
         let interaction_ids: Vec<_> = records.iter().filter_map(|r| r.interaction_id).collect();
         let interactions = self.reads.find_interactions(&interaction_ids).await?;
-        Ok(hits
-            .into_iter()
-            .filter_map(|hit| {
-                let memory = records.iter().find(|r| r.memory.id == hit.memory.id)?.clone();
-                let interaction =
-                    memory.interaction_id.and_then(|id| interactions.iter().find(|i| i.id == id).cloned());
-                Some(SearchResult { memory, score: hit.score, interaction })
-            })
-            .collect())
+        let mut found = SearchResults::default();
+        for hit in hits {
+            match hit.recalled {
+                Recalled::Memory(memory) => {
+                    let Some(memory) = records.iter().find(|r| r.memory.id == memory.id).cloned() else {
+                        continue;
+                    };
+                    let interaction =
+                        memory.interaction_id.and_then(|id| interactions.iter().find(|i| i.id == id).cloned());
+                    found.results.push(SearchResult { memory, score: hit.score, interaction });
+                }
+                Recalled::External(fact) => found.inferred.push(InferredResult { fact, score: hit.score }),
+            }
+        }
+        Ok(found)
     }
 
     /// A page of the user's memories, newest first, optionally within a natural range
@@ -427,7 +499,15 @@ impl MemoryService {
     /// [`ApiError::NotFound`] for an unknown user.
     pub async fn erase(&self, user_id: &str) -> Result<(), ApiError> {
         let user = self.known_user(user_id).await?;
-        let orphaned = transact(&*self.repository, move |tx| Box::pin(tx.erase_user(user.id))).await?;
+        let (outbox, now) = (self.mem0, self.clock.now());
+        let orphaned = transact(&*self.repository, move |tx| {
+            Box::pin(async move {
+                let orphaned = tx.erase_user(user.id).await?;
+                outbox.user_erased(tx, &user.wa_id, now).await?;
+                Ok(orphaned)
+            })
+        })
+        .await?;
         for path in orphaned {
             if let Err(error) = self.files.remove(&path).await {
                 tracing::warn!(%error, %path, "could not delete an erased user's media file");
@@ -571,7 +651,7 @@ mod tests {
             Arc::new(repository),
             Arc::new(reads),
             Arc::new(MockMediaFiles::new()),
-            Arc::new(store),
+            MemorySearch::local(Arc::new(store)),
             Arc::new(FixedClock),
             chrono_tz::UTC,
         )
@@ -604,6 +684,7 @@ mod tests {
             labels: vec![],
             interaction_id: None,
             media_asset_id: None,
+            mem0: None,
         }
     }
 
@@ -652,18 +733,19 @@ mod tests {
         let mut store = MockMemoryStore::new();
         store.expect_search().returning(|_, _, _| {
             Ok(vec![
-                MemoryHit { memory: record(2).memory, score: 2.0 },
-                MemoryHit { memory: record(9).memory, score: 1.5 },
-                MemoryHit { memory: record(1).memory, score: 1.0 },
+                MemoryHit { recalled: Recalled::Memory(record(2).memory), score: 2.0 },
+                MemoryHit { recalled: Recalled::Memory(record(9).memory), score: 1.5 },
+                MemoryHit { recalled: Recalled::Memory(record(1).memory), score: 1.0 },
             ])
         });
         // Memory 9 was deleted between the search and the read.
         repository.expect_find_memories().returning(|_| Ok(vec![record(1), record(2)]));
         repository.expect_find_interactions().returning(|_| Ok(vec![]));
-        let results = service(repository, store).search("15551234567", "milk", 10).await.unwrap();
-        let ids: Vec<i64> = results.iter().map(|r| r.memory.memory.id.0).collect();
+        let found = service(repository, store).search("15551234567", "milk", 10).await.unwrap();
+        let ids: Vec<i64> = found.results.iter().map(|r| r.memory.memory.id.0).collect();
         assert_eq!(ids, vec![2, 1]);
-        assert_eq!(results[0].score, 2.0);
+        assert_eq!(found.results[0].score, 2.0);
+        assert!(found.inferred.is_empty());
     }
 
     #[tokio::test]
@@ -672,6 +754,35 @@ mod tests {
         repository.expect_find_user_record().returning(|_| Err(RepositoryError::Unavailable("locked".into())));
         let error = service(repository, MockMemoryStore::new()).user("15551234567").await.unwrap_err();
         assert!(matches!(error, ApiError::Unavailable(_)));
+    }
+
+    #[tokio::test]
+    async fn with_mem0_erasing_a_user_queues_mem0s_delete_all_after_the_erase_in_one_transaction() {
+        let mut tx = crate::domain::ports::MockUnitOfWork::new();
+        let mut order = mockall::Sequence::new();
+        tx.expect_erase_user().times(1).in_sequence(&mut order).returning(|_| Ok(vec![]));
+        tx.expect_enqueue_job()
+            .withf(|job| job.kind == crate::app::mem0::MEM0_ERASE_JOB_KIND && job.payload["owner"] == "15551234567")
+            .times(1)
+            .in_sequence(&mut order)
+            .returning(|_| Ok(()));
+        let tx = std::sync::Mutex::new(Some(tx));
+        let mut repository = MockRepository::new();
+        repository.expect_find_user().returning(|_| Ok(Some(user_record().user)));
+        repository.expect_run_in_transaction().times(1).returning(move |work| {
+            let mut tx = tx.lock().unwrap().take().expect("one transaction");
+            futures::executor::block_on(work(&mut tx))
+        });
+        let service = MemoryService::new(
+            Arc::new(repository),
+            Arc::new(MockReadModel::new()),
+            Arc::new(MockMediaFiles::new()),
+            MemorySearch::local(Arc::new(MockMemoryStore::new())),
+            Arc::new(FixedClock),
+            chrono_tz::UTC,
+        )
+        .with_mem0(Mem0Outbox::ENABLED);
+        service.erase("+15551234567").await.unwrap();
     }
 
     #[test]

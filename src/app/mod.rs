@@ -3,6 +3,8 @@
 pub mod ingest;
 pub mod jobs;
 pub mod media;
+pub mod mem0;
 pub mod memories;
 pub mod notify;
+pub mod search;
 pub mod voice;

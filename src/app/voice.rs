@@ -8,8 +8,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use super::jobs::{JobError, JobHandler};
+use super::mem0::Mem0Outbox;
 use super::notify::{queue_reply, queue_reply_alone, QueuedReply};
-use crate::domain::model::{Job, MemoryId};
+use crate::domain::model::{Job, MemoryId, UserId};
 use crate::domain::ports::{
     transact, AudioError, Clock, JobSettlement, MediaFiles, MediaInspector, Repository, SpeechAudio, TranscribeError,
     Transcriber,
@@ -46,6 +47,8 @@ pub struct TranscribeJobHandler {
     transcriber: Option<Arc<dyn Transcriber>>,
     clock: Arc<dyn Clock>,
     max_seconds: f64,
+    /// Mem0's copy follows the words (the description it had is replaced).
+    mem0: Mem0Outbox,
 }
 
 impl TranscribeJobHandler {
@@ -58,7 +61,13 @@ impl TranscribeJobHandler {
         clock: Arc<dyn Clock>,
         max_seconds: f64,
     ) -> Self {
-        Self { repository, files, inspector, transcriber, clock, max_seconds }
+        Self { repository, files, inspector, transcriber, clock, max_seconds, mem0: Mem0Outbox::DISABLED }
+    }
+
+    /// Re-queues Mem0's copy of a memory whose words were heard.
+    pub fn with_mem0(mut self, outbox: Mem0Outbox) -> Self {
+        self.mem0 = outbox;
+        self
     }
 }
 
@@ -119,13 +128,20 @@ impl JobHandler for TranscribeJobHandler {
         let transcript = transcriber.transcribe(&audio).await.map_err(transcribe_error)?;
         let words = transcript.text.trim().to_string();
         let now = self.clock.now();
-        let (job_id, attempt) = (job.id, job.attempts);
+        let (job_id, attempt, outbox) = (job.id, job.attempts, self.mem0);
         transact(&*self.repository, move |tx| {
             Box::pin(async move {
+                let memory = MemoryId(note.memory_id);
                 let still_there = if words.is_empty() {
                     true // the description stays
                 } else {
-                    tx.update_memory(MemoryId(note.memory_id), Some(memory_text(&note.caption, &words)), None).await?
+                    let changed = tx.update_memory(memory, Some(memory_text(&note.caption, &words)), None).await?;
+                    if changed {
+                        // Mem0's copy of the description gives way to the words.
+                        outbox.memory_deleted(tx, memory, now).await?;
+                        outbox.memory_saved(tx, memory, UserId(note.user_id), now).await?;
+                    }
+                    changed
                 };
                 // A note deleted (/undo) while it was being transcribed stays deleted, unmentioned.
                 if let (true, Some(phone)) = (still_there, note.phone) {

@@ -3,6 +3,7 @@
 //! rusqlite or reqwest.
 
 pub mod command;
+pub mod fusion;
 pub mod model;
 pub mod perceptual;
 pub mod ports;

@@ -303,6 +303,58 @@ pub struct MemoryRecord {
     /// The message it came from (none for one created through the API).
     pub interaction_id: Option<InteractionId>,
     pub media_asset_id: Option<MediaAssetId>,
+    /// Its copy in Mem0; `None` when Mem0 is not configured (or never had it).
+    pub mem0: Option<Mem0Status>,
+}
+
+/// Where a memory's copy in Mem0 stands. Mem0 is a second home for memories, filled
+/// through an outbox: the memory is ours at once, Mem0's copy follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mem0State {
+    /// Queued, or being retried while Mem0 is slow or down.
+    Pending,
+    /// Mem0 has it (possibly as several inferred facts, or none worth keeping).
+    Indexed,
+    /// Mem0 refused it, or kept failing until the job gave up; `error` says why.
+    Failed,
+}
+
+impl Mem0State {
+    /// The stored form (`mem0_index.state`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mem0State::Pending => "pending",
+            Mem0State::Indexed => "indexed",
+            Mem0State::Failed => "failed",
+        }
+    }
+
+    /// The state of a stored form; `None` for one this version does not know.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "pending" => Some(Mem0State::Pending),
+            "indexed" => Some(Mem0State::Indexed),
+            "failed" => Some(Mem0State::Failed),
+            _ => None,
+        }
+    }
+}
+
+/// A memory's Mem0 copy: its state, why it failed, and the inference still running for
+/// it (polled again by the next attempt instead of adding the memory twice).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mem0Status {
+    pub state: Mem0State,
+    pub error: Option<String>,
+    pub event_id: Option<String>,
+}
+
+/// How many memories are in each Mem0 state, for the analytics summary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Mem0Counts {
+    pub pending: u64,
+    pub indexed: u64,
+    pub failed: u64,
 }
 
 /// One stored WhatsApp message, either way.
@@ -390,6 +442,8 @@ pub struct Analytics {
     pub last_ingest_at: Option<DateTime<Utc>>,
     /// Interactions per UTC day over the last 30 days, oldest first, days with none included.
     pub interactions_per_day: Vec<(chrono::NaiveDate, u64)>,
+    /// Memories by Mem0 state; `None` when Mem0 is not configured.
+    pub mem0: Option<Mem0Counts>,
 }
 
 /// A WhatsApp id given by a client in any of the forms people write it: `15551234567`,

@@ -10,6 +10,7 @@ use super::model::{
     MemoryKind, MemoryPage, MemoryRecord, Page, PageCursor, User, UserData, UserId, UserRecord,
 };
 use super::time_range::TimeRange;
+use std::time::Duration;
 
 /// Why the system of record failed.
 #[derive(Debug, thiserror::Error)]
@@ -147,9 +148,89 @@ pub struct Delivery {
 /// A memory found by a search, best first.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MemoryHit {
-    pub memory: Memory,
+    pub recalled: Recalled,
     /// Higher is better; comparable only within one result list.
     pub score: f64,
+}
+
+/// What a search recalled.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Recalled {
+    /// One of our memories.
+    Memory(Memory),
+    /// An entry an outside store (Mem0) keeps under its own id. From a store: `source` is
+    /// the memory of ours it says it came from. From a hybrid search: a fact with no
+    /// single memory of ours behind it (inferred from several, or added elsewhere).
+    External(ExternalMemory),
+}
+
+impl Recalled {
+    /// The memory of ours, when this is one.
+    pub fn memory(&self) -> Option<&Memory> {
+        match self {
+            Recalled::Memory(memory) => Some(memory),
+            Recalled::External(_) => None,
+        }
+    }
+}
+
+/// An entry in an outside memory store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExternalMemory {
+    /// The store's id (a Mem0 memory id).
+    pub id: String,
+    pub text: String,
+    /// Our memory it was made from, as recorded in its metadata.
+    pub source: Option<MemoryId>,
+    pub created_at: Option<DateTime<Utc>>,
+}
+
+/// A memory as an outside store receives it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MemoryToIndex {
+    pub memory: MemoryId,
+    /// Whose it is, as the store names people: the WhatsApp id, stable across databases.
+    pub owner: String,
+    pub kind: MemoryKind,
+    pub text: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Where adding a memory to a store stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Indexing {
+    /// Stored, as these entries of the store (none when it found nothing worth keeping).
+    Indexed(Vec<String>),
+    /// Accepted; the store is still working on it: ask again about this event.
+    Pending(String),
+    /// The store accepted it but could not process it; `String` says why.
+    Failed(String),
+}
+
+/// What holds a memory's copies in Mem0, read in the transaction that deletes it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Mem0Copies {
+    /// The Mem0 memories its adds produced.
+    pub ids: Vec<String>,
+    /// An add still being inferred, whose results are not known yet.
+    pub event_id: Option<String>,
+}
+
+/// A change to a memory's Mem0 bookkeeping (`mem0_index`, `mem0_links`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mem0IndexChange {
+    /// Queued for indexing (again, after a change of its text).
+    Pending { user: UserId },
+    /// Mem0 accepted the add and is inferring under this event.
+    EventStarted(String),
+    /// The event failed: the next attempt adds again.
+    EventFailed,
+    /// Mem0 holds it as these memories.
+    Indexed(Vec<String>),
+    /// Given up, with the reason.
+    Failed(String),
+    /// Its copies are being deleted: no bookkeeping is kept.
+    Forgotten,
 }
 
 /// The reads and writes of one unit of work (an inbound message, a job's outcome), all
@@ -287,6 +368,19 @@ pub trait UnitOfWork: Send {
 
     /// Records a message sent (or refused) through the REST API.
     async fn record_delivery(&mut self, delivery: Delivery) -> Result<(), RepositoryError>;
+
+    /// The Mem0 copies of a memory (deleted or not: the bookkeeping outlives the row
+    /// until [`Mem0IndexChange::Forgotten`]).
+    async fn mem0_copies(&mut self, memory: MemoryId) -> Result<Mem0Copies, RepositoryError>;
+
+    /// Changes a memory's Mem0 bookkeeping. Returns whether the memory still exists, so
+    /// an add that finished after the memory was deleted can queue its own undoing.
+    async fn update_mem0_index(
+        &mut self,
+        memory: MemoryId,
+        change: Mem0IndexChange,
+        now: DateTime<Utc>,
+    ) -> Result<bool, RepositoryError>;
 }
 
 /// Work to run inside one transaction. It may only touch the transaction: on SQLite it
@@ -433,6 +527,13 @@ pub trait ReadModel: Send + Sync {
     /// # Errors
     /// [`RepositoryError`] when the database fails.
     async fn analytics(&self, now: DateTime<Utc>) -> Result<Analytics, RepositoryError>;
+
+    /// The memories of ours each of these Mem0 memories was made from, as
+    /// `(mem0 id, memory)` pairs: how a Mem0 search hit finds its way back.
+    ///
+    /// # Errors
+    /// [`RepositoryError`] when the database fails.
+    async fn memories_of_mem0(&self, mem0_ids: &[String]) -> Result<Vec<(String, MemoryId)>, RepositoryError>;
 }
 
 /// The current time. A port so that every date rule can be tested at a fixed instant.
@@ -442,26 +543,45 @@ pub trait Clock: Send + Sync {
     fn now(&self) -> DateTime<Utc>;
 }
 
-/// Why a memory store failed.
-#[derive(Debug, thiserror::Error)]
+/// Why a memory store failed. The store's own message is kept; credentials never are.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum MemoryStoreError {
-    /// Down, slow or rate-limited: the same call may succeed later.
+    /// Down, slow, timed out or failing (5xx): the same call may succeed later.
     #[error("the memory store is unavailable: {0}")]
     Unavailable(String),
-    /// The store refused the call (bad request, bad credentials): retrying will not help.
+    /// Too many requests (429): try again, after `retry_after` when the store said so.
+    #[error("the memory store is rate-limiting: {message}")]
+    RateLimited { message: String, retry_after: Option<Duration> },
+    /// The store refused the call as malformed (400), or failed in a way a retry will
+    /// not fix.
     #[error("the memory store refused the request: {0}")]
     Rejected(String),
+    /// The credentials were refused (401): nothing works until they are fixed.
+    #[error("the memory store refused the credentials: {0}")]
+    Unauthorized(String),
+    /// What was asked for does not exist (404).
+    #[error("not found in the memory store: {0}")]
+    NotFound(String),
 }
 
 impl MemoryStoreError {
     /// Whether the same call could succeed if made again.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, MemoryStoreError::Unavailable(_))
+        matches!(self, MemoryStoreError::Unavailable(_) | MemoryStoreError::RateLimited { .. })
+    }
+
+    /// How long the store asked us to wait before the next call, if it said.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            MemoryStoreError::RateLimited { retry_after, .. } => *retry_after,
+            _ => None,
+        }
     }
 }
 
-/// Where memories are searched: the local full-text index, and later Mem0 beside it.
-/// Always scoped to one user.
+/// Where memories are kept for search: the local full-text index (in the database,
+/// indexed in the transaction that saves a memory), and Mem0 (over HTTP, indexed through
+/// an outbox). Always scoped to one user.
 #[cfg_attr(test, mockall::automock)]
 #[async_trait]
 pub trait MemoryStore: Send + Sync {
@@ -469,7 +589,38 @@ pub trait MemoryStore: Send + Sync {
     ///
     /// # Errors
     /// [`MemoryStoreError`]; an empty result is not an error.
-    async fn search(&self, user: UserId, query: &str, limit: u32) -> Result<Vec<MemoryHit>, MemoryStoreError>;
+    async fn search(&self, user: &User, query: &str, limit: u32) -> Result<Vec<MemoryHit>, MemoryStoreError>;
+
+    /// Adds a memory. A store that infers asynchronously answers
+    /// [`Indexing::Pending`]; ask [`MemoryStore::indexing_status`] about the event then.
+    ///
+    /// # Errors
+    /// [`MemoryStoreError`], saying whether a retry can help.
+    async fn index(&self, memory: &MemoryToIndex) -> Result<Indexing, MemoryStoreError>;
+
+    /// Where an earlier add's event stands; may wait a while for it to finish.
+    ///
+    /// # Errors
+    /// [`MemoryStoreError::NotFound`] for an event the store does not know.
+    async fn indexing_status(&self, event: &str) -> Result<Indexing, MemoryStoreError>;
+
+    /// Deletes one entry by the store's id; one already gone is not an error.
+    ///
+    /// # Errors
+    /// [`MemoryStoreError`], saying whether a retry can help.
+    async fn delete(&self, id: &str) -> Result<(), MemoryStoreError>;
+
+    /// Deletes every entry of one person (`owner` as in [`MemoryToIndex::owner`]).
+    ///
+    /// # Errors
+    /// [`MemoryStoreError`], saying whether a retry can help.
+    async fn delete_all(&self, owner: &str) -> Result<(), MemoryStoreError>;
+
+    /// Checks that the store answers and accepts our credentials.
+    ///
+    /// # Errors
+    /// [`MemoryStoreError::Unauthorized`] for refused credentials; others when it is down.
+    async fn check(&self) -> Result<(), MemoryStoreError>;
 }
 
 /// A message Twilio accepted for delivery.

@@ -4,6 +4,7 @@
 use chrono_tz::Tz;
 
 use super::model::Memory;
+use super::ports::Recalled;
 
 /// The longest body one WhatsApp message may carry through Twilio.
 pub const MAX_MESSAGE_CHARS: usize = 1600;
@@ -19,16 +20,42 @@ const MAX_ITEM_CHARS: usize = 300;
 /// message would exceed [`MAX_MESSAGE_CHARS`], saying how many were left out.
 /// `total` is how many matched in all (it may exceed `memories.len()`).
 pub fn format_memory_list(memories: &[Memory], total: u64, zone: Tz) -> String {
-    if memories.is_empty() {
+    let lines: Vec<String> = memories.iter().map(|memory| memory_line(memory, zone)).collect();
+    format_numbered(&lines, total)
+}
+
+/// A search's results, as [`format_memory_list`] shows memories; a fact Mem0 inferred
+/// that no single memory stands behind is shown as such, without a date of ours.
+pub fn format_search_results(found: &[Recalled], zone: Tz) -> String {
+    let lines: Vec<String> = found
+        .iter()
+        .map(|recalled| match recalled {
+            Recalled::Memory(memory) => memory_line(memory, zone),
+            Recalled::External(fact) => {
+                format!("💡 {} (inferred by Mem0)", truncate_chars(&fact.text, MAX_ITEM_CHARS))
+            }
+        })
+        .collect();
+    format_numbered(&lines, found.len() as u64)
+}
+
+fn memory_line(memory: &Memory, zone: Tz) -> String {
+    let when = memory.created_at.with_timezone(&zone).format("%Y-%m-%d %H:%M");
+    format!("{} · {}", when, truncate_chars(&memory.text, MAX_ITEM_CHARS))
+}
+
+/// Numbers `lines` and stops before the message would exceed [`MAX_MESSAGE_CHARS`],
+/// saying how many of `total` were left out.
+fn format_numbered(lines: &[String], total: u64) -> String {
+    if lines.is_empty() {
         return NO_MATCHES.to_string();
     }
-    let total = total.max(memories.len() as u64);
+    let total = total.max(lines.len() as u64);
     let mut out = String::new();
     let mut out_chars = 0usize;
     let mut shown = 0u64;
-    for (i, memory) in memories.iter().enumerate() {
-        let when = memory.created_at.with_timezone(&zone).format("%Y-%m-%d %H:%M");
-        let line = format!("{}. {} · {}", i + 1, when, truncate_chars(&memory.text, MAX_ITEM_CHARS));
+    for (i, item) in lines.iter().enumerate() {
+        let line = format!("{}. {item}", i + 1);
         let line_chars = line.chars().count() + usize::from(shown > 0);
         let remaining = total - shown - 1;
         let footer_chars = if remaining > 0 { more_footer(remaining).chars().count() } else { 0 };
@@ -110,6 +137,20 @@ mod tests {
         let list = format_memory_list(&[memory(1, &"é".repeat(5000))], 1, chrono_tz::UTC);
         assert!(list.chars().count() <= MAX_MESSAGE_CHARS);
         assert!(list.contains('…'));
+    }
+
+    #[test]
+    fn inferred_facts_are_shown_as_such_among_memories() {
+        let fact = crate::domain::ports::ExternalMemory {
+            id: "m-1".into(),
+            text: "Prefers oat milk".into(),
+            source: None,
+            created_at: None,
+        };
+        let found = [Recalled::Memory(memory(1, "buy milk")), Recalled::External(fact)];
+        let list = format_search_results(&found, chrono_tz::UTC);
+        assert_eq!(list, "1. 2026-11-26 23:30 · buy milk\n2. 💡 Prefers oat milk (inferred by Mem0)");
+        assert_eq!(format_search_results(&[], chrono_tz::UTC), NO_MATCHES);
     }
 
     #[test]

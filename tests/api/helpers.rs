@@ -101,10 +101,21 @@ pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
 }
 
-/// Starts the service with variables changed by `customize`.
-pub async fn spawn_app_with(customize: impl FnOnce(&mut HashMap<String, String>)) -> TestApp {
+/// Builds the service with variables changed by `customize`, without serving: the
+/// error a start fails with, if it does.
+pub async fn start_error_with(customize: impl FnOnce(&mut HashMap<String, String>)) -> Option<String> {
     let dir = tempfile::tempdir().unwrap();
-    let database_url = fresh_database_url(&dir).await;
+    let vars = test_vars(&dir, customize).await;
+    let config = Config::from_lookup(|k| vars.get(k).cloned()).expect("valid test config");
+    Application::build(&config).await.err().map(|error| format!("{error:#}"))
+}
+
+/// The variables of a test server over a fresh database in `dir`, changed by `customize`.
+async fn test_vars(
+    dir: &tempfile::TempDir,
+    customize: impl FnOnce(&mut HashMap<String, String>),
+) -> HashMap<String, String> {
+    let database_url = fresh_database_url(dir).await;
     let mut vars: HashMap<String, String> = [
         ("APP_PORT", "0".to_string()),
         ("ENV", "production".to_string()),
@@ -120,6 +131,14 @@ pub async fn spawn_app_with(customize: impl FnOnce(&mut HashMap<String, String>)
     .map(|(k, v)| (k.to_string(), v))
     .collect();
     customize(&mut vars);
+    vars
+}
+
+/// Starts the service with variables changed by `customize`.
+pub async fn spawn_app_with(customize: impl FnOnce(&mut HashMap<String, String>)) -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let vars = test_vars(&dir, customize).await;
+    let database_url = vars.get("DATABASE_URL").cloned().expect("a database URL");
     let signed_base = vars.get("PUBLIC_BASE_URL").cloned();
     let storage_dir = std::path::PathBuf::from(vars.get("STORAGE_DIR").cloned().unwrap_or_default());
     let auth_token = vars.get("TWILIO_AUTH_TOKEN").cloned().unwrap_or_else(|| AUTH_TOKEN.to_string());

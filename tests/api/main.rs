@@ -3,12 +3,14 @@
 //! when `TEST_DATABASE_URL` names a server.
 
 mod commands;
+mod fake_mem0;
 mod fake_openai;
 mod fake_twilio;
 mod health;
 mod helpers;
 mod jobs;
 mod media;
+mod mem0;
 mod process;
 mod rest;
 mod twilio_adapters;

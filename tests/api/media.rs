@@ -7,25 +7,29 @@ use std::io::Cursor;
 use crate::fake_twilio::{self, FakeTwilio};
 use crate::helpers::*;
 
-const PHOTO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/samples/photo_penne.jpg");
+/// A photo of a plate of penne.
+pub(crate) const PHOTO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/samples/photo_penne.jpg");
 const SCREENSHOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/samples/screenshot_lambdatest.jpg");
+
+/// The variables that point the app at `twilio`.
+pub(crate) fn twilio_vars(twilio: &FakeTwilio) -> Vec<(String, String)> {
+    vec![
+        ("TWILIO_ACCOUNT_SID".into(), twilio.account_sid().to_string()),
+        ("TWILIO_AUTH_TOKEN".into(), twilio.auth_token().to_string()),
+        ("TWILIO_API_BASE_URL".into(), twilio.base_url().to_string()),
+        ("TWILIO_WHATSAPP_NUMBER".into(), "+14155238886".into()),
+    ]
+}
 
 async fn app_with_twilio() -> (TestApp, FakeTwilio) {
     let twilio = fake_twilio::start().await;
-    let (sid, token, base) =
-        (twilio.account_sid().to_string(), twilio.auth_token().to_string(), twilio.base_url().to_string());
-    let app = spawn_app_with(move |vars| {
-        vars.insert("TWILIO_ACCOUNT_SID".into(), sid);
-        vars.insert("TWILIO_AUTH_TOKEN".into(), token);
-        vars.insert("TWILIO_API_BASE_URL".into(), base);
-        vars.insert("TWILIO_WHATSAPP_NUMBER".into(), "+14155238886".into());
-    })
-    .await;
+    let vars = twilio_vars(&twilio);
+    let app = spawn_app_with(move |all| all.extend(vars)).await;
     (app, twilio)
 }
 
 /// A webhook form carrying `media` (URL, content type) and a caption.
-fn media_form(phone: &str, caption: &str, media: &[(String, &str)]) -> Vec<(String, String)> {
+pub(crate) fn media_form(phone: &str, caption: &str, media: &[(String, &str)]) -> Vec<(String, String)> {
     let mut form = with_field(text_form(phone, caption), "NumMedia", &media.len().to_string());
     form = with_field(form, "MessageType", "image");
     for (i, (url, content_type)) in media.iter().enumerate() {

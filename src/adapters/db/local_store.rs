@@ -11,8 +11,10 @@ use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, QueryResult, State
 
 use super::map_db_err;
 use super::sqlite::{memory_from_row, SqliteReaders};
-use crate::domain::model::{Memory, MemoryId, MemoryKind, UserId};
-use crate::domain::ports::{MemoryHit, MemoryStore, MemoryStoreError, RepositoryError};
+use crate::domain::model::{Memory, MemoryId, MemoryKind, User, UserId};
+use crate::domain::ports::{
+    Indexing, MemoryHit, MemoryStore, MemoryStoreError, MemoryToIndex, Recalled, RepositoryError,
+};
 use crate::domain::query::{rank_term_matches, search_terms, TermMatch};
 
 /// Full-text search over the `memories` table.
@@ -72,13 +74,13 @@ fn sqlite_term_matches_sql(expression_count: usize) -> String {
 fn hit_from_row(row: &QueryResult) -> Result<MemoryHit, sea_orm::DbErr> {
     let kind: String = row.try_get("", "kind")?;
     Ok(MemoryHit {
-        memory: Memory {
+        recalled: Recalled::Memory(Memory {
             id: MemoryId(row.try_get("", "id")?),
             user_id: UserId(row.try_get("", "user_id")?),
             kind: MemoryKind::parse(&kind).unwrap_or(MemoryKind::Text),
             text: row.try_get("", "text")?,
             created_at: row.try_get("", "created_at")?,
-        },
+        }),
         score: row.try_get("", "score")?,
     })
 }
@@ -95,7 +97,8 @@ impl From<RepositoryError> for MemoryStoreError {
 
 #[async_trait]
 impl MemoryStore for LocalStore {
-    async fn search(&self, user: UserId, query: &str, limit: u32) -> Result<Vec<MemoryHit>, MemoryStoreError> {
+    async fn search(&self, user: &User, query: &str, limit: u32) -> Result<Vec<MemoryHit>, MemoryStoreError> {
+        let user = user.id;
         let terms = search_terms(query);
         if terms.is_empty() {
             return Ok(Vec::new());
@@ -117,6 +120,31 @@ impl MemoryStore for LocalStore {
                     .map_err(|e| MemoryStoreError::from(map_db_err(e)))
             }
         }
+    }
+
+    /// Nothing to do: the database indexed the memory in the transaction that saved it.
+    async fn index(&self, _memory: &MemoryToIndex) -> Result<Indexing, MemoryStoreError> {
+        Ok(Indexing::Indexed(Vec::new()))
+    }
+
+    /// Nothing is ever pending here (see [`LocalStore::index`]).
+    async fn indexing_status(&self, _event: &str) -> Result<Indexing, MemoryStoreError> {
+        Ok(Indexing::Indexed(Vec::new()))
+    }
+
+    /// Nothing to do: a memory's search entry goes with its row, in the same transaction.
+    async fn delete(&self, _id: &str) -> Result<(), MemoryStoreError> {
+        Ok(())
+    }
+
+    /// Nothing to do: erasing a user deletes their search entries with their rows.
+    async fn delete_all(&self, _owner: &str) -> Result<(), MemoryStoreError> {
+        Ok(())
+    }
+
+    /// The database's health is `/readyz`'s business; the index is part of it.
+    async fn check(&self) -> Result<(), MemoryStoreError> {
+        Ok(())
     }
 }
 
@@ -160,7 +188,10 @@ fn search_sqlite(
         .filter(|memory| memory.user_id == user)
         .map(|memory| (memory.id.0, memory))
         .collect();
-    Ok(ranked.into_iter().filter_map(|(id, score)| Some(MemoryHit { memory: by_id.remove(&id)?, score })).collect())
+    Ok(ranked
+        .into_iter()
+        .filter_map(|(id, score)| Some(MemoryHit { recalled: Recalled::Memory(by_id.remove(&id)?), score }))
+        .collect())
 }
 
 #[cfg(test)]

@@ -16,8 +16,8 @@ use crate::domain::model::{
     User, UserId,
 };
 use crate::domain::ports::{
-    Delivery, ImageHashCandidate, InboundInsert, JobSettlement, NewJob, NewMediaAsset, NewMemory, Repository,
-    RepositoryError, UnitOfWork, Work,
+    Delivery, ImageHashCandidate, InboundInsert, JobSettlement, Mem0Copies, Mem0IndexChange, NewJob, NewMediaAsset,
+    NewMemory, Repository, RepositoryError, UnitOfWork, Work,
 };
 use crate::domain::time_range::TimeRange;
 
@@ -81,6 +81,23 @@ impl PostgresTransaction {
 
     async fn one(&self, sql: &str, values: Vec<Value>) -> Result<Option<QueryResult>, RepositoryError> {
         self.transaction.query_one_raw(statement(sql, values)).await.map_err(map_db_err)
+    }
+
+    /// Applies `assignments` (with `$2` = `value`) to a memory's Mem0 row; its user, when
+    /// it has one.
+    async fn set_mem0(
+        &self,
+        memory: MemoryId,
+        assignments: &str,
+        value: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<i64>, RepositoryError> {
+        let sql =
+            format!("UPDATE mem0_index SET {assignments}, updated_at = $3 WHERE memory_id = $1 RETURNING user_id");
+        match self.one(&sql, vec![memory.0.into(), value.into(), now.into()]).await? {
+            Some(row) => get::<i64>(&row, "user_id").map(Some),
+            None => Ok(None),
+        }
     }
 }
 
@@ -274,6 +291,11 @@ impl UnitOfWork for PostgresTransaction {
             vec![user.0.into()],
         )
         .await?;
+        // Mem0 bookkeeping has no foreign key (see the mem0 migration); their Mem0
+        // copies go through one delete-all the caller queues.
+        for table in ["mem0_links", "mem0_index"] {
+            self.execute(&format!("DELETE FROM {table} WHERE user_id = $1"), vec![user.0.into()]).await?;
+        }
         // Interactions, memories, media records go with the user through ON DELETE CASCADE.
         self.execute("DELETE FROM users WHERE id = $1", vec![user.0.into()]).await?;
         Ok(orphaned)
@@ -496,5 +518,73 @@ impl UnitOfWork for PostgresTransaction {
         )
         .await
         .map(drop)
+    }
+
+    async fn mem0_copies(&mut self, memory: MemoryId) -> Result<Mem0Copies, RepositoryError> {
+        let rows = self
+            .transaction
+            .query_all_raw(statement(
+                "SELECT mem0_id FROM mem0_links WHERE memory_id = $1 ORDER BY mem0_id",
+                vec![memory.0.into()],
+            ))
+            .await
+            .map_err(map_db_err)?;
+        let ids = rows.iter().map(|row| get::<String>(row, "mem0_id")).collect::<Result<Vec<_>, _>>()?;
+        let event_id =
+            match self.one("SELECT event_id FROM mem0_index WHERE memory_id = $1", vec![memory.0.into()]).await? {
+                Some(row) => get::<Option<String>>(&row, "event_id")?,
+                None => None,
+            };
+        Ok(Mem0Copies { ids, event_id })
+    }
+
+    async fn update_mem0_index(
+        &mut self,
+        memory: MemoryId,
+        change: Mem0IndexChange,
+        now: DateTime<Utc>,
+    ) -> Result<bool, RepositoryError> {
+        match change {
+            Mem0IndexChange::Pending { user } => {
+                self.execute(
+                    "INSERT INTO mem0_index (memory_id, user_id, state, error, event_id, updated_at) \
+                     VALUES ($1, $2, 'pending', NULL, NULL, $3) ON CONFLICT (memory_id) DO UPDATE SET \
+                     state = 'pending', error = NULL, event_id = NULL, updated_at = excluded.updated_at",
+                    vec![memory.0.into(), user.0.into(), now.into()],
+                )
+                .await?;
+            }
+            Mem0IndexChange::EventStarted(event) => {
+                self.set_mem0(memory, "event_id = $2", Some(event), now).await?;
+            }
+            Mem0IndexChange::EventFailed => {
+                self.set_mem0(memory, "event_id = $2", None, now).await?;
+            }
+            Mem0IndexChange::Failed(error) => {
+                self.set_mem0(memory, "state = 'failed', event_id = NULL, error = $2", Some(error), now).await?;
+            }
+            Mem0IndexChange::Indexed(ids) => {
+                if let Some(user) =
+                    self.set_mem0(memory, "state = 'indexed', event_id = NULL, error = $2", None, now).await?
+                {
+                    for id in ids {
+                        self.execute(
+                            "INSERT INTO mem0_links (memory_id, mem0_id, user_id) VALUES ($1, $2, $3) \
+                             ON CONFLICT DO NOTHING",
+                            vec![memory.0.into(), id.into(), user.into()],
+                        )
+                        .await?;
+                    }
+                }
+            }
+            Mem0IndexChange::Forgotten => {
+                for table in ["mem0_links", "mem0_index"] {
+                    self.execute(&format!("DELETE FROM {table} WHERE memory_id = $1"), vec![memory.0.into()]).await?;
+                }
+            }
+        }
+        let row =
+            self.one("SELECT EXISTS (SELECT 1 FROM memories WHERE id = $1) AS present", vec![memory.0.into()]).await?;
+        row.map_or(Ok(false), |row| get::<bool>(&row, "present"))
     }
 }

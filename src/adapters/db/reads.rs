@@ -11,8 +11,8 @@ use sea_orm::{
 use super::entities::{interactions, media_assets, memories, users};
 use super::map_db_err;
 use crate::domain::model::{
-    Analytics, Interaction, InteractionId, MediaAsset, MediaAssetId, MemoryId, MemoryPage, MemoryRecord, Page,
-    PageCursor, User, UserData, UserId, UserRecord,
+    Analytics, Interaction, InteractionId, MediaAsset, MediaAssetId, Mem0Counts, Mem0State, Mem0Status, MemoryId,
+    MemoryPage, MemoryRecord, Page, PageCursor, User, UserData, UserId, UserRecord,
 };
 use async_trait::async_trait;
 
@@ -301,29 +301,119 @@ pub(super) async fn analytics(pool: &DatabaseConnection, now: DateTime<Utc>) -> 
         memories_by_kind,
         last_ingest_at,
         interactions_per_day,
+        mem0: None,
     })
+}
+
+/// `(?, ?, …)` or `($1, $2, …)`: `count` placeholders for an `IN` list.
+fn in_list(pool: &DatabaseConnection, count: usize) -> String {
+    let items: Vec<String> = match pool.get_database_backend() {
+        DbBackend::Postgres => (1..=count).map(|i| format!("${i}")).collect(),
+        _ => vec!["?".to_string(); count],
+    };
+    format!("({})", items.join(", "))
+}
+
+/// Rows of a raw query over `values`.
+async fn raw_rows(
+    pool: &DatabaseConnection,
+    sql: &str,
+    values: Vec<Value>,
+) -> Result<Vec<sea_orm::QueryResult>, RepositoryError> {
+    pool.query_all_raw(Statement::from_sql_and_values(pool.get_database_backend(), sql, values))
+        .await
+        .map_err(map_db_err)
+}
+
+/// The Mem0 status of each of these memories that has one.
+async fn mem0_statuses(
+    pool: &DatabaseConnection,
+    ids: &[i64],
+) -> Result<std::collections::HashMap<i64, Mem0Status>, RepositoryError> {
+    if ids.is_empty() {
+        return Ok(Default::default());
+    }
+    let sql = format!(
+        "SELECT memory_id, state, error, event_id FROM mem0_index WHERE memory_id IN {}",
+        in_list(pool, ids.len())
+    );
+    let rows = raw_rows(pool, &sql, ids.iter().map(|id| Value::from(*id)).collect()).await?;
+    let mut statuses = std::collections::HashMap::new();
+    for row in rows {
+        let memory_id: i64 = row.try_get("", "memory_id").map_err(map_db_err)?;
+        let state: String = row.try_get("", "state").map_err(map_db_err)?;
+        let Some(state) = Mem0State::parse(&state) else {
+            continue;
+        };
+        let error: Option<String> = row.try_get("", "error").map_err(map_db_err)?;
+        let event_id: Option<String> = row.try_get("", "event_id").map_err(map_db_err)?;
+        statuses.insert(memory_id, Mem0Status { state, error, event_id });
+    }
+    Ok(statuses)
+}
+
+/// Memories by Mem0 state, counting only memories that still exist.
+async fn mem0_counts(pool: &DatabaseConnection) -> Result<Mem0Counts, RepositoryError> {
+    let rows = count_rows(
+        pool,
+        "SELECT i.state, count(*) FROM mem0_index AS i JOIN memories AS m ON m.id = i.memory_id GROUP BY i.state",
+        Vec::new(),
+    )
+    .await?;
+    let mut counts = Mem0Counts::default();
+    for (state, count) in rows {
+        match Mem0State::parse(&state) {
+            Some(Mem0State::Pending) => counts.pending += count,
+            Some(Mem0State::Indexed) => counts.indexed += count,
+            Some(Mem0State::Failed) => counts.failed += count,
+            None => {}
+        }
+    }
+    Ok(counts)
 }
 
 /// The read model over the sea-orm pool: the same queries serve SQLite and PostgreSQL.
 pub struct PoolReads {
     pool: DatabaseConnection,
+    /// Whether memories carry their Mem0 status: only when Mem0 is configured, so that
+    /// without it no read pays for the extra query.
+    mem0: bool,
 }
 
 impl PoolReads {
     /// Reads through `pool`.
     pub fn new(pool: DatabaseConnection) -> Self {
-        Self { pool }
+        Self { pool, mem0: false }
+    }
+
+    /// Memories read carry their Mem0 status, and the analytics count them by it.
+    pub fn with_mem0_status(mut self) -> Self {
+        self.mem0 = true;
+        self
+    }
+
+    /// `records` with their Mem0 status, when this read model shows it.
+    async fn with_mem0(&self, mut records: Vec<MemoryRecord>) -> Result<Vec<MemoryRecord>, RepositoryError> {
+        if !self.mem0 {
+            return Ok(records);
+        }
+        let ids: Vec<i64> = records.iter().map(|r| r.memory.id.0).collect();
+        let mut statuses = mem0_statuses(&self.pool, &ids).await?;
+        for record in &mut records {
+            record.mem0 = statuses.remove(&record.memory.id.0);
+        }
+        Ok(records)
     }
 }
 
 #[async_trait]
 impl ReadModel for PoolReads {
     async fn find_memory(&self, id: MemoryId) -> Result<Option<MemoryRecord>, RepositoryError> {
-        Ok(find_memories(&self.pool, &[id]).await?.pop())
+        Ok(self.with_mem0(find_memories(&self.pool, &[id]).await?).await?.pop())
     }
 
     async fn find_memories(&self, ids: &[MemoryId]) -> Result<Vec<MemoryRecord>, RepositoryError> {
-        find_memories(&self.pool, ids).await
+        self.with_mem0(find_memories(&self.pool, ids).await?).await
     }
 
     async fn memory_page(
@@ -333,7 +423,8 @@ impl ReadModel for PoolReads {
         after: Option<PageCursor>,
         limit: u32,
     ) -> Result<Page<MemoryRecord>, RepositoryError> {
-        memory_page(&self.pool, user, range, after, limit).await
+        let page = memory_page(&self.pool, user, range, after, limit).await?;
+        Ok(Page { items: self.with_mem0(page.items).await?, next: page.next })
     }
 
     async fn find_interactions(&self, ids: &[InteractionId]) -> Result<Vec<Interaction>, RepositoryError> {
@@ -365,7 +456,7 @@ impl ReadModel for PoolReads {
             .all(&self.pool)
             .await
             .map_err(map_db_err)?;
-        Ok(with_owners(&self.pool, rows).await?.pop())
+        Ok(self.with_mem0(with_owners(&self.pool, rows).await?).await?.pop())
     }
 
     async fn find_media(&self, id: MediaAssetId) -> Result<Option<MediaAsset>, RepositoryError> {
@@ -374,11 +465,34 @@ impl ReadModel for PoolReads {
     }
 
     async fn export_user(&self, user: UserId) -> Result<UserData, RepositoryError> {
-        export_user(&self.pool, user).await
+        let data = export_user(&self.pool, user).await?;
+        Ok(UserData { memories: self.with_mem0(data.memories).await?, ..data })
     }
 
     async fn analytics(&self, now: DateTime<Utc>) -> Result<Analytics, RepositoryError> {
-        analytics(&self.pool, now).await
+        let mut analytics = analytics(&self.pool, now).await?;
+        if self.mem0 {
+            analytics.mem0 = Some(mem0_counts(&self.pool).await?);
+        }
+        Ok(analytics)
+    }
+
+    async fn memories_of_mem0(&self, mem0_ids: &[String]) -> Result<Vec<(String, MemoryId)>, RepositoryError> {
+        if mem0_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT mem0_id, memory_id FROM mem0_links WHERE mem0_id IN {}",
+            in_list(&self.pool, mem0_ids.len())
+        );
+        let rows = raw_rows(&self.pool, &sql, mem0_ids.iter().map(|id| Value::from(id.clone())).collect()).await?;
+        rows.iter()
+            .map(|row| {
+                let mem0_id: String = row.try_get("", "mem0_id").map_err(map_db_err)?;
+                let memory_id: i64 = row.try_get("", "memory_id").map_err(map_db_err)?;
+                Ok((mem0_id, MemoryId(memory_id)))
+            })
+            .collect()
     }
 }
 

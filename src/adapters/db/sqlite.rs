@@ -20,8 +20,8 @@ use crate::domain::model::{
     User, UserId,
 };
 use crate::domain::ports::{
-    Delivery, ImageHashCandidate, InboundInsert, JobSettlement, NewJob, NewMediaAsset, NewMemory, Repository,
-    RepositoryError, UnitOfWork, Work,
+    Delivery, ImageHashCandidate, InboundInsert, JobSettlement, Mem0Copies, Mem0IndexChange, NewJob, NewMediaAsset,
+    NewMemory, Repository, RepositoryError, UnitOfWork, Work,
 };
 use crate::domain::time_range::TimeRange;
 
@@ -401,6 +401,14 @@ impl UnitOfWork for SqliteTransaction<'_> {
             )
             .and_then(|mut s| s.execute(params![user.0]))
             .map_err(map_sqlite_err)?;
+        // Mem0 bookkeeping has no foreign key (see the mem0 migration); their Mem0
+        // copies go through one delete-all the caller queues.
+        for table in ["mem0_links", "mem0_index"] {
+            self.connection
+                .prepare_cached(&format!("DELETE FROM {table} WHERE user_id = ?1"))
+                .and_then(|mut s| s.execute(params![user.0]))
+                .map_err(map_sqlite_err)?;
+        }
         // Interactions, memories (and their full-text rows), media records go with the
         // user through ON DELETE CASCADE.
         self.connection
@@ -653,6 +661,83 @@ impl UnitOfWork for SqliteTransaction<'_> {
                 ])
             })
             .map(drop)
+            .map_err(map_sqlite_err)
+    }
+
+    async fn mem0_copies(&mut self, memory: MemoryId) -> Result<Mem0Copies, RepositoryError> {
+        let ids = self
+            .connection
+            .prepare_cached("SELECT mem0_id FROM mem0_links WHERE memory_id = ?1 ORDER BY mem0_id")
+            .and_then(|mut s| s.query_map(params![memory.0], |row| row.get(0))?.collect())
+            .map_err(map_sqlite_err)?;
+        let event_id: Option<Option<String>> = self
+            .connection
+            .prepare_cached("SELECT event_id FROM mem0_index WHERE memory_id = ?1")
+            .and_then(|mut s| s.query_row(params![memory.0], |row| row.get(0)).optional())
+            .map_err(map_sqlite_err)?;
+        Ok(Mem0Copies { ids, event_id: event_id.flatten() })
+    }
+
+    async fn update_mem0_index(
+        &mut self,
+        memory: MemoryId,
+        change: Mem0IndexChange,
+        now: DateTime<Utc>,
+    ) -> Result<bool, RepositoryError> {
+        let now = sqlite_timestamp(now);
+        let set = |connection: &mut Connection, assignments: &str, value: Option<String>| {
+            connection
+                .prepare_cached(&format!(
+                    "UPDATE mem0_index SET {assignments}, updated_at = ?3 WHERE memory_id = ?1 RETURNING user_id"
+                ))
+                .and_then(|mut s| s.query_row(params![memory.0, value, now], |row| row.get::<_, i64>(0)).optional())
+                .map_err(map_sqlite_err)
+        };
+        match change {
+            Mem0IndexChange::Pending { user } => {
+                self.connection
+                    .prepare_cached(
+                        "INSERT INTO mem0_index (memory_id, user_id, state, error, event_id, updated_at) \
+                         VALUES (?1, ?2, 'pending', NULL, NULL, ?3) ON CONFLICT (memory_id) DO UPDATE SET \
+                         state = 'pending', error = NULL, event_id = NULL, updated_at = excluded.updated_at",
+                    )
+                    .and_then(|mut s| s.execute(params![memory.0, user.0, now]))
+                    .map_err(map_sqlite_err)?;
+            }
+            Mem0IndexChange::EventStarted(event) => {
+                set(self.connection, "event_id = ?2", Some(event))?;
+            }
+            Mem0IndexChange::EventFailed => {
+                set(self.connection, "event_id = ?2", None)?;
+            }
+            Mem0IndexChange::Failed(error) => {
+                set(self.connection, "state = 'failed', event_id = NULL, error = ?2", Some(error))?;
+            }
+            Mem0IndexChange::Indexed(ids) => {
+                if let Some(user) = set(self.connection, "state = 'indexed', event_id = NULL, error = ?2", None)? {
+                    for id in ids {
+                        self.connection
+                            .prepare_cached(
+                                "INSERT INTO mem0_links (memory_id, mem0_id, user_id) VALUES (?1, ?2, ?3) \
+                                 ON CONFLICT DO NOTHING",
+                            )
+                            .and_then(|mut s| s.execute(params![memory.0, id, user]))
+                            .map_err(map_sqlite_err)?;
+                    }
+                }
+            }
+            Mem0IndexChange::Forgotten => {
+                for table in ["mem0_links", "mem0_index"] {
+                    self.connection
+                        .prepare_cached(&format!("DELETE FROM {table} WHERE memory_id = ?1"))
+                        .and_then(|mut s| s.execute(params![memory.0]))
+                        .map_err(map_sqlite_err)?;
+                }
+            }
+        }
+        self.connection
+            .prepare_cached("SELECT EXISTS (SELECT 1 FROM memories WHERE id = ?1)")
+            .and_then(|mut s| s.query_row(params![memory.0], |row| row.get(0)))
             .map_err(map_sqlite_err)
     }
 }

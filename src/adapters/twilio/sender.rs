@@ -230,9 +230,14 @@ fn network_failure(error: reqwest::Error) -> SendError {
 /// A transport failure with its causes ("connection refused" hides in the source chain),
 /// without the URL: it carries the account sid and media ids, and the caller knows it.
 pub(crate) fn describe_transport_error(error: reqwest::Error) -> String {
+    describe_transport_error_of("Twilio", error)
+}
+
+/// As [`describe_transport_error`], for a request to `service`.
+pub(crate) fn describe_transport_error_of(service: &str, error: reqwest::Error) -> String {
     let kind = if error.is_timeout() { "timed out" } else { "failed" };
     let error = error.without_url();
-    let mut message = format!("the request to Twilio {kind}: {error}");
+    let mut message = format!("the request to {service} {kind}: {error}");
     let mut source = std::error::Error::source(&error);
     while let Some(cause) = source {
         message.push_str(&format!(": {cause}"));

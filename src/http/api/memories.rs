@@ -180,7 +180,10 @@ impl MemoriesApi {
     /// Search a user's memories
     ///
     /// Full-text search over one user's memories, best first, each with the WhatsApp
-    /// message it came from: the same search as `/search` in the chat.
+    /// message it came from: the same search as `/search` in the chat. With a Mem0
+    /// account configured, Mem0 is asked at the same time (within a time limit) and the
+    /// two rankings are merged; facts Mem0 inferred that no single memory stands behind
+    /// come back in `inferred`.
     #[oai(path = "/memories", method = "get", operation_id = "searchMemories")]
     async fn search(
         &self,
@@ -195,10 +198,12 @@ impl MemoriesApi {
         #[oai(default = "default_limit", validator(minimum(value = "1"), maximum(value = "100")))]
         limit: Query<u32>,
     ) -> Result<FoundMemories, ErrorResponse> {
-        let results = state.memories.search(&user_id.0, &query.0, limit.0).await?;
+        let found = state.memories.search(&user_id.0, &query.0, limit.0).await?;
+        let inferred: Vec<_> = found.inferred.into_iter().map(Into::into).collect();
         Ok(FoundMemories::Ok(Json(SearchResults {
             query: query.0.trim().to_string(),
-            results: results.into_iter().map(Into::into).collect(),
+            results: found.results.into_iter().map(Into::into).collect(),
+            inferred: (!inferred.is_empty()).then_some(inferred),
         })))
     }
 

@@ -5,9 +5,10 @@ use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use poem_openapi::types::Example;
 use poem_openapi::{Enum, Object};
 
-use crate::app::memories::SearchResult;
+use crate::app::memories::{InferredResult, SearchResult};
 use crate::domain::model::{
-    Analytics, Direction, Interaction, MediaAsset, MemoryKind, MemoryRecord, Page, UserData, UserRecord,
+    Analytics, Direction, Interaction, MediaAsset, Mem0Counts, Mem0State, Mem0Status, MemoryKind, MemoryRecord, Page,
+    UserData, UserRecord,
 };
 
 fn example_time() -> DateTime<Utc> {
@@ -119,6 +120,51 @@ pub struct MemoryRead {
     pub media_id: Option<i64>,
     /// When it was saved.
     pub created_at: DateTime<Utc>,
+    /// Its copy in Mem0; absent when the server has no Mem0 account configured.
+    pub mem0: Option<Mem0Read>,
+}
+
+/// Where a memory's copy in Mem0 stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "lowercase")]
+pub enum Mem0IndexState {
+    /// Queued, or retried while Mem0 is slow or down; search finds the memory locally meanwhile.
+    Pending,
+    /// Mem0 has it.
+    Indexed,
+    /// Mem0 refused it or kept failing; `error` says why.
+    Failed,
+}
+
+/// A memory's copy in Mem0: its `state` (`pending`, `indexed` or `failed`) and, when it
+/// failed, why.
+#[derive(Debug, Clone, Object)]
+#[oai(example, skip_serializing_if_is_none)]
+pub struct Mem0Read {
+    // No doc comment: it would wrap the enum's `$ref` in an `allOf`, which generated
+    // clients (openapi-python-client) cannot take for a non-object.
+    pub state: Mem0IndexState,
+    /// Why it failed (state `failed`).
+    pub error: Option<String>,
+}
+
+impl From<Mem0Status> for Mem0Read {
+    fn from(status: Mem0Status) -> Self {
+        Mem0Read {
+            state: match status.state {
+                Mem0State::Pending => Mem0IndexState::Pending,
+                Mem0State::Indexed => Mem0IndexState::Indexed,
+                Mem0State::Failed => Mem0IndexState::Failed,
+            },
+            error: status.error,
+        }
+    }
+}
+
+impl Example for Mem0Read {
+    fn example() -> Self {
+        Mem0Read { state: Mem0IndexState::Indexed, error: None }
+    }
 }
 
 impl MemoryRead {
@@ -133,6 +179,7 @@ impl MemoryRead {
             interaction_id: record.interaction_id.map(|i| i.0),
             media_id: record.media_asset_id.map(|m| m.0),
             created_at: record.memory.created_at,
+            mem0: record.mem0.map(Into::into),
         }
     }
 }
@@ -148,6 +195,7 @@ impl Example for MemoryRead {
             interaction_id: Some(17),
             media_id: None,
             created_at: example_time(),
+            mem0: Some(Mem0Read::example()),
         }
     }
 }
@@ -280,6 +328,43 @@ impl From<SearchResult> for SearchHit {
     }
 }
 
+/// A fact Mem0 holds about the user that no single memory stands behind: inferred from
+/// several of their memories, or added to their Mem0 account by another app.
+#[derive(Debug, Clone, Object)]
+#[oai(example, skip_serializing_if_is_none)]
+pub struct InferredFact {
+    /// Mem0's id of the fact.
+    pub mem0_id: String,
+    /// The fact, in Mem0's words.
+    pub text: String,
+    /// On the same scale as the `score` of the memories found by the same search.
+    pub score: f64,
+    /// When Mem0 recorded it, if it says.
+    pub created_at: Option<DateTime<Utc>>,
+}
+
+impl From<InferredResult> for InferredFact {
+    fn from(result: InferredResult) -> Self {
+        InferredFact {
+            mem0_id: result.fact.id,
+            text: result.fact.text,
+            score: result.score,
+            created_at: result.fact.created_at,
+        }
+    }
+}
+
+impl Example for InferredFact {
+    fn example() -> Self {
+        InferredFact {
+            mem0_id: "0f6a3c1e-8d2b-4b8a-9a57-5b8f0c2d1e3f".into(),
+            text: "Lea takes piano lessons on Tuesdays".into(),
+            score: 0.0161,
+            created_at: Some(example_time()),
+        }
+    }
+}
+
 /// A user's memories that match a query, best first.
 #[derive(Debug, Clone, Object)]
 #[oai(example, skip_serializing_if_is_none)]
@@ -287,6 +372,9 @@ pub struct SearchResults {
     /// The query as searched.
     pub query: String,
     pub results: Vec<SearchHit>,
+    /// With Mem0 configured: facts Mem0 found that no single memory stands behind, best
+    /// first; absent when there are none.
+    pub inferred: Option<Vec<InferredFact>>,
 }
 
 impl Example for SearchResults {
@@ -295,9 +383,10 @@ impl Example for SearchResults {
             query: "piano".into(),
             results: vec![SearchHit {
                 memory: MemoryRead::example(),
-                score: 1.0,
+                score: 0.0325,
                 interaction: Some(InteractionRead::example()),
             }],
+            inferred: Some(vec![InferredFact::example()]),
         }
     }
 }
@@ -400,6 +489,30 @@ pub struct TypeCount {
     pub count: u64,
 }
 
+/// Memories by the state of their copy in Mem0.
+#[derive(Debug, Clone, Object)]
+#[oai(example, skip_serializing_if_is_none)]
+pub struct Mem0Totals {
+    /// Queued, or being retried.
+    pub pending: u64,
+    /// Held by Mem0.
+    pub indexed: u64,
+    /// Refused by Mem0, or given up after retries.
+    pub failed: u64,
+}
+
+impl Example for Mem0Totals {
+    fn example() -> Self {
+        Mem0Totals { pending: 2, indexed: 115, failed: 1 }
+    }
+}
+
+impl From<Mem0Counts> for Mem0Totals {
+    fn from(counts: Mem0Counts) -> Self {
+        Mem0Totals { pending: counts.pending, indexed: counts.indexed, failed: counts.failed }
+    }
+}
+
 /// Messages on one UTC day.
 #[derive(Debug, Clone, Object)]
 #[oai(skip_serializing_if_is_none)]
@@ -419,6 +532,8 @@ pub struct AnalyticsSummary {
     pub last_ingest_at: Option<DateTime<Utc>>,
     /// Messages (both ways) per UTC day for the last 30 days, oldest first.
     pub interactions_per_day: Vec<DayCount>,
+    /// Memories by the state of their Mem0 copy; absent when Mem0 is not configured.
+    pub mem0: Option<Mem0Totals>,
 }
 
 impl From<Analytics> for AnalyticsSummary {
@@ -441,6 +556,7 @@ impl From<Analytics> for AnalyticsSummary {
                 .into_iter()
                 .map(|(date, count)| DayCount { date, count })
                 .collect(),
+            mem0: a.mem0.map(Into::into),
         }
     }
 }
@@ -455,6 +571,7 @@ impl Example for AnalyticsSummary {
             ],
             last_ingest_at: Some(example_time()),
             interactions_per_day: vec![DayCount { date: example_time().date_naive(), count: 31 }],
+            mem0: Some(Mem0Totals::example()),
         }
     }
 }

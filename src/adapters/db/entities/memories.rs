@@ -62,6 +62,7 @@ impl Model {
             interaction_id: row.interaction_id.map(crate::domain::model::InteractionId),
             media_asset_id: row.media_asset_id.map(crate::domain::model::MediaAssetId),
             labels,
+            mem0: None,
             memory: row.into(),
         }
     }

@@ -1,0 +1,321 @@
+//! Search over a user's memories: the local full-text index alone, or, with Mem0
+//! configured, the local index and Mem0 asked at once and merged by reciprocal rank
+//! fusion. Mem0 is bounded by a timeout: when it is late, down or refusing, the local
+//! results answer alone, so search is never slower or less complete than without Mem0.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::domain::fusion::{reciprocal_rank_fusion, RRF_K};
+use crate::domain::model::{Memory, MemoryId, User};
+use crate::domain::ports::{ExternalMemory, MemoryHit, MemoryStore, MemoryStoreError, ReadModel, Recalled};
+
+/// Mem0 beside the local index.
+struct Mem0Search {
+    store: Arc<dyn MemoryStore>,
+    /// Maps Mem0's ids back to our memories.
+    reads: Arc<dyn ReadModel>,
+    /// How long a search waits for Mem0 before answering from the local index alone.
+    timeout: Duration,
+}
+
+/// The search every use case runs (chat `/search` and questions, REST `?query=`).
+pub struct MemorySearch {
+    local: Arc<dyn MemoryStore>,
+    mem0: Option<Mem0Search>,
+}
+
+/// One entry of a fused ranking.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Key {
+    Memory(MemoryId),
+    Fact(String),
+}
+
+impl MemorySearch {
+    /// Search in the local full-text index only.
+    pub fn local(local: Arc<dyn MemoryStore>) -> Self {
+        Self { local, mem0: None }
+    }
+
+    /// Also asks `store` (Mem0), waiting at most `timeout` for it; `reads` maps its hits
+    /// back to our memories.
+    pub fn with_mem0(mut self, store: Arc<dyn MemoryStore>, reads: Arc<dyn ReadModel>, timeout: Duration) -> Self {
+        self.mem0 = Some(Mem0Search { store, reads, timeout });
+        self
+    }
+
+    /// The user's memories matching `query`, best first, at most `limit`. With Mem0, the
+    /// scores are fused ones (reciprocal rank fusion) and a Mem0 memory that no single
+    /// memory of ours stands behind comes back as [`Recalled::External`].
+    ///
+    /// # Errors
+    /// When the local index fails; Mem0's failures only leave its results out.
+    #[tracing::instrument(skip_all, fields(user = user.id.0))]
+    pub async fn search(&self, user: &User, query: &str, limit: u32) -> Result<Vec<MemoryHit>, MemoryStoreError> {
+        let Some(mem0) = &self.mem0 else {
+            return self.local.search(user, query, limit).await;
+        };
+        let (local, remote) = tokio::join!(
+            self.local.search(user, query, limit),
+            tokio::time::timeout(mem0.timeout, mem0.store.search(user, query, limit))
+        );
+        let local = local?;
+        let remote = match remote {
+            Ok(Ok(hits)) => hits,
+            Ok(Err(error)) => {
+                tracing::warn!(%error, "Mem0 search failed; answering from the local index");
+                Vec::new()
+            }
+            Err(_) => {
+                tracing::warn!(timeout = ?mem0.timeout, "Mem0 search was late; answering from the local index");
+                Vec::new()
+            }
+        };
+        let remote = match resolve(mem0.reads.as_ref(), user, &local, remote).await {
+            Ok(remote) => remote,
+            Err(error) => {
+                tracing::warn!(%error, "could not map Mem0's results to memories; answering from the local index");
+                Vec::new()
+            }
+        };
+        Ok(fuse(local, remote, limit as usize))
+    }
+}
+
+/// Mem0's hits as ours: a hit that one memory of ours stands behind (by its metadata or
+/// the links its add recorded) becomes that memory; one whose memory was deleted is left
+/// out (its deletion is on its way to Mem0); any other is a fact of its own.
+async fn resolve(
+    reads: &dyn ReadModel,
+    user: &User,
+    local: &[MemoryHit],
+    remote: Vec<MemoryHit>,
+) -> Result<Vec<Recalled>, crate::domain::ports::RepositoryError> {
+    let externals: Vec<ExternalMemory> = remote
+        .into_iter()
+        .filter_map(|hit| match hit.recalled {
+            Recalled::External(external) => Some(external),
+            Recalled::Memory(_) => None,
+        })
+        .collect();
+    if externals.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<String> = externals.iter().map(|e| e.id.clone()).collect();
+    let mut sources: HashMap<String, HashSet<MemoryId>> = HashMap::new();
+    for (mem0_id, memory) in reads.memories_of_mem0(&ids).await? {
+        sources.entry(mem0_id).or_default().insert(memory);
+    }
+    let single_source = |external: &ExternalMemory| -> Option<MemoryId> {
+        let mut all: HashSet<MemoryId> = sources.get(&external.id).cloned().unwrap_or_default();
+        all.extend(external.source);
+        (all.len() == 1).then(|| all.into_iter().next()).flatten()
+    };
+    let known: HashMap<MemoryId, Memory> =
+        local.iter().filter_map(|hit| hit.recalled.memory()).map(|m| (m.id, m.clone())).collect();
+    let wanted: Vec<MemoryId> =
+        externals.iter().filter_map(&single_source).filter(|id| !known.contains_key(id)).collect();
+    let mut found: HashMap<MemoryId, Memory> = reads
+        .find_memories(&wanted)
+        .await?
+        .into_iter()
+        .map(|record| (record.memory.id, record.memory))
+        .filter(|(_, memory)| memory.user_id == user.id)
+        .collect();
+    found.extend(known);
+    Ok(externals
+        .into_iter()
+        .filter_map(|external| match single_source(&external) {
+            Some(id) => found.get(&id).cloned().map(Recalled::Memory),
+            None => Some(Recalled::External(external)),
+        })
+        .collect())
+}
+
+/// The local hits and Mem0's (already resolved) as one ranking, best first.
+fn fuse(local: Vec<MemoryHit>, remote: Vec<Recalled>, limit: usize) -> Vec<MemoryHit> {
+    let key = |recalled: &Recalled| match recalled {
+        Recalled::Memory(memory) => Key::Memory(memory.id),
+        Recalled::External(external) => Key::Fact(external.id.clone()),
+    };
+    let mut items: HashMap<Key, Recalled> = HashMap::new();
+    let mut rankings = vec![Vec::new(), Vec::new()];
+    for (list, recalled) in local.into_iter().map(|hit| (0, hit.recalled)).chain(remote.into_iter().map(|r| (1, r))) {
+        let k = key(&recalled);
+        rankings[list].push(k.clone());
+        items.entry(k).or_insert(recalled);
+    }
+    reciprocal_rank_fusion(&rankings, RRF_K)
+        .into_iter()
+        .take(limit)
+        .filter_map(|(k, score)| Some(MemoryHit { recalled: items.remove(&k)?, score }))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::model::{MemoryKind, MemoryRecord, UserId};
+    use crate::domain::ports::{MockMemoryStore, MockReadModel};
+    use chrono::{TimeZone, Utc};
+
+    fn user() -> User {
+        User {
+            id: UserId(7),
+            wa_id: "15551234567".into(),
+            phone_number: "+15551234567".into(),
+            display_name: None,
+            timezone: None,
+        }
+    }
+
+    fn memory(id: i64) -> Memory {
+        Memory {
+            id: MemoryId(id),
+            user_id: UserId(7),
+            kind: MemoryKind::Text,
+            text: format!("memory {id}"),
+            created_at: Utc.with_ymd_and_hms(2026, 11, 26, 12, 0, 0).unwrap(),
+        }
+    }
+
+    fn local_hit(id: i64) -> MemoryHit {
+        MemoryHit { recalled: Recalled::Memory(memory(id)), score: 3.0 }
+    }
+
+    fn mem0_hit(id: &str, source: Option<i64>) -> MemoryHit {
+        let external = ExternalMemory {
+            id: id.into(),
+            text: format!("fact {id}"),
+            source: source.map(MemoryId),
+            created_at: None,
+        };
+        MemoryHit { recalled: Recalled::External(external), score: 0.9 }
+    }
+
+    fn record(id: i64) -> MemoryRecord {
+        MemoryRecord {
+            memory: memory(id),
+            owner_wa_id: "15551234567".into(),
+            labels: vec![],
+            interaction_id: None,
+            media_asset_id: None,
+            mem0: None,
+        }
+    }
+
+    fn hybrid(local: MockMemoryStore, mem0: MockMemoryStore, reads: MockReadModel, timeout_ms: u64) -> MemorySearch {
+        MemorySearch::local(Arc::new(local)).with_mem0(
+            Arc::new(mem0),
+            Arc::new(reads),
+            Duration::from_millis(timeout_ms),
+        )
+    }
+
+    #[tokio::test]
+    async fn without_mem0_the_local_ranking_and_scores_are_returned_as_they_are() {
+        let mut local = MockMemoryStore::new();
+        local.expect_search().returning(|_, _, _| Ok(vec![local_hit(1)]));
+        let hits = MemorySearch::local(Arc::new(local)).search(&user(), "milk", 10).await.unwrap();
+        assert_eq!(hits, vec![local_hit(1)]);
+    }
+
+    #[tokio::test]
+    async fn mem0_hits_map_to_our_memories_and_facts_without_a_single_source_stay_facts() {
+        let mut local = MockMemoryStore::new();
+        local.expect_search().returning(|_, _, _| Ok(vec![local_hit(1), local_hit(2)]));
+        let mut mem0 = MockMemoryStore::new();
+        // m-2 is memory 2 (also found locally), m-3 memory 3 (only Mem0 found it),
+        // m-9 came from two memories, m-x from nowhere we know, m-dead from a deleted one.
+        mem0.expect_search().returning(|_, _, _| {
+            Ok(vec![
+                mem0_hit("m-2", Some(2)),
+                mem0_hit("m-3", None),
+                mem0_hit("m-9", Some(4)),
+                mem0_hit("m-x", None),
+                mem0_hit("m-dead", Some(8)),
+            ])
+        });
+        let mut reads = MockReadModel::new();
+        reads.expect_memories_of_mem0().returning(|_| {
+            Ok(vec![("m-3".into(), MemoryId(3)), ("m-9".into(), MemoryId(4)), ("m-9".into(), MemoryId(5))])
+        });
+        reads.expect_find_memories().returning(|ids| {
+            assert!(!ids.contains(&MemoryId(2)), "memory 2 is known from the local hits");
+            Ok(ids.iter().filter(|id| id.0 != 8).map(|id| record(id.0)).collect())
+        });
+        let hits = hybrid(local, mem0, reads, 500).search(&user(), "milk", 10).await.unwrap();
+        let keys: Vec<String> = hits
+            .iter()
+            .map(|h| match &h.recalled {
+                Recalled::Memory(m) => format!("memory {}", m.id.0),
+                Recalled::External(e) => format!("fact {}", e.id),
+            })
+            .collect();
+        // Memory 2 is ranked by both lists, so it comes first.
+        assert_eq!(keys, vec!["memory 2", "memory 1", "memory 3", "fact m-9", "fact m-x"]);
+        assert!((hits[0].score - (1.0 / 62.0 + 1.0 / 61.0)).abs() < 1e-12);
+    }
+
+    #[tokio::test]
+    async fn a_late_mem0_leaves_the_local_results_alone_within_the_timeout() {
+        let mut local = MockMemoryStore::new();
+        local.expect_search().returning(|_, _, _| Ok(vec![local_hit(1)]));
+        let mem0 = SlowStore;
+        let reads = MockReadModel::new();
+        let search =
+            MemorySearch::local(Arc::new(local)).with_mem0(Arc::new(mem0), Arc::new(reads), Duration::from_millis(50));
+        let started = std::time::Instant::now();
+        let hits = search.search(&user(), "milk", 10).await.unwrap();
+        assert!(started.elapsed() < Duration::from_secs(2));
+        assert_eq!(hits.len(), 1);
+        assert_eq!(hits[0].recalled, Recalled::Memory(memory(1)));
+    }
+
+    #[tokio::test]
+    async fn a_failing_mem0_is_left_out_but_a_failing_local_index_is_an_error() {
+        let mut local = MockMemoryStore::new();
+        local.expect_search().returning(|_, _, _| Ok(vec![local_hit(1)]));
+        let mut mem0 = MockMemoryStore::new();
+        mem0.expect_search().returning(|_, _, _| Err(MemoryStoreError::Unavailable("503".into())));
+        let hits = hybrid(local, mem0, MockReadModel::new(), 500).search(&user(), "milk", 10).await.unwrap();
+        assert_eq!(hits.len(), 1);
+
+        let mut local = MockMemoryStore::new();
+        local.expect_search().returning(|_, _, _| Err(MemoryStoreError::Unavailable("locked".into())));
+        let mut mem0 = MockMemoryStore::new();
+        mem0.expect_search().returning(|_, _, _| Ok(vec![]));
+        assert!(hybrid(local, mem0, MockReadModel::new(), 500).search(&user(), "milk", 10).await.is_err());
+    }
+
+    /// A Mem0 that never answers in time.
+    struct SlowStore;
+
+    #[async_trait::async_trait]
+    impl MemoryStore for SlowStore {
+        async fn search(&self, _: &User, _: &str, _: u32) -> Result<Vec<MemoryHit>, MemoryStoreError> {
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            Ok(vec![mem0_hit("late", None)])
+        }
+        async fn index(
+            &self,
+            _: &crate::domain::ports::MemoryToIndex,
+        ) -> Result<crate::domain::ports::Indexing, MemoryStoreError> {
+            unreachable!("search only")
+        }
+        async fn indexing_status(&self, _: &str) -> Result<crate::domain::ports::Indexing, MemoryStoreError> {
+            unreachable!("search only")
+        }
+        async fn delete(&self, _: &str) -> Result<(), MemoryStoreError> {
+            unreachable!("search only")
+        }
+        async fn delete_all(&self, _: &str) -> Result<(), MemoryStoreError> {
+            unreachable!("search only")
+        }
+        async fn check(&self) -> Result<(), MemoryStoreError> {
+            unreachable!("search only")
+        }
+    }
+}

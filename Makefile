@@ -9,7 +9,7 @@ TEST_POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/postgres
 # whisper.cpp is built with cmake by whisper-rs-sys: the one on PATH, else one from PyPI.
 export CMAKE ?= $(shell scripts/cmake-path.sh)
 
-.PHONY: help run test test-sqlite test-postgres test-scripts test-sdk test-browser bench fmt lint migrate openapi whisper-model voice-test-tools
+.PHONY: help run test test-sqlite test-postgres test-scripts test-sdk test-browser bench fmt lint migrate openapi whisper-model embed-model voice-test-tools
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -45,6 +45,9 @@ test-browser: ## a new user's first session: /docs in headless Chromium, authori
 
 whisper-model: ## download and convert the Whisper tiny.en model to models/ggml-tiny.en.bin (once)
 	@scripts/whisper-model/provision.sh
+
+embed-model: ## download the all-MiniLM-L6-v2 sentence-embedding model to models/all-minilm-l6-v2/ (once)
+	@scripts/embed-model/provision.sh
 
 voice-test-tools: ## espeak-ng, sox and opus-tools for the voice tests (installed when root)
 	@scripts/voice-test-tools.sh

@@ -6,7 +6,7 @@ It serves what the service's workers call while the webhook is loaded:
   GET  /2010-04-01/Accounts/{sid}/Messages/{MM}/Media/{ME}
        Basic auth (account sid : auth token) required, then 307 to /cdn/{ME}
   GET  /cdn/{ME}
-       the sample JPEG (Content-Type: image/jpeg), for any ME; a request that carries an
+       the sample JPEG (Content-Type: image/jpeg) or voice note (audio/ogg), for any ME; a request that carries an
        Authorization header is refused with 400, as Twilio's CDN does
   POST /2010-04-01/Accounts/{sid}/Messages.json
        Basic auth required, then 201 with a Message resource ("SM" + 32 hex, "queued")
@@ -80,6 +80,7 @@ class Handler(BaseHTTPRequestHandler):
     account_sid = ""
     expected_auth = ""
     jpeg = b""
+    content_type = "image/jpeg"
     stats = None
     base_url = ""
 
@@ -140,7 +141,7 @@ class Handler(BaseHTTPRequestHandler):
                 body = b"<Error><Code>InvalidArgument</Code><Message>Only one auth mechanism allowed</Message></Error>"
                 return self.send_body(400, body, "application/xml")
             self.stats.add("media_cdn")
-            return self.send_body(200, self.jpeg, "image/jpeg")
+            return self.send_body(200, self.jpeg, self.content_type)
         m = MESSAGES_PATH.match(path)
         if m:
             if not self.authorized(m.group(1)):
@@ -195,7 +196,8 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--account-sid", required=True)
     p.add_argument("--auth-token", default=os.environ.get("TWILIO_AUTH_TOKEN"))
-    p.add_argument("--jpeg", required=True, help="the bytes every media URL serves")
+    p.add_argument("--jpeg", help="the JPEG every media URL serves")
+    p.add_argument("--ogg", help="instead, the Ogg/Opus voice note every media URL serves")
     p.add_argument("--port-file", required=True, help="written with the port once listening")
     p.add_argument("--stats-file", required=True, help="written with the counts on exit")
     p.add_argument("--max-seconds", type=float, default=900, help="stop on its own after this long")
@@ -203,10 +205,14 @@ def main():
     if not args.auth_token:
         sys.exit("fake_twilio: --auth-token (or TWILIO_AUTH_TOKEN) is required")
 
-    with open(args.jpeg, "rb") as f:
+    if bool(args.jpeg) == bool(args.ogg):
+        sys.exit("fake_twilio: give one of --jpeg or --ogg")
+    with open(args.jpeg or args.ogg, "rb") as f:
         jpeg = f.read()
-    if not jpeg.startswith(b"\xff\xd8\xff"):
+    if args.jpeg and not jpeg.startswith(b"\xff\xd8\xff"):
         sys.exit(f"fake_twilio: {args.jpeg} is not a JPEG")
+    if args.ogg and not jpeg.startswith(b"OggS"):
+        sys.exit(f"fake_twilio: {args.ogg} is not an Ogg file")
 
     stats = Stats()
     ThreadingHTTPServer.daemon_threads = True
@@ -216,6 +222,7 @@ def main():
     Handler.account_sid = args.account_sid
     Handler.expected_auth = f"{args.account_sid}:{args.auth_token}"
     Handler.jpeg = jpeg
+    Handler.content_type = "image/jpeg" if args.jpeg else "audio/ogg"
     Handler.stats = stats
     Handler.base_url = f"http://127.0.0.1:{port}"
 

@@ -12,9 +12,15 @@
 #    loopback fake (bench/fake_twilio.py) and 2 job workers; drives POST /webhook for 15 s
 #    over 16 connections with new signed photo messages (NumMedia=1) while the workers
 #    fetch, decode and reply; checks every 200 has its interaction and its media job;
-# 6. times 2,000 near-duplicate photo lookups for one user holding 100,000 images
+# 6. voice notes: a third server whose fake Twilio serves the WhatsApp voice note; drives
+#    POST /webhook with voice-note messages from BENCH_VOICE_USERS users (each user's first
+#    note is new and is decoded and transcribed by the local Whisper model, the rest are
+#    duplicates) while the workers transcribe; waits for the transcriptions, reads the
+#    server's peak RSS, then times one note's decode + transcription on a quiet machine
+#    (examples/transcribe_latency.rs);
+# 7. times 2,000 near-duplicate photo lookups for one user holding 100,000 images
 #    (examples/near_duplicate.rs, fresh SQLite; also PostgreSQL if BENCH_POSTGRES_URL is set);
-# 7. prints a summary with PASS/MISS per target and writes it to bench-results/latest.txt.
+# 8. prints a summary with PASS/MISS per target and writes it to bench-results/latest.txt.
 #
 # Exit status: non-zero when a request failed or rows do not match the answers (or the
 # server did not start); a missed performance target is reported, not fatal.
@@ -23,7 +29,8 @@
 # BENCH_SEED_COUNT=100000 BENCH_SEARCH_COUNT=2000 BENCH_SEARCH_CONNECTIONS=1
 # BENCH_MEDIA_DURATION=$BENCH_DURATION BENCH_MEDIA_CONNECTIONS=$BENCH_CONNECTIONS
 # BENCH_MEDIA_USERS=$BENCH_USERS BENCH_MEDIA_WORKERS=2 BENCH_PHOTO=<a JPEG>
-# BENCH_NEAR_DUP_IMAGES=100000 BENCH_NEAR_DUP_LOOKUPS=2000 BENCH_POSTGRES_URL=<server URL>
+# BENCH_VOICE_DURATION=$BENCH_DURATION BENCH_VOICE_USERS=20 BENCH_VOICE_NOTE=<an Ogg/Opus note>
+# BENCH_WHISPER_MODEL=models/ggml-tiny.en.bin BENCH_NEAR_DUP_IMAGES=100000 BENCH_NEAR_DUP_LOOKUPS=2000 BENCH_POSTGRES_URL=<server URL>
 # BENCH_SKIP_BUILD=1 (use the binaries already built) BENCH_KEEP=1 (keep the temp dir with
 # the databases and server logs) BENCH_TMPDIR=<dir for the temp dir> RUST_LOG=warn.
 set -euo pipefail
@@ -43,6 +50,10 @@ MEDIA_CONNECTIONS=${BENCH_MEDIA_CONNECTIONS:-$CONNECTIONS}
 MEDIA_USERS=${BENCH_MEDIA_USERS:-$USERS}
 MEDIA_WORKERS=${BENCH_MEDIA_WORKERS:-2}
 PHOTO=${BENCH_PHOTO:-$ROOT/../shared/samples/photo_penne.jpg}
+VOICE_DURATION=${BENCH_VOICE_DURATION:-$DURATION}
+VOICE_USERS=${BENCH_VOICE_USERS:-20}
+VOICE_NOTE=${BENCH_VOICE_NOTE:-$ROOT/../shared/samples/voice_note_basil.ogg}
+WHISPER_MODEL=${BENCH_WHISPER_MODEL:-$ROOT/models/ggml-tiny.en.bin}
 NEAR_DUP_IMAGES=${BENCH_NEAR_DUP_IMAGES:-100000}
 NEAR_DUP_LOOKUPS=${BENCH_NEAR_DUP_LOOKUPS:-2000}
 POSTGRES_URL=${BENCH_POSTGRES_URL:-}
@@ -54,23 +65,27 @@ TARGET_SEARCH_P95_MS=5
 TARGET_MEDIA_P99_MS=50
 TARGET_NEAR_DUP_P99_MS=1
 TARGET_API_P95_MS=5
+TARGET_TRANSCRIBE_MS=1500
+TARGET_RSS_MB=400
 
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 SERVER_BIN=$TARGET_DIR/release/whatsapp-memory
 LOADGEN=$TARGET_DIR/release/examples/loadgen
 NEAR_DUP=$TARGET_DIR/release/examples/near_duplicate
 API_LATENCY=$TARGET_DIR/release/examples/api_latency
+TRANSCRIBE=$TARGET_DIR/release/examples/transcribe_latency
 RESULTS_DIR=$ROOT/bench-results
 
 log() { printf '==> %s\n' "$*" >&2; }
 
 if [[ ${BENCH_SKIP_BUILD:-0} != 1 ]]; then
-    log "building whatsapp-memory, examples/loadgen and examples/near_duplicate (release)"
+    log "building whatsapp-memory and the bench examples (release)"
     cargo build --release --quiet --bin whatsapp-memory --example loadgen --example near_duplicate \
-        --example api_latency
+        --example api_latency --example transcribe_latency
+    scripts/whisper-model/provision.sh
 fi
 command -v python3 >/dev/null || { echo "python3 is needed for bench/fake_twilio.py" >&2; exit 1; }
-for bin in "$SERVER_BIN" "$LOADGEN" "$NEAR_DUP" "$API_LATENCY"; do
+for bin in "$SERVER_BIN" "$LOADGEN" "$NEAR_DUP" "$API_LATENCY" "$TRANSCRIBE"; do
     [[ -x $bin ]] || { echo "missing $bin" >&2; exit 1; }
 done
 
@@ -219,6 +234,27 @@ log "stopping the server"
 stop_pid "$SERVER_PID" 15
 SERVER_PID=
 
+# start_fake_twilio NAME FLAG FILE: the fake Twilio API serving FILE (--jpeg or --ogg) on
+# $FAKE_BASE, its counts in $WORK/NAME.kv once stopped.
+start_fake_twilio() {
+    local name=$1
+    log "starting the fake Twilio API (bench/fake_twilio.py $2)"
+    TWILIO_AUTH_TOKEN=$TOKEN python3 "$ROOT/bench/fake_twilio.py" --account-sid "$ACCOUNT_SID" \
+        "$2" "$3" --port-file "$WORK/$name.port" --stats-file "$WORK/$name.kv" \
+        --max-seconds $((MEDIA_DURATION + VOICE_DURATION + 900)) >"$WORK/$name.log" 2>&1 &
+    FAKE_PID=$!
+    local fake_by=$((SECONDS + 10))
+    until [[ -s $WORK/$name.port ]]; do
+        if ! kill -0 "$FAKE_PID" 2>/dev/null || ((SECONDS >= fake_by)); then
+            echo "the fake Twilio API did not start" >&2
+            cat "$WORK/$name.log" >&2 || true
+            exit 1
+        fi
+        sleep 0.1
+    done
+    FAKE_BASE=http://127.0.0.1:$(<"$WORK/$name.port")
+}
+
 # Media: a second server on a fresh file, whose Twilio API is the loopback fake.
 MEDIA_DB=$WORK/media.db
 mkdir -p "$WORK/media-storage"
@@ -230,21 +266,7 @@ else
     "$LOADGEN" sample-jpeg --out "$PHOTO"
     PHOTO_NOTE="generated stand-in, $(($(wc -c <"$PHOTO") / 1024)) KB"
 fi
-log "starting the fake Twilio API (bench/fake_twilio.py)"
-TWILIO_AUTH_TOKEN=$TOKEN python3 "$ROOT/bench/fake_twilio.py" --account-sid "$ACCOUNT_SID" \
-    --jpeg "$PHOTO" --port-file "$WORK/fake_twilio.port" --stats-file "$WORK/fake_twilio.kv" \
-    --max-seconds $((MEDIA_DURATION + 300)) >"$WORK/fake_twilio.log" 2>&1 &
-FAKE_PID=$!
-fake_by=$((SECONDS + 10))
-until [[ -s $WORK/fake_twilio.port ]]; do
-    if ! kill -0 "$FAKE_PID" 2>/dev/null || ((SECONDS >= fake_by)); then
-        echo "the fake Twilio API did not start" >&2
-        cat "$WORK/fake_twilio.log" >&2 || true
-        exit 1
-    fi
-    sleep 0.1
-done
-FAKE_BASE=http://127.0.0.1:$(<"$WORK/fake_twilio.port")
+start_fake_twilio fake_twilio --jpeg "$PHOTO"
 PORT=$("$LOADGEN" free-port)
 BASE=http://127.0.0.1:$PORT
 start_server "$MEDIA_DB" "$WORK/media-storage" "$WORK/server-media.log" \
@@ -276,6 +298,55 @@ if positive "$(kv media media_jobs_dead)"; then
 fi
 if [[ $(kv media media_jobs_done) == 0 ]]; then
     FAILED+=("media: no media job was done during the load (did the workers fetch anything?)")
+fi
+
+# Voice notes: a third server, its fake Twilio serving the voice note, local Whisper.
+VOICE_RAN=0
+if [[ -f $VOICE_NOTE && -f $WHISPER_MODEL ]]; then
+    VOICE_RAN=1
+    VOICE_DB=$WORK/voice.db
+    mkdir -p "$WORK/voice-storage"
+    start_fake_twilio fake_voice --ogg "$VOICE_NOTE"
+    PORT=$("$LOADGEN" free-port)
+    BASE=http://127.0.0.1:$PORT
+    start_server "$VOICE_DB" "$WORK/voice-storage" "$WORK/server-voice.log" \
+        TWILIO_API_BASE_URL="$FAKE_BASE" WORKERS="$MEDIA_WORKERS" TRANSCRIBER=whisper \
+        WHISPER_MODEL_PATH="$WHISPER_MODEL" RUST_LOG="${RUST_LOG:-warn},whatsapp_memory::adapters::whisper=info"
+    run_phase voice media --url "$BASE/webhook" --token "$TOKEN" --account-sid "$ACCOUNT_SID" \
+        --to-number "$WHATSAPP_NUMBER" --verify-db "$VOICE_DB" --media-base "$FAKE_BASE" \
+        --content-type audio/ogg --duration "$VOICE_DURATION" --connections "$MEDIA_CONNECTIONS" \
+        --users "$VOICE_USERS" || true
+    # The media backlog is not waited for (as with photos); each user's first note is near
+    # its head, and transcriptions are claimed before new media, so they finish meanwhile.
+    log "waiting for one transcription per user (at most 300 s)"
+    transcribed() {
+        python3 - "$VOICE_DB" <<'PY'
+import sqlite3, sys
+db = sqlite3.connect(f"file:{sys.argv[1]}?mode=ro", uri=True, timeout=5)
+print(db.execute("SELECT count(*) FROM jobs WHERE kind = 'voice.transcribe' AND state = 'done'").fetchone()[0])
+PY
+    }
+    voice_by=$((SECONDS + 300))
+    while (($(transcribed) < VOICE_USERS)) && ((SECONDS < voice_by)); do sleep 1; done
+    VOICE_TRANSCRIBED=$(transcribed)
+    VOICE_RSS_MB=$(awk '/^VmRSS/ { printf "%.0f", $2 / 1024 }' "/proc/$SERVER_PID/status" 2>/dev/null || echo n/a)
+    VOICE_HWM_MB=$(awk '/^VmHWM/ { printf "%.0f", $2 / 1024 }' "/proc/$SERVER_PID/status" 2>/dev/null || echo n/a)
+    # The server's own timing of each transcription (decode excluded), from its log.
+    VOICE_JOB_MS=$({ grep -o 'transcribed a recording.*' "$WORK/server-voice.log" || true; } |
+        { grep -o 'elapsed_ms=[0-9]*' || true; } | cut -d= -f2 | sort -n | awk '{ v[NR] = $1 } END { if (NR) printf "p50 %d, max %d (%d runs)", v[int((NR + 1) / 2)], v[NR], NR; else print "n/a" }')
+    log "stopping the voice server and the fake Twilio API"
+    stop_pid "$SERVER_PID" 15
+    SERVER_PID=
+    stop_pid "$FAKE_PID"
+    FAKE_PID=
+    if [[ $VOICE_TRANSCRIBED != "$VOICE_USERS" ]]; then
+        FAILED+=("voice: $VOICE_TRANSCRIBED transcriptions done, expected one per user ($VOICE_USERS)")
+    fi
+    log "transcription latency (examples/transcribe_latency)"
+    "$TRANSCRIBE" --model "$WHISPER_MODEL" --note "$VOICE_NOTE" --runs 5 --out "$WORK/transcribe.kv" >/dev/null ||
+        FAILED+=("voice: transcribe_latency failed or heard nothing")
+else
+    log "voice phase skipped: no voice note at $VOICE_NOTE or no model at $WHISPER_MODEL"
 fi
 
 # near_dup NAME DATABASE-URL: times the near-duplicate lookup, results in $WORK/NAME.kv.
@@ -352,6 +423,27 @@ mkdir -p "$RESULTS_DIR"
     printf '  fake Twilio   %s media fetched (%s), %s replies accepted, %s unauthorized, %s CDN requests with credentials\n' \
         "$(fake media_cdn)" "$PHOTO_NOTE" "$(fake messages_created)" "$(fake unauthorized)" "$(fake cdn_with_authorization)"
     echo
+    if ((VOICE_RAN)); then
+        vp99=$(kv voice p99_ms)
+        tp50=$(kv transcribe p50_ms)
+        echo "POST /webhook with a voice note: $(kv voice elapsed_s) s, $MEDIA_CONNECTIONS connections, $VOICE_USERS users ($(basename "$VOICE_NOTE")), $MEDIA_WORKERS workers transcribing with local Whisper meanwhile"
+        printf '  requests/s    %s\n' "$(kv voice rps)"
+        printf '  p50 ms        %s\n' "$(kv voice p50_ms)"
+        printf '  p99 ms        %-10s target <= %-6s %s\n' "$vp99" "$TARGET_MEDIA_P99_MS" "$(verdict "$vp99" '<=' "$TARGET_MEDIA_P99_MS")"
+        printf '  answers       %s x 200 (empty TwiML), %s failed; rows %s\n' "$(kv voice ok)" "$(kv voice errors)" "$(kv voice verify)"
+        printf '  transcribed   %s notes (one per user; the rest duplicates), in the server: %s ms\n' "$VOICE_TRANSCRIBED" "$VOICE_JOB_MS"
+        printf '  server RSS MB %-10s target <= %-6s %s (now %s MB, model loaded)\n' "$VOICE_HWM_MB" "$TARGET_RSS_MB" \
+            "$(verdict "$VOICE_HWM_MB" '<=' "$TARGET_RSS_MB")" "$VOICE_RSS_MB"
+        echo "one voice note, decode + transcription, $(kv transcribe audio_seconds) s of audio, tiny.en, $(kv transcribe threads) threads, quiet machine"
+        printf '  p50 ms        %-10s target <= %-6s %s\n' "$tp50" "$TARGET_TRANSCRIBE_MS" "$(verdict "$tp50" '<=' "$TARGET_TRANSCRIBE_MS")"
+        printf '  max ms        %s of %s runs (decode %s ms; model load %s ms, once)\n' "$(kv transcribe max_ms)" \
+            "$(kv transcribe runs)" "$(kv transcribe decode_ms)" "$(kv transcribe load_ms)"
+        printf '  heard         %s\n' "$(kv transcribe words)"
+        echo
+    else
+        echo "(voice phase skipped: no voice note at $VOICE_NOTE or no model at $WHISPER_MODEL)"
+        echo
+    fi
     for nd in near_dup near_dup_pg; do
         [[ $nd == near_dup_pg && -z $POSTGRES_URL ]] && continue
         ndp99=$(kv "$nd" p99_ms)

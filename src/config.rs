@@ -287,7 +287,9 @@ fn voice_config(get: &dyn Fn(&str) -> Option<String>) -> Result<VoiceConfig, Con
     Ok(VoiceConfig {
         transcriber,
         whisper_model_path: PathBuf::from(get("WHISPER_MODEL_PATH").unwrap_or_else(|| DEFAULT_WHISPER_MODEL.into())),
-        whisper_threads: parse_number("WHISPER_THREADS", get("WHISPER_THREADS"), cores.min(4), 1..=64)? as usize,
+        // One core stays with the server: a transcription never stalls the webhook.
+        whisper_threads: parse_number("WHISPER_THREADS", get("WHISPER_THREADS"), (cores - 1).clamp(1, 4), 1..=64)?
+            as usize,
         whisper_concurrency: parse_number("WHISPER_CONCURRENCY", get("WHISPER_CONCURRENCY"), 1, 1..=16)? as usize,
         language,
         openai_base_url: parse_url("OPENAI_BASE_URL", get("OPENAI_BASE_URL"), "https://api.openai.com/v1")?,

@@ -303,7 +303,8 @@ pub(crate) fn transcription(job: &TranscribeJob, now: DateTime<Utc>) -> NewJob {
         payload: serde_json::to_value(job).unwrap_or_default(),
         max_attempts: TRANSCRIBE_ATTEMPTS,
         due_at: now,
-        priority: JobPriority::Background,
+        // The voice note is saved and its sender waits for the words: not behind new media.
+        priority: JobPriority::FollowUp,
     }
 }
 

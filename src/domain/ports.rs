@@ -68,24 +68,30 @@ pub struct NewJob {
 }
 
 /// Which due jobs are claimed first: a person waiting for a reply must not wait behind a
-/// backlog of photos being processed.
+/// backlog of photos being processed, nor a half-done voice note behind new media.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JobPriority {
-    /// A message to a person (a reply, a warning): claimed before any background job.
+    /// A message to a person (a reply, a warning): claimed before any other job.
     Reply,
-    /// Work nobody is watching (fetching media, indexing): first in, first out.
+    /// The rest of work already under way that a person is waiting on (the words of a
+    /// voice note already saved): claimed before new background work, so a flood of new
+    /// media cannot starve it.
+    FollowUp,
+    /// Work nobody is watching yet (fetching media, indexing): first in, first out.
     Background,
 }
 
 impl JobPriority {
     /// Every priority, in the order claiming visits them.
-    pub const IN_CLAIM_ORDER: [JobPriority; 2] = [JobPriority::Reply, JobPriority::Background];
+    pub const IN_CLAIM_ORDER: [JobPriority; 3] = [JobPriority::Reply, JobPriority::FollowUp, JobPriority::Background];
 
-    /// The value stored in `jobs.priority`: lower is claimed first.
+    /// The value stored in `jobs.priority`. Stored values are identifiers that never
+    /// change (rows outlive upgrades); the claim order is [`JobPriority::IN_CLAIM_ORDER`].
     pub fn as_i16(self) -> i16 {
         match self {
             JobPriority::Reply => 0,
             JobPriority::Background => 1,
+            JobPriority::FollowUp => 2,
         }
     }
 }

@@ -182,6 +182,24 @@ async fn a_reply_is_claimed_before_an_older_backlog_of_background_jobs() {
 }
 
 #[tokio::test]
+async fn follow_up_work_is_claimed_after_replies_and_before_a_backlog_of_new_media() {
+    let queue = queue().await;
+    queue.enqueue_with(20, 3, JobPriority::Background, 0).await;
+    queue.clock.advance(chrono::Duration::seconds(1));
+    queue.enqueue_with(1, 3, JobPriority::FollowUp, 50).await;
+    queue.enqueue_with(1, 3, JobPriority::Reply, 100).await;
+    let now = queue.clock_now();
+    let lease_until = now + chrono::Duration::seconds(60);
+    let claim = || {
+        let repository = queue.repository.clone();
+        async move { transact(&*repository, move |tx| Box::pin(tx.claim_job(now, lease_until))).await.unwrap() }
+    };
+    assert_eq!(claim().await.unwrap().payload["n"], 100, "the reply first");
+    assert_eq!(claim().await.unwrap().payload["n"], 50, "then the voice note already under way");
+    assert_eq!(claim().await.unwrap().payload["n"], 0, "then the backlog, oldest first");
+}
+
+#[tokio::test]
 async fn a_job_left_running_by_a_crash_is_claimed_again_when_its_lease_expires() {
     let queue = queue().await;
     queue.enqueue(1, 3).await;

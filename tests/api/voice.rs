@@ -315,3 +315,25 @@ async fn audio_added_through_the_rest_api_is_transcribed_and_found() {
     assert_eq!(found["results"][0]["memory"]["text"], "Renew the passport before March.", "{found}");
     assert!(twilio.sent().is_empty(), "nobody to reply to: the app asked");
 }
+
+#[tokio::test]
+async fn the_words_of_a_voice_note_replace_its_description_in_mem0() {
+    let mem0 = crate::fake_mem0::start("m0-voice-test-key-0123456789").await;
+    let fake = fake_openai::start("Pick up the dry cleaning on Friday.").await;
+    let (app, twilio) = app_with(&[
+        ("TRANSCRIBER", "openai".into()),
+        ("OPENAI_API_KEY", OPENAI_KEY.into()),
+        ("OPENAI_BASE_URL", fake.base_url().into()),
+        ("MEM0_API_KEY", "m0-voice-test-key-0123456789".into()),
+        ("MEM0_BASE_URL", mem0.base_url().into()),
+        ("MEM0_INFER", "false".into()),
+    ])
+    .await;
+    let reply = send_voice_note(&app, &twilio, std::fs::read(WHATSAPP_NOTE).unwrap()).await;
+    assert_eq!(reply, "🎙️ Saved: “Pick up the dry cleaning on Friday.”");
+    eventually("Mem0 holding the words, not the description", || async {
+        let texts: Vec<String> = mem0.memories().into_iter().map(|m| m.text).collect();
+        texts == ["Pick up the dry cleaning on Friday."]
+    })
+    .await;
+}

@@ -125,11 +125,12 @@ pub fn redact_url(url: &str) -> String {
 }
 
 /// The queries that pick the next job to claim, in the order to try them: a reply due
-/// now, then a job whose worker died (lease expired), then background work due now. Each
+/// now, then a job whose worker died (lease expired), then follow-up work due now, then
+/// background work due now. Each
 /// is one ordered range of an index (`idx_jobs_claim`, `idx_jobs_lease`), so a claim costs
 /// the same with ten jobs queued or a hundred thousand. `now` is the dialect's placeholder
 /// for the current time; `lock` is appended to each (PostgreSQL's row lock).
-pub(crate) fn claim_candidates(now: &str, lock: &str) -> [String; 3] {
+pub(crate) fn claim_candidates(now: &str, lock: &str) -> [String; 4] {
     let due = |priority: JobPriority| {
         format!(
             "SELECT id FROM jobs WHERE state = 'queued' AND priority = {} AND due_at <= {now} \
@@ -143,6 +144,7 @@ pub(crate) fn claim_candidates(now: &str, lock: &str) -> [String; 3] {
             "SELECT id FROM jobs WHERE state = 'running' AND lease_until < {now} \
              ORDER BY state, lease_until LIMIT 1{lock}"
         ),
+        due(JobPriority::FollowUp),
         due(JobPriority::Background),
     ]
 }

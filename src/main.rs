@@ -52,8 +52,9 @@ enum Command {
 async fn main() {
     let cli = Cli::parse();
     // The service logs what it does; the one-shot commands only what went wrong.
+    // whisper.cpp describes every tensor of the model it loads: only its warnings show.
     let default_filter = match cli.command {
-        None | Some(Command::Serve) | Some(Command::Migrate) => "info",
+        None | Some(Command::Serve) | Some(Command::Migrate) => "info,whisper_rs=warn",
         Some(_) => "warn",
     };
     tracing_subscriber::fmt()

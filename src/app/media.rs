@@ -99,7 +99,7 @@ pub enum KeepError {
     Fetch(FetchError),
     #[error("cannot store the file: {0}")]
     Store(std::io::Error),
-    #[error("the image could not be read: {0}")]
+    #[error("the file could not be read: {0}")]
     Inspect(String),
 }
 
@@ -116,7 +116,7 @@ impl MediaKeeper {
     }
 
     /// Fetches `url` (through the fetcher's host rules and size cap), stores the bytes
-    /// content-addressed, and reads an image's size and hash.
+    /// content-addressed, and reads an image's size and hash or an audio file's duration.
     ///
     /// # Errors
     /// [`KeepError`]: a refused or failed download, a disk that fails.
@@ -278,7 +278,7 @@ fn keep_error(error: KeepError) -> JobError {
         KeepError::Store(error) => {
             JobError::Retryable { message: format!("cannot store the file: {error}"), retry_after: None }
         }
-        KeepError::Inspect(error) => JobError::Permanent(format!("the image could not be read: {error}")),
+        KeepError::Inspect(error) => JobError::Permanent(format!("the file could not be read: {error}")),
     }
 }
 

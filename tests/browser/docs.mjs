@@ -168,8 +168,13 @@ async function openOperation(page, tag, operationId) {
   if (!(await block.evaluate((el) => el.classList.contains("is-open")))) {
     await block.locator(".opblock-summary").first().click();
   }
+  // The block renders its buttons a moment after it opens: wait for them (count() would not),
+  // or a busy machine leaves the inputs locked and the fill below times out.
   const tryOut = block.getByRole("button", { name: "Try it out", exact: true });
+  const cancel = block.getByRole("button", { name: "Cancel", exact: true });
+  await tryOut.or(cancel).first().waitFor({ timeout: STEP_TIMEOUT_MS });
   if (await tryOut.count()) await tryOut.click();
+  await block.locator("button.execute").waitFor({ timeout: STEP_TIMEOUT_MS });
   return block;
 }
 

@@ -14,15 +14,15 @@ export CMAKE ?= $(shell scripts/cmake-path.sh)
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
-run: whisper-model ## start the service on the embedded default (SQLite under ./data, local Whisper)
+run: whisper-model embed-model ## start the service on the embedded default (SQLite under ./data, local Whisper, local semantic search)
 	cargo run --release --bin whatsapp-memory -- serve
 
 test: test-sqlite test-postgres test-scripts ## the whole suite, on SQLite and on PostgreSQL, and the tool scripts' tests
 
-test-sqlite: whisper-model voice-test-tools ## the whole suite on SQLite
+test-sqlite: whisper-model embed-model voice-test-tools ## the whole suite on SQLite
 	cargo test --workspace
 
-test-postgres: whisper-model voice-test-tools ## the integration suite on the real PostgreSQL server
+test-postgres: whisper-model embed-model voice-test-tools ## the integration suite on the real PostgreSQL server
 	@if scripts/postgres-reachable.sh "$(TEST_POSTGRES_URL)"; then \
 		TEST_DATABASE_URL="$(TEST_POSTGRES_URL)" cargo test --test api; \
 	elif [ -n "$$CI" ]; then \

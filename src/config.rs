@@ -82,6 +82,22 @@ pub struct Config {
     pub near_duplicate_distance: u32,
     /// How voice notes become words.
     pub voice: VoiceConfig,
+    /// Search by meaning with a local sentence-embedding model.
+    pub semantic: SemanticConfig,
+}
+
+/// Semantic-search settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SemanticConfig {
+    /// `SEMANTIC_SEARCH=off` turns it off: no embedding jobs, search by words only.
+    pub enabled: bool,
+    /// The all-MiniLM-L6-v2 folder (`make embed-model` provisions the default).
+    pub model_dir: PathBuf,
+    /// CPU threads background embedding uses (searches embed their query on a thread of
+    /// their own).
+    pub threads: usize,
+    /// Most megabytes of users' vectors held in memory for search.
+    pub cache_mb: usize,
 }
 
 /// Which speech-to-text turns voice notes into words.
@@ -113,6 +129,10 @@ pub struct VoiceConfig {
     /// Longer notes are kept as audio, not transcribed.
     pub max_seconds: u64,
 }
+
+/// Where `make embed-model` puts the sentence-embedding model, relative to the working
+/// directory.
+pub const DEFAULT_EMBED_MODEL_DIR: &str = "models/all-minilm-l6-v2";
 
 /// Where `make whisper-model` puts the model, relative to the working directory.
 pub const DEFAULT_WHISPER_MODEL: &str = "models/ggml-tiny.en.bin";
@@ -234,6 +254,12 @@ impl Config {
             parse_number("NEAR_DUPLICATE_DISTANCE", get("NEAR_DUPLICATE_DISTANCE"), 5, 0..=5)?;
 
         let voice = voice_config(&get)?;
+        let semantic = SemanticConfig {
+            enabled: parse_bool("SEMANTIC_SEARCH", get("SEMANTIC_SEARCH"), true)?,
+            model_dir: PathBuf::from(get("EMBED_MODEL_DIR").unwrap_or_else(|| DEFAULT_EMBED_MODEL_DIR.into())),
+            threads: parse_number("EMBED_THREADS", get("EMBED_THREADS"), 1, 1..=64)? as usize,
+            cache_mb: parse_number("EMBED_CACHE_MB", get("EMBED_CACHE_MB"), 512, 1..=1024 * 1024)? as usize,
+        };
         let openai_api_key = get("OPENAI_API_KEY").map(Secret::new);
         if voice.transcriber == TranscriberChoice::OpenAi && openai_api_key.is_none() {
             return Err(invalid("OPENAI_API_KEY", "is required when TRANSCRIBER=openai"));
@@ -262,6 +288,7 @@ impl Config {
             media_max_bytes,
             near_duplicate_distance: near_duplicate_distance as u32,
             voice,
+            semantic,
         })
     }
 
@@ -376,6 +403,17 @@ mod tests {
         assert_eq!(config(&[("OPENAI_BASE_URL", "ftp://x")]).unwrap_err().variable, "OPENAI_BASE_URL");
         assert_eq!(config(&[("MEM0_INFER", "maybe")]).unwrap_err().variable, "MEM0_INFER");
         assert_eq!(config(&[("MEM0_SEARCH_TIMEOUT_MS", "0")]).unwrap_err().variable, "MEM0_SEARCH_TIMEOUT_MS");
+    }
+
+    #[test]
+    fn semantic_search_is_on_with_the_provisioned_model_unless_turned_off() {
+        let semantic = config(&[]).unwrap().semantic;
+        assert!(semantic.enabled);
+        assert_eq!(semantic.model_dir, PathBuf::from(DEFAULT_EMBED_MODEL_DIR));
+        assert_eq!((semantic.threads, semantic.cache_mb), (1, 512));
+        assert!(!config(&[("SEMANTIC_SEARCH", "off")]).unwrap().semantic.enabled);
+        assert_eq!(config(&[("SEMANTIC_SEARCH", "maybe")]).unwrap_err().variable, "SEMANTIC_SEARCH");
+        assert_eq!(config(&[("EMBED_THREADS", "0")]).unwrap_err().variable, "EMBED_THREADS");
     }
 
     #[test]

@@ -23,6 +23,7 @@ use adapters::db::PoolReads;
 use adapters::db::{redact_url, Database};
 use adapters::media_ports::ContentInspector;
 use adapters::mem0::{Mem0Settings, Mem0Store};
+use adapters::minilm::{MiniLmEmbedder, MiniLmSettings};
 use adapters::openai_stt::OpenAiTranscriber;
 use adapters::storage::MediaStorage;
 use adapters::twilio::media::TwilioMediaFetcher;
@@ -33,17 +34,18 @@ use adapters::whisper::{WhisperSettings, WhisperTranscriber};
 use app::ingest::{IngestService, MEDIA_JOB_KIND};
 use app::jobs::{JobRunner, JobSignal, WorkerSettings};
 use app::media::{MediaJobHandler, MediaKeeper, MediaSettings};
-use app::mem0::{
-    Mem0DeleteHandler, Mem0IndexHandler, Mem0Outbox, MEM0_DELETE_JOB_KIND, MEM0_ERASE_JOB_KIND, MEM0_INDEX_JOB_KIND,
-};
+use app::mem0::{Mem0DeleteHandler, Mem0IndexHandler, MEM0_DELETE_JOB_KIND, MEM0_ERASE_JOB_KIND, MEM0_INDEX_JOB_KIND};
 use app::memories::MemoryService;
 use app::notify::{SendJobHandler, SEND_JOB_KIND};
+use app::outbox::Outbox;
 use app::search::MemorySearch;
+use app::semantic::{EmbedJobHandler, SemanticIndex, SemanticSettings, EMBED_JOB_KIND};
 use app::voice::{TranscribeJobHandler, TRANSCRIBE_JOB_KIND};
 use config::{Config, Environment, TranscriberChoice};
 use domain::ports::Clock;
 use domain::ports::{
-    MediaFetcher, MediaFiles, MediaInspector, MemoryStore, MemoryStoreError, MessageSender, ReadModel, Transcriber,
+    MediaFetcher, MediaFiles, MediaInspector, MemoryStore, MemoryStoreError, MessageSender, ReadModel, TextEmbedder,
+    Transcriber,
 };
 use http::auth::ApiKeys;
 use http::webhook::WebhookState;
@@ -107,6 +109,53 @@ fn transcriber(config: &Config) -> anyhow::Result<Option<Arc<dyn Transcriber>>> 
 
 /// Longest one Mem0 call may take (adds and deletes, in jobs; searches have their own
 /// shorter bound, `MEM0_SEARCH_TIMEOUT_MS`).
+/// The sentence-embedding model when semantic search is on and the model loads; `None`
+/// (search by words only, loudly logged) otherwise.
+pub fn embedder(config: &Config) -> Option<Arc<dyn TextEmbedder>> {
+    let semantic = &config.semantic;
+    if !semantic.enabled {
+        tracing::info!("SEMANTIC_SEARCH=off: search finds memories by their words only");
+        return None;
+    }
+    let started = std::time::Instant::now();
+    match MiniLmEmbedder::load(&MiniLmSettings {
+        model_dir: semantic.model_dir.clone(),
+        index_threads: semantic.threads,
+    }) {
+        Ok(embedder) => {
+            tracing::info!(
+                model = %embedder.model_id(),
+                load_ms = started.elapsed().as_millis() as u64,
+                "semantic search is on: memories are embedded in the background"
+            );
+            Some(Arc::new(embedder))
+        }
+        Err(error) => {
+            tracing::warn!(
+                %error,
+                "SEMANTIC SEARCH IS OFF: the embedding model did not load (run `make embed-model` or set \
+                 EMBED_MODEL_DIR, then `whatsapp-memory reindex` for the memories saved meanwhile)"
+            );
+            None
+        }
+    }
+}
+
+/// Queues an embed job for every memory without an embedding by the configured model;
+/// returns how many. The jobs wait in the database for a server's workers.
+///
+/// # Errors
+/// When semantic search is off, the model does not load, or the database fails.
+pub async fn reindex(config: &Config) -> anyhow::Result<usize> {
+    anyhow::ensure!(config.semantic.enabled, "SEMANTIC_SEARCH is off: there is nothing to reindex for");
+    let settings = MiniLmSettings { model_dir: config.semantic.model_dir.clone(), index_threads: 1 };
+    let model =
+        MiniLmEmbedder::load(&settings).map_err(|e| anyhow::anyhow!("{e} (run `make embed-model`)"))?.model_id();
+    let database = Database::open(&config.database_url, true).await?;
+    let queued = app::semantic::reindex(&*database.repository, &*database.reads, &model, SystemClock.now()).await?;
+    Ok(queued)
+}
+
 const MEM0_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long an index job polls Mem0's inference before it lets the worker go and polls
 /// the same event again on its next attempt: media and replies share the workers.
@@ -170,21 +219,30 @@ pub async fn build_state(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Resu
     let database = Database::open(&config.database_url, true).await?;
     let repository = database.repository;
     let job_signal = Arc::new(JobSignal::default());
-    let outbox = if mem0.is_some() { Mem0Outbox::ENABLED } else { Mem0Outbox::DISABLED };
+    let embedder = embedder(config);
+    let outbox = Outbox::new(mem0.is_some(), embedder.is_some());
     let reads: Arc<dyn ReadModel> = match mem0 {
         Some(_) => Arc::new(PoolReads::new(database.pool.clone()).with_mem0_status()),
         None => database.reads,
     };
+    let semantic = embedder.clone().map(|embedder| {
+        let settings =
+            SemanticSettings { cache_bytes: config.semantic.cache_mb * 1024 * 1024, ..SemanticSettings::default() };
+        Arc::new(SemanticIndex::new(embedder, reads.clone(), settings))
+    });
     let search = || {
-        let local = MemorySearch::local(database.memory_store.clone());
-        match &mem0 {
-            Some(store) => local.with_mem0(store.clone(), reads.clone(), config.mem0_search_timeout),
-            None => local,
+        let mut search = MemorySearch::local(database.memory_store.clone());
+        if let Some(index) = &semantic {
+            search = search.with_semantic(index.clone(), reads.clone());
         }
+        if let Some(store) = &mem0 {
+            search = search.with_mem0(store.clone(), reads.clone(), config.mem0_search_timeout);
+        }
+        search
     };
     let ingest = IngestService::new(repository.clone(), search(), clock.clone(), config.default_timezone)
         .with_job_signal(job_signal.clone())
-        .with_mem0(outbox);
+        .with_outbox(outbox);
     let files: Arc<dyn MediaFiles> = Arc::new(MediaStorage::new(config.storage_dir.clone()));
     let api_keys = Arc::new(ApiKeys::new(&api_keys_or_generated(config)?));
     let webhook = WebhookState {
@@ -228,7 +286,7 @@ pub async fn build_state(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Resu
     )
     .with_media(keeper.clone(), config.near_duplicate_distance)
     .with_transcription(transcriber.is_some())
-    .with_mem0(outbox);
+    .with_outbox(outbox);
     let media = MediaJobHandler::new(
         repository.clone(),
         keeper,
@@ -239,7 +297,7 @@ pub async fn build_state(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Resu
             transcribe: transcriber.is_some(),
         },
     )
-    .with_mem0(outbox);
+    .with_outbox(outbox);
     let mut jobs = JobRunner::new(
         repository.clone(),
         clock.clone(),
@@ -265,9 +323,12 @@ pub async fn build_state(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Resu
                 clock.clone(),
                 max_audio_seconds,
             )
-            .with_mem0(outbox),
+            .with_outbox(outbox),
         ),
     );
+    if let Some(embedder) = embedder {
+        jobs = jobs.handle(EMBED_JOB_KIND, Arc::new(EmbedJobHandler::new(repository.clone(), reads.clone(), embedder)));
+    }
     if let Some(store) = mem0 {
         let deleter = Arc::new(Mem0DeleteHandler::new(store.clone()));
         jobs = jobs

@@ -1,4 +1,4 @@
-//! The `whatsapp-memory` command: serve (the default), migrate, openapi, simulate.
+//! The `whatsapp-memory` command: serve (the default), migrate, reindex, openapi, simulate.
 
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
@@ -21,6 +21,9 @@ enum Command {
     Serve,
     /// Apply pending database migrations and exit.
     Migrate,
+    /// Queue the embedding of every memory that has none yet (saved before semantic
+    /// search was on, or by another model); a running server's workers do the work.
+    Reindex,
     /// Print the OpenAPI document.
     Openapi {
         /// json or yaml.
@@ -54,7 +57,7 @@ async fn main() {
     // The service logs what it does; the one-shot commands only what went wrong.
     // whisper.cpp describes every tensor of the model it loads: only its warnings show.
     let default_filter = match cli.command {
-        None | Some(Command::Serve) | Some(Command::Migrate) => "info,whisper_rs=warn",
+        None | Some(Command::Serve) | Some(Command::Migrate) | Some(Command::Reindex) => "info,whisper_rs=warn",
         Some(_) => "warn",
     };
     tracing_subscriber::fmt()
@@ -79,6 +82,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Migrate => {
             Database::open(&config.database_url, true).await?;
             eprintln!("database is up to date");
+            Ok(())
+        }
+        Command::Reindex => {
+            let queued = whatsapp_memory::reindex(&config).await?;
+            eprintln!("queued {queued} memories for embedding; the server's workers embed them");
             Ok(())
         }
         Command::Openapi { format } => {

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
 use super::jobs::JobSignal;
-use super::mem0::Mem0Outbox;
+use super::outbox::Outbox;
 use super::search::MemorySearch;
 use crate::domain::command::{parse_command, Command, HELP_TEXT};
 use crate::domain::model::{InboundMessage, InteractionId, MaskedPhone, MemoryKind, User};
@@ -56,8 +56,8 @@ pub struct IngestService {
     default_timezone: Tz,
     /// Wakes the job workers when media was queued, so it is handled at once.
     job_signal: Option<Arc<JobSignal>>,
-    /// Queues Mem0's copy of what a message saves or deletes.
-    mem0: Mem0Outbox,
+    /// Queues the indexing (Mem0, embeddings) of what a message saves or deletes.
+    outbox: Outbox,
 }
 
 /// What a message changes.
@@ -86,12 +86,13 @@ impl IngestService {
         clock: Arc<dyn Clock>,
         default_timezone: Tz,
     ) -> Self {
-        Self { repository, search, clock, default_timezone, job_signal: None, mem0: Mem0Outbox::DISABLED }
+        Self { repository, search, clock, default_timezone, job_signal: None, outbox: Outbox::NONE }
     }
 
-    /// Queues Mem0's copy of every memory a message saves (or `/undo` deletes).
-    pub fn with_mem0(mut self, outbox: Mem0Outbox) -> Self {
-        self.mem0 = outbox;
+    /// Queues the indexing (Mem0, embeddings) of every memory a message saves (or `/undo`
+    /// deletes).
+    pub fn with_outbox(mut self, outbox: Outbox) -> Self {
+        self.outbox = outbox;
         self
     }
 
@@ -111,8 +112,8 @@ impl IngestService {
         let now = self.clock.now();
         let plan = self.plan(&message, now).await?;
         let queues_jobs =
-            matches!(plan, Plan::QueueMedia) || (self.mem0.is_enabled() && matches!(plan, Plan::Write(_)));
-        let outbox = self.mem0;
+            matches!(plan, Plan::QueueMedia) || (self.outbox.queues_work() && matches!(plan, Plan::Write(_)));
+        let outbox = self.outbox;
         let reply =
             transact(&*self.repository, move |tx| Box::pin(record_and_reply(tx, message, plan, now, outbox))).await?;
         if let (true, Some(signal)) = (queues_jobs, &self.job_signal) {
@@ -192,7 +193,7 @@ async fn record_and_reply(
     message: InboundMessage,
     plan: Plan,
     now: DateTime<Utc>,
-    outbox: Mem0Outbox,
+    outbox: Outbox,
 ) -> Result<String, RepositoryError> {
     let user = tx.find_or_create_user(&message.wa_id, &message.phone_number, message.profile_name.clone(), now).await?;
     let inbound = match tx.insert_inbound(user.id, &message).await? {
@@ -255,7 +256,7 @@ async fn write(
     message: &InboundMessage,
     change: Change,
     now: DateTime<Utc>,
-    outbox: Mem0Outbox,
+    outbox: Outbox,
 ) -> Result<String, RepositoryError> {
     let memory = |kind: MemoryKind, text: String| NewMemory {
         user_id: user.id,
@@ -365,11 +366,11 @@ mod tests {
     /// Runs the use case; the repository hands the work to the mocked transaction, as
     /// both real repositories do inside their database transaction.
     async fn ingest(ports: Ports, message: InboundMessage) -> Result<String, IngestError> {
-        ingest_with(ports, message, Mem0Outbox::DISABLED).await
+        ingest_with(ports, message, Outbox::NONE).await
     }
 
-    /// As [`ingest`], with Mem0's outbox as given.
-    async fn ingest_with(ports: Ports, message: InboundMessage, outbox: Mem0Outbox) -> Result<String, IngestError> {
+    /// As [`ingest`], with the outbox as given.
+    async fn ingest_with(ports: Ports, message: InboundMessage, outbox: Outbox) -> Result<String, IngestError> {
         let Ports { tx, mut repository, store } = ports;
         let tx = Mutex::new(Some(tx));
         repository.expect_run_in_transaction().times(..=1).returning(move |work| {
@@ -379,7 +380,7 @@ mod tests {
         let mut clock = MockClock::new();
         clock.expect_now().return_const(now());
         IngestService::new(Arc::new(repository), MemorySearch::local(Arc::new(store)), Arc::new(clock), chrono_tz::UTC)
-            .with_mem0(outbox)
+            .with_outbox(outbox)
             .ingest_message(message)
             .await
     }
@@ -425,7 +426,7 @@ mod tests {
             .times(1)
             .returning(|_| Ok(()));
         expect_reply(&mut p.tx, MEMORY_SAVED);
-        assert_eq!(ingest_with(p, message("buy milk"), Mem0Outbox::ENABLED).await.unwrap(), MEMORY_SAVED);
+        assert_eq!(ingest_with(p, message("buy milk"), Outbox::MEM0).await.unwrap(), MEMORY_SAVED);
     }
 
     #[tokio::test]
@@ -441,7 +442,7 @@ mod tests {
             .times(1)
             .returning(|_| Ok(()));
         expect_reply(&mut p.tx, "Deleted your last memory: “buy milk”");
-        ingest_with(p, message("/undo"), Mem0Outbox::ENABLED).await.unwrap();
+        ingest_with(p, message("/undo"), Outbox::MEM0).await.unwrap();
     }
 
     #[tokio::test]

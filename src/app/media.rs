@@ -9,8 +9,8 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
 use super::jobs::{JobError, JobHandler};
-use super::mem0::Mem0Outbox;
 use super::notify::{queue_reply, queue_reply_alone, QueuedReply};
+use super::outbox::Outbox;
 use super::voice::{TranscribeJob, TRANSCRIBE_JOB_KIND};
 use crate::domain::model::{InteractionId, Job, MediaAsset, MediaAssetId, MemoryId, MemoryKind, UserId};
 use crate::domain::perceptual::{bands, hamming, ImageHash};
@@ -194,7 +194,7 @@ pub async fn remember_media(
     labels: Vec<String>,
     now: DateTime<Utc>,
     max_distance: u32,
-    outbox: Mem0Outbox,
+    outbox: Outbox,
 ) -> Result<Remembered, crate::domain::ports::RepositoryError> {
     let (outcome, asset) = if let Some(existing) = tx.find_media_by_sha256(user, &file.stored.sha256).await? {
         ("duplicate", Remembered::Duplicate { asset: existing.id })
@@ -250,8 +250,8 @@ pub struct MediaJobHandler {
     keeper: MediaKeeper,
     clock: Arc<dyn Clock>,
     settings: MediaSettings,
-    /// Queues Mem0's copy of each memory saved.
-    mem0: Mem0Outbox,
+    /// Queues the indexing (Mem0, embeddings) of each memory saved.
+    outbox: Outbox,
 }
 
 impl MediaJobHandler {
@@ -262,12 +262,12 @@ impl MediaJobHandler {
         clock: Arc<dyn Clock>,
         settings: MediaSettings,
     ) -> Self {
-        Self { repository, keeper, clock, settings, mem0: Mem0Outbox::DISABLED }
+        Self { repository, keeper, clock, settings, outbox: Outbox::NONE }
     }
 
-    /// Queues Mem0's copy of every memory a media job saves.
-    pub fn with_mem0(mut self, outbox: Mem0Outbox) -> Self {
-        self.mem0 = outbox;
+    /// Queues the indexing (Mem0, embeddings) of every memory a media job saves.
+    pub fn with_outbox(mut self, outbox: Outbox) -> Self {
+        self.outbox = outbox;
         self
     }
 }
@@ -381,7 +381,7 @@ impl JobHandler for MediaJobHandler {
         let text = describe(&file, &item.caption, now.with_timezone(&zone));
         let max_distance = self.settings.near_duplicate_distance;
         let transcribe = self.settings.transcribe;
-        let (job_id, attempt, outbox) = (job.id, job.attempts, self.mem0);
+        let (job_id, attempt, outbox) = (job.id, job.attempts, self.outbox);
         transact(&*self.repository, move |tx| {
             Box::pin(async move {
                 let user = UserId(item.user_id);

@@ -27,13 +27,6 @@ pub const MEM0_ERASE_JOB_KIND: &str = "mem0.erase";
 /// copy is marked failed.
 const MEM0_MAX_ATTEMPTS: i32 = 24;
 
-/// Whether saving, deleting and erasing also queue their Mem0 work. Decided once at
-/// start (is `MEM0_API_KEY` set?) and handed to every use case that writes memories.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Mem0Outbox {
-    enabled: bool,
-}
-
 /// What the index job was queued with.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct IndexJob {
@@ -68,72 +61,48 @@ fn mem0_job(kind: &str, payload: serde_json::Value, now: DateTime<Utc>) -> NewJo
     }
 }
 
-impl Mem0Outbox {
-    /// Mem0 is not configured: every method does nothing.
-    pub const DISABLED: Mem0Outbox = Mem0Outbox { enabled: false };
-    /// Mem0 is configured.
-    pub const ENABLED: Mem0Outbox = Mem0Outbox { enabled: true };
+/// Queues indexing of a memory just saved (or changed) in `tx`, and marks it pending.
+///
+/// # Errors
+/// When the database fails; the caller's whole transaction rolls back.
+pub(super) async fn queue_index(
+    tx: &mut dyn UnitOfWork,
+    memory: MemoryId,
+    user: UserId,
+    now: DateTime<Utc>,
+) -> Result<(), RepositoryError> {
+    tx.update_mem0_index(memory, Mem0IndexChange::Pending { user }, now).await?;
+    let payload = IndexJob { memory_id: memory.0, user_id: user.0 };
+    tx.enqueue_job(mem0_job(MEM0_INDEX_JOB_KIND, serde_json::to_value(payload).unwrap_or_default(), now)).await
+}
 
-    /// Whether Mem0 work is queued.
-    pub fn is_enabled(self) -> bool {
-        self.enabled
-    }
+/// Queues deletion of the Mem0 copies of a memory deleted in `tx` (call it in the same
+/// transaction, before or after the delete), and drops its bookkeeping.
+///
+/// # Errors
+/// When the database fails.
+pub(super) async fn queue_forget(
+    tx: &mut dyn UnitOfWork,
+    memory: MemoryId,
+    now: DateTime<Utc>,
+) -> Result<(), RepositoryError> {
+    let copies = tx.mem0_copies(memory).await?;
+    tx.update_mem0_index(memory, Mem0IndexChange::Forgotten, now).await?;
+    queue_delete(tx, copies.ids, copies.event_id, now).await
+}
 
-    /// Queues indexing of a memory just saved (or changed) in `tx`, and marks it pending.
-    ///
-    /// # Errors
-    /// When the database fails; the caller's whole transaction rolls back.
-    pub async fn memory_saved(
-        self,
-        tx: &mut dyn UnitOfWork,
-        memory: MemoryId,
-        user: UserId,
-        now: DateTime<Utc>,
-    ) -> Result<(), RepositoryError> {
-        if !self.enabled {
-            return Ok(());
-        }
-        tx.update_mem0_index(memory, Mem0IndexChange::Pending { user }, now).await?;
-        let payload = IndexJob { memory_id: memory.0, user_id: user.0 };
-        tx.enqueue_job(mem0_job(MEM0_INDEX_JOB_KIND, serde_json::to_value(payload).unwrap_or_default(), now)).await
-    }
-
-    /// Queues deletion of the Mem0 copies of a memory deleted in `tx` (call it in the
-    /// same transaction, before or after the delete), and drops its bookkeeping.
-    ///
-    /// # Errors
-    /// When the database fails.
-    pub async fn memory_deleted(
-        self,
-        tx: &mut dyn UnitOfWork,
-        memory: MemoryId,
-        now: DateTime<Utc>,
-    ) -> Result<(), RepositoryError> {
-        if !self.enabled {
-            return Ok(());
-        }
-        let copies = tx.mem0_copies(memory).await?;
-        tx.update_mem0_index(memory, Mem0IndexChange::Forgotten, now).await?;
-        queue_delete(tx, copies.ids, copies.event_id, now).await
-    }
-
-    /// Queues Mem0's delete-all for a user erased in `tx`. Call it after the erase: the
-    /// erase drops the user's queued jobs, and this one must survive it.
-    ///
-    /// # Errors
-    /// When the database fails.
-    pub async fn user_erased(
-        self,
-        tx: &mut dyn UnitOfWork,
-        wa_id: &str,
-        now: DateTime<Utc>,
-    ) -> Result<(), RepositoryError> {
-        if !self.enabled {
-            return Ok(());
-        }
-        let payload = EraseJob { owner: wa_id.to_string() };
-        tx.enqueue_job(mem0_job(MEM0_ERASE_JOB_KIND, serde_json::to_value(payload).unwrap_or_default(), now)).await
-    }
+/// Queues Mem0's delete-all for a user erased in `tx`. Call it after the erase: the erase
+/// drops the user's queued jobs, and this one must survive it.
+///
+/// # Errors
+/// When the database fails.
+pub(super) async fn queue_erase(
+    tx: &mut dyn UnitOfWork,
+    wa_id: &str,
+    now: DateTime<Utc>,
+) -> Result<(), RepositoryError> {
+    let payload = EraseJob { owner: wa_id.to_string() };
+    tx.enqueue_job(mem0_job(MEM0_ERASE_JOB_KIND, serde_json::to_value(payload).unwrap_or_default(), now)).await
 }
 
 /// Queues the deletion of these Mem0 memories (and an event's results), if any.
@@ -394,9 +363,12 @@ mod tests {
             })
             .times(1)
             .returning(|_| Ok(()));
-        Mem0Outbox::ENABLED.memory_saved(&mut tx, MemoryId(3), UserId(7), now()).await.unwrap();
+        crate::app::outbox::Outbox::MEM0.memory_saved(&mut tx, MemoryId(3), UserId(7), now()).await.unwrap();
         // No expectations: any call would panic.
-        Mem0Outbox::DISABLED.memory_saved(&mut MockUnitOfWork::new(), MemoryId(3), UserId(7), now()).await.unwrap();
+        crate::app::outbox::Outbox::NONE
+            .memory_saved(&mut MockUnitOfWork::new(), MemoryId(3), UserId(7), now())
+            .await
+            .unwrap();
     }
 
     #[tokio::test]
@@ -416,7 +388,7 @@ mod tests {
             })
             .times(1)
             .returning(|_| Ok(()));
-        Mem0Outbox::ENABLED.memory_deleted(&mut tx, MemoryId(3), now()).await.unwrap();
+        crate::app::outbox::Outbox::MEM0.memory_deleted(&mut tx, MemoryId(3), now()).await.unwrap();
     }
 
     #[tokio::test]

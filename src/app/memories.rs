@@ -16,7 +16,7 @@ use crate::domain::ports::{
 use crate::domain::time_range::parse_time_range;
 
 use super::media::{describe, remember_media, transcription, AudioCheck, KeepError, MediaKeeper, Remembered};
-use super::mem0::Mem0Outbox;
+use super::outbox::Outbox;
 use super::search::MemorySearch;
 use super::voice::TranscribeJob;
 
@@ -125,8 +125,8 @@ pub struct MemoryService {
     media: Option<(MediaKeeper, u32)>,
     /// Whether audio added here is queued for transcription, as a voice note in the chat is.
     transcribe: bool,
-    /// Queues Mem0's copy of what is saved, changed, deleted or erased.
-    mem0: Mem0Outbox,
+    /// Queues the indexing (Mem0, embeddings) of what is saved, changed, deleted or erased.
+    outbox: Outbox,
 }
 
 /// What creating a memory did.
@@ -156,14 +156,15 @@ impl MemoryService {
             clock,
             default_timezone,
             media: None,
-            mem0: Mem0Outbox::DISABLED,
+            outbox: Outbox::NONE,
             transcribe: false,
         }
     }
 
-    /// Queues Mem0's copy of every memory saved, changed, deleted or erased here.
-    pub fn with_mem0(mut self, outbox: Mem0Outbox) -> Self {
-        self.mem0 = outbox;
+    /// Queues the indexing (Mem0, embeddings) of every memory saved, changed, deleted or
+    /// erased here.
+    pub fn with_outbox(mut self, outbox: Outbox) -> Self {
+        self.outbox = outbox;
         self
     }
 
@@ -204,7 +205,7 @@ impl MemoryService {
         };
         let file = keeper.fetch_and_keep(media_url, "").await.map_err(keep_error)?;
         let now = self.clock.now();
-        let (zone, outbox) = (self.default_timezone, self.mem0);
+        let (zone, outbox) = (self.default_timezone, self.outbox);
         let text = describe(&file, caption.as_deref().unwrap_or_default(), now.with_timezone(&zone));
         let transcribe = self.transcribe;
         let remembered = transact(&*self.repository, move |tx| {
@@ -249,7 +250,7 @@ impl MemoryService {
         let text = valid_text(&input.text)?;
         let labels = valid_labels(input.labels)?;
         let now = self.clock.now();
-        let (kind, outbox) = (input.kind, self.mem0);
+        let (kind, outbox) = (input.kind, self.outbox);
         let id = transact(&*self.repository, move |tx| {
             Box::pin(async move {
                 let user = tx.find_or_create_user(&wa_id, &format!("+{wa_id}"), None, now).await?;
@@ -291,12 +292,12 @@ impl MemoryService {
         }
         let text = changes.text.as_deref().map(valid_text).transpose()?;
         let labels = changes.labels.map(valid_labels).transpose()?;
-        // Whose memory it is, for re-indexing a new text in Mem0.
-        let owner = match (&text, self.mem0.is_enabled()) {
+        // Whose memory it is, for re-indexing a new text.
+        let owner = match (&text, self.outbox.queues_work()) {
             (Some(_), true) => self.reads.find_memory(MemoryId(id)).await?.map(|r| r.memory.user_id),
             _ => None,
         };
-        let (outbox, now) = (self.mem0, self.clock.now());
+        let (outbox, now) = (self.outbox, self.clock.now());
         let found = transact(&*self.repository, move |tx| {
             Box::pin(async move {
                 let found = tx.update_memory(MemoryId(id), text, labels).await?;
@@ -319,7 +320,7 @@ impl MemoryService {
     /// # Errors
     /// [`ApiError::NotFound`] when there is no such memory.
     pub async fn delete(&self, id: i64) -> Result<(), ApiError> {
-        let (outbox, now) = (self.mem0, self.clock.now());
+        let (outbox, now) = (self.outbox, self.clock.now());
         let found = transact(&*self.repository, move |tx| {
             Box::pin(async move {
                 let found = tx.delete_memory(MemoryId(id)).await?;
@@ -499,7 +500,7 @@ impl MemoryService {
     /// [`ApiError::NotFound`] for an unknown user.
     pub async fn erase(&self, user_id: &str) -> Result<(), ApiError> {
         let user = self.known_user(user_id).await?;
-        let (outbox, now) = (self.mem0, self.clock.now());
+        let (outbox, now) = (self.outbox, self.clock.now());
         let orphaned = transact(&*self.repository, move |tx| {
             Box::pin(async move {
                 let orphaned = tx.erase_user(user.id).await?;
@@ -781,7 +782,7 @@ mod tests {
             Arc::new(FixedClock),
             chrono_tz::UTC,
         )
-        .with_mem0(Mem0Outbox::ENABLED);
+        .with_outbox(Outbox::MEM0);
         service.erase("+15551234567").await.unwrap();
     }
 

@@ -6,5 +6,7 @@ pub mod media;
 pub mod mem0;
 pub mod memories;
 pub mod notify;
+pub mod outbox;
 pub mod search;
+pub mod semantic;
 pub mod voice;

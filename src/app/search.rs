@@ -1,12 +1,14 @@
-//! Search over a user's memories: the local full-text index alone, or, with Mem0
-//! configured, the local index and Mem0 asked at once and merged by reciprocal rank
-//! fusion. Mem0 is bounded by a timeout: when it is late, down or refusing, the local
-//! results answer alone, so search is never slower or less complete than without Mem0.
+//! Search over a user's memories: the local full-text index, and beside it (when on)
+//! local vector search by meaning and Mem0, all asked at once and merged by reciprocal
+//! rank fusion. Full text is the one ranking a search cannot do without: vector search
+//! failing, or Mem0 being late, down or refusing (it is bounded by a timeout), only
+//! leaves their results out, so search is never slower or less complete than words alone.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::semantic::SemanticIndex;
 use crate::domain::fusion::{reciprocal_rank_fusion, RRF_K};
 use crate::domain::model::{Memory, MemoryId, User};
 use crate::domain::ports::{ExternalMemory, MemoryHit, MemoryStore, MemoryStoreError, ReadModel, Recalled};
@@ -20,9 +22,21 @@ struct Mem0Search {
     timeout: Duration,
 }
 
+/// Vector search beside the local index.
+struct SemanticSearch {
+    index: Arc<SemanticIndex>,
+    /// Reads the memories vector search found that full text did not.
+    reads: Arc<dyn ReadModel>,
+}
+
+/// Vector hits fused with the other rankings: enough for a paraphrase to surface, few
+/// enough that loosely related notes cannot crowd out what the words found.
+const VECTOR_HITS: u32 = 20;
+
 /// The search every use case runs (chat `/search` and questions, REST `?query=`).
 pub struct MemorySearch {
     local: Arc<dyn MemoryStore>,
+    semantic: Option<SemanticSearch>,
     mem0: Option<Mem0Search>,
 }
 
@@ -36,7 +50,13 @@ enum Key {
 impl MemorySearch {
     /// Search in the local full-text index only.
     pub fn local(local: Arc<dyn MemoryStore>) -> Self {
-        Self { local, mem0: None }
+        Self { local, semantic: None, mem0: None }
+    }
+
+    /// Also searches by meaning in `index`; `reads` reads the memories it finds.
+    pub fn with_semantic(mut self, index: Arc<SemanticIndex>, reads: Arc<dyn ReadModel>) -> Self {
+        self.semantic = Some(SemanticSearch { index, reads });
+        self
     }
 
     /// Also asks `store` (Mem0), waiting at most `timeout` for it; `reads` maps its hits
@@ -46,23 +66,65 @@ impl MemorySearch {
         self
     }
 
-    /// The user's memories matching `query`, best first, at most `limit`. With Mem0, the
-    /// scores are fused ones (reciprocal rank fusion) and a Mem0 memory that no single
-    /// memory of ours stands behind comes back as [`Recalled::External`].
+    /// The user's memories matching `query`, best first, at most `limit`. With vector
+    /// search or Mem0, the scores are fused ones (reciprocal rank fusion) and a Mem0
+    /// memory that no single memory of ours stands behind comes back as
+    /// [`Recalled::External`].
     ///
     /// # Errors
-    /// When the local index fails; Mem0's failures only leave its results out.
+    /// When the local index fails; the others' failures only leave their results out.
     #[tracing::instrument(skip_all, fields(user = user.id.0))]
     pub async fn search(&self, user: &User, query: &str, limit: u32) -> Result<Vec<MemoryHit>, MemoryStoreError> {
-        let Some(mem0) = &self.mem0 else {
+        if self.semantic.is_none() && self.mem0.is_none() {
             return self.local.search(user, query, limit).await;
-        };
-        let (local, remote) = tokio::join!(
+        }
+        let (local, vectors, remote) = tokio::join!(
             self.local.search(user, query, limit),
-            tokio::time::timeout(mem0.timeout, mem0.store.search(user, query, limit))
+            self.by_meaning(user, query, limit),
+            self.mem0(user, query, limit)
         );
         let local = local?;
-        let remote = match remote {
+        let vectors = match &self.semantic {
+            Some(semantic) => {
+                resolve_vectors(semantic.reads.as_ref(), user, &local, vectors).await.unwrap_or_else(|error| {
+                    tracing::warn!(%error, "could not read the memories vector search found; answering without them");
+                    Vec::new()
+                })
+            }
+            None => Vec::new(),
+        };
+        let remote = match &self.mem0 {
+            Some(mem0) => resolve(mem0.reads.as_ref(), user, &local, remote).await.unwrap_or_else(|error| {
+                tracing::warn!(%error, "could not map Mem0's results to memories; answering without them");
+                Vec::new()
+            }),
+            None => Vec::new(),
+        };
+        let local = local.into_iter().map(|hit| hit.recalled).collect();
+        Ok(fuse(vec![local, vectors, remote], limit as usize))
+    }
+
+    /// The memories closest in meaning, best first (none without vector search or when
+    /// it fails).
+    async fn by_meaning(&self, user: &User, query: &str, limit: u32) -> Vec<MemoryId> {
+        let Some(semantic) = &self.semantic else {
+            return Vec::new();
+        };
+        match semantic.index.nearest(user.id, query, limit.min(VECTOR_HITS) as usize).await {
+            Ok(found) => found.into_iter().map(|n| n.memory).collect(),
+            Err(error) => {
+                tracing::warn!(%error, "vector search failed; answering from full text");
+                Vec::new()
+            }
+        }
+    }
+
+    /// Mem0's hits (none without Mem0, when it fails or is late).
+    async fn mem0(&self, user: &User, query: &str, limit: u32) -> Vec<MemoryHit> {
+        let Some(mem0) = &self.mem0 else {
+            return Vec::new();
+        };
+        match tokio::time::timeout(mem0.timeout, mem0.store.search(user, query, limit)).await {
             Ok(Ok(hits)) => hits,
             Ok(Err(error)) => {
                 tracing::warn!(%error, "Mem0 search failed; answering from the local index");
@@ -72,16 +134,32 @@ impl MemorySearch {
                 tracing::warn!(timeout = ?mem0.timeout, "Mem0 search was late; answering from the local index");
                 Vec::new()
             }
-        };
-        let remote = match resolve(mem0.reads.as_ref(), user, &local, remote).await {
-            Ok(remote) => remote,
-            Err(error) => {
-                tracing::warn!(%error, "could not map Mem0's results to memories; answering from the local index");
-                Vec::new()
-            }
-        };
-        Ok(fuse(local, remote, limit as usize))
+        }
     }
+}
+
+/// The memories vector search found, in its order: those full text found too are taken
+/// from its hits, the others read (a memory deleted since, or not the user's, is left out).
+async fn resolve_vectors(
+    reads: &dyn ReadModel,
+    user: &User,
+    local: &[MemoryHit],
+    ids: Vec<MemoryId>,
+) -> Result<Vec<Recalled>, crate::domain::ports::RepositoryError> {
+    let mut known: HashMap<MemoryId, Memory> =
+        local.iter().filter_map(|hit| hit.recalled.memory()).map(|m| (m.id, m.clone())).collect();
+    let wanted: Vec<MemoryId> = ids.iter().filter(|id| !known.contains_key(id)).copied().collect();
+    if !wanted.is_empty() {
+        known.extend(
+            reads
+                .find_memories(&wanted)
+                .await?
+                .into_iter()
+                .map(|record| (record.memory.id, record.memory))
+                .filter(|(_, memory)| memory.user_id == user.id),
+        );
+    }
+    Ok(ids.into_iter().filter_map(|id| known.get(&id).cloned().map(Recalled::Memory)).collect())
 }
 
 /// Mem0's hits as ours: a hit that one memory of ours stands behind (by its metadata or
@@ -134,18 +212,23 @@ async fn resolve(
         .collect())
 }
 
-/// The local hits and Mem0's (already resolved) as one ranking, best first.
-fn fuse(local: Vec<MemoryHit>, remote: Vec<Recalled>, limit: usize) -> Vec<MemoryHit> {
+/// Several rankings (full text first, then vectors, then Mem0, already resolved) as one,
+/// best first.
+fn fuse(lists: Vec<Vec<Recalled>>, limit: usize) -> Vec<MemoryHit> {
     let key = |recalled: &Recalled| match recalled {
         Recalled::Memory(memory) => Key::Memory(memory.id),
         Recalled::External(external) => Key::Fact(external.id.clone()),
     };
     let mut items: HashMap<Key, Recalled> = HashMap::new();
-    let mut rankings = vec![Vec::new(), Vec::new()];
-    for (list, recalled) in local.into_iter().map(|hit| (0, hit.recalled)).chain(remote.into_iter().map(|r| (1, r))) {
-        let k = key(&recalled);
-        rankings[list].push(k.clone());
-        items.entry(k).or_insert(recalled);
+    let mut rankings = Vec::with_capacity(lists.len());
+    for list in lists {
+        let mut ranking = Vec::with_capacity(list.len());
+        for recalled in list {
+            let k = key(&recalled);
+            ranking.push(k.clone());
+            items.entry(k).or_insert(recalled);
+        }
+        rankings.push(ranking);
     }
     reciprocal_rank_fusion(&rankings, RRF_K)
         .into_iter()

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use super::jobs::{JobError, JobHandler};
-use super::mem0::Mem0Outbox;
 use super::notify::{queue_reply, queue_reply_alone, QueuedReply};
+use super::outbox::Outbox;
 use crate::domain::model::{Job, MemoryId, UserId};
 use crate::domain::ports::{
     transact, AudioError, Clock, JobSettlement, MediaFiles, MediaInspector, Repository, SpeechAudio, TranscribeError,
@@ -47,8 +47,8 @@ pub struct TranscribeJobHandler {
     transcriber: Option<Arc<dyn Transcriber>>,
     clock: Arc<dyn Clock>,
     max_seconds: f64,
-    /// Mem0's copy follows the words (the description it had is replaced).
-    mem0: Mem0Outbox,
+    /// Mem0's copy and the embedding follow the words (the description is replaced).
+    outbox: Outbox,
 }
 
 impl TranscribeJobHandler {
@@ -61,12 +61,12 @@ impl TranscribeJobHandler {
         clock: Arc<dyn Clock>,
         max_seconds: f64,
     ) -> Self {
-        Self { repository, files, inspector, transcriber, clock, max_seconds, mem0: Mem0Outbox::DISABLED }
+        Self { repository, files, inspector, transcriber, clock, max_seconds, outbox: Outbox::NONE }
     }
 
-    /// Re-queues Mem0's copy of a memory whose words were heard.
-    pub fn with_mem0(mut self, outbox: Mem0Outbox) -> Self {
-        self.mem0 = outbox;
+    /// Re-queues Mem0's copy and the embedding of a memory whose words were heard.
+    pub fn with_outbox(mut self, outbox: Outbox) -> Self {
+        self.outbox = outbox;
         self
     }
 }
@@ -128,7 +128,7 @@ impl JobHandler for TranscribeJobHandler {
         let transcript = transcriber.transcribe(&audio).await.map_err(transcribe_error)?;
         let words = transcript.text.trim().to_string();
         let now = self.clock.now();
-        let (job_id, attempt, outbox) = (job.id, job.attempts, self.mem0);
+        let (job_id, attempt, outbox) = (job.id, job.attempts, self.outbox);
         transact(&*self.repository, move |tx| {
             Box::pin(async move {
                 let memory = MemoryId(note.memory_id);

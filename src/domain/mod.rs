@@ -3,6 +3,7 @@
 //! rusqlite or reqwest.
 
 pub mod command;
+pub mod embedding;
 pub mod fusion;
 pub mod model;
 pub mod perceptual;

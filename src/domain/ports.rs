@@ -5,6 +5,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 
+use super::embedding::QuantizedEmbedding;
 use super::model::{
     Analytics, InboundMessage, Interaction, InteractionId, Job, JobId, MediaAsset, MediaAssetId, Memory, MemoryId,
     MemoryKind, MemoryPage, MemoryRecord, Page, PageCursor, User, UserData, UserId, UserRecord,
@@ -387,6 +388,17 @@ pub trait UnitOfWork: Send {
         change: Mem0IndexChange,
         now: DateTime<Utc>,
     ) -> Result<bool, RepositoryError>;
+
+    /// Stores `memory`'s embedding by `model`, replacing an earlier one, but only while
+    /// the memory still exists and its text is still `embedded_text`: an embedding of a
+    /// text since edited (or of a deleted memory) is dropped. Returns whether it was stored.
+    async fn save_embedding(
+        &mut self,
+        memory: MemoryId,
+        embedded_text: &str,
+        model: &str,
+        vector: &QuantizedEmbedding,
+    ) -> Result<bool, RepositoryError>;
 }
 
 /// Work to run inside one transaction. It may only touch the transaction: on SQLite it
@@ -540,6 +552,28 @@ pub trait ReadModel: Send + Sync {
     /// # Errors
     /// [`RepositoryError`] when the database fails.
     async fn memories_of_mem0(&self, mem0_ids: &[String]) -> Result<Vec<(String, MemoryId)>, RepositoryError>;
+
+    /// The user's embeddings by `model` stored after `after_seq`, in the order they were
+    /// stored: what a cache of their vectors, loaded up to `after_seq`, lacks.
+    async fn embeddings_since(
+        &self,
+        user: UserId,
+        model: &str,
+        after_seq: i64,
+    ) -> Result<Vec<StoredEmbedding>, RepositoryError>;
+
+    /// The sequence number of the user's latest embedding by `model` (0 when none): a
+    /// cache that has loaded up to it is current.
+    async fn latest_embedding_seq(&self, user: UserId, model: &str) -> Result<i64, RepositoryError>;
+
+    /// Memories (with their owner) after `after` that have no embedding by `model`, in
+    /// id order, at most `limit`: what `reindex` queues.
+    async fn memories_without_embedding(
+        &self,
+        model: &str,
+        after: MemoryId,
+        limit: u32,
+    ) -> Result<Vec<(MemoryId, UserId)>, RepositoryError>;
 }
 
 /// The current time. A port so that every date rule can be tested at a fixed instant.
@@ -875,4 +909,53 @@ pub trait Transcriber: Send + Sync {
     /// # Errors
     /// [`TranscribeError`], saying whether another attempt can help.
     async fn transcribe(&self, audio: &SpeechAudio) -> Result<Transcript, TranscribeError>;
+}
+
+/// One stored embedding, as a cache of a user's vectors loads it. `seq` grows with every
+/// embedding stored for the user, so "what is new since" is one indexed range.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredEmbedding {
+    pub memory: MemoryId,
+    pub seq: i64,
+    pub vector: QuantizedEmbedding,
+}
+
+/// Why text could not be embedded.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum EmbedError {
+    /// The model is not there (not provisioned, unreadable): nothing to retry until an
+    /// operator provides it.
+    #[error("the embedding model is not available: {0}")]
+    NotAvailable(String),
+    /// The model failed on this input.
+    #[error("embedding failed: {0}")]
+    Failed(String),
+}
+
+/// Who is waiting for an embedding, so indexing never holds up a search.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmbedPurpose {
+    /// A search's query: a person is waiting.
+    Query,
+    /// A memory being indexed in the background.
+    Index,
+}
+
+/// Turns text into a unit-length vector whose cosine with another text's says how close
+/// their meanings are. CPU-bound: adapters run it off the async threads.
+#[cfg_attr(test, mockall::automock)]
+#[async_trait]
+pub trait TextEmbedder: Send + Sync {
+    /// Names the model and its version: stored with each vector, so vectors of another
+    /// model are never compared with this one's.
+    fn model_id(&self) -> String;
+
+    /// How many values each vector has.
+    fn dimension(&self) -> usize;
+
+    /// One unit-length vector per text, in order.
+    ///
+    /// # Errors
+    /// [`EmbedError`]: the model is missing or failed.
+    async fn embed(&self, texts: Vec<String>, purpose: EmbedPurpose) -> Result<Vec<Vec<f32>>, EmbedError>;
 }

@@ -62,6 +62,8 @@ pub struct TestApp {
     pub auth_token: String,
     /// Where the server keeps media files.
     pub storage_dir: std::path::PathBuf,
+    /// The server's database, for opening it beside the server.
+    pub database_url: String,
     _dir: tempfile::TempDir,
 }
 
@@ -126,6 +128,8 @@ async fn test_vars(
         ("API_KEYS", API_KEY.to_string()),
         // Voice tests choose their transcriber; the others need none.
         ("TRANSCRIBER", "none".to_string()),
+        // Semantic-search tests turn it on; the others rank by words alone, as they assert.
+        ("SEMANTIC_SEARCH", "off".to_string()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
@@ -156,6 +160,7 @@ pub async fn spawn_app_with(customize: impl FnOnce(&mut HashMap<String, String>)
         db,
         client: reqwest::Client::new(),
         storage_dir,
+        database_url,
         _dir: dir,
     }
 }

@@ -13,6 +13,7 @@ mod media;
 mod mem0;
 mod process;
 mod rest;
+mod semantic;
 mod twilio_adapters;
 mod voice;
 mod webhook;

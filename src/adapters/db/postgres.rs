@@ -11,6 +11,7 @@ use sea_orm::{
 };
 
 use super::{claim_candidates, is_migrated, labels_json, map_db_err};
+use crate::domain::embedding::QuantizedEmbedding;
 use crate::domain::model::{
     InboundMessage, InteractionId, Job, JobId, MediaAsset, MediaAssetId, Memory, MemoryId, MemoryKind, MemoryPage,
     User, UserId,
@@ -586,5 +587,40 @@ impl UnitOfWork for PostgresTransaction {
         let row =
             self.one("SELECT EXISTS (SELECT 1 FROM memories WHERE id = $1) AS present", vec![memory.0.into()]).await?;
         row.map_or(Ok(false), |row| get::<bool>(&row, "present"))
+    }
+
+    async fn save_embedding(
+        &mut self,
+        memory: MemoryId,
+        embedded_text: &str,
+        model: &str,
+        vector: &QuantizedEmbedding,
+    ) -> Result<bool, RepositoryError> {
+        // Several servers may store one user's embeddings at once: locking the user's row
+        // (a lock that does not block new memories) makes their numbers follow commit
+        // order, so a reader that has seen number n has seen everything before it.
+        self.execute(
+            "SELECT 1 FROM users WHERE id = (SELECT user_id FROM memories WHERE id = $1) FOR NO KEY UPDATE",
+            vec![memory.0.into()],
+        )
+        .await?;
+        let stored = self
+            .execute(
+                "INSERT INTO memory_embeddings (memory_id, user_id, model, seq, scale, vector) \
+                 SELECT m.id, m.user_id, $3, COALESCE((SELECT MAX(e.seq) FROM memory_embeddings e \
+                 WHERE e.user_id = m.user_id AND e.model = $3), 0) + 1, $4, $5 \
+                 FROM memories m WHERE m.id = $1 AND m.text = $2 \
+                 ON CONFLICT (memory_id) DO UPDATE SET model = excluded.model, seq = excluded.seq, \
+                 scale = excluded.scale, vector = excluded.vector",
+                vec![
+                    memory.0.into(),
+                    embedded_text.into(),
+                    model.into(),
+                    vector.scale.into(),
+                    vector.to_bytes().into(),
+                ],
+            )
+            .await?;
+        Ok(stored > 0)
     }
 }

@@ -16,7 +16,8 @@ use crate::domain::model::{
 };
 use async_trait::async_trait;
 
-use crate::domain::ports::{ReadModel, RepositoryError};
+use crate::domain::embedding::QuantizedEmbedding;
+use crate::domain::ports::{ReadModel, RepositoryError, StoredEmbedding};
 use crate::domain::time_range::TimeRange;
 
 /// The user with this WhatsApp id.
@@ -314,6 +315,15 @@ fn in_list(pool: &DatabaseConnection, count: usize) -> String {
     format!("({})", items.join(", "))
 }
 
+/// `sql` written with PostgreSQL's `$n` placeholders, in the pool's dialect (SQLite
+/// numbers them `?n`).
+fn numbered(pool: &DatabaseConnection, sql: &str) -> String {
+    match pool.get_database_backend() {
+        DbBackend::Postgres => sql.to_string(),
+        _ => sql.replace('$', "?"),
+    }
+}
+
 /// Rows of a raw query over `values`.
 async fn raw_rows(
     pool: &DatabaseConnection,
@@ -491,6 +501,63 @@ impl ReadModel for PoolReads {
                 let mem0_id: String = row.try_get("", "mem0_id").map_err(map_db_err)?;
                 let memory_id: i64 = row.try_get("", "memory_id").map_err(map_db_err)?;
                 Ok((mem0_id, MemoryId(memory_id)))
+            })
+            .collect()
+    }
+
+    async fn embeddings_since(
+        &self,
+        user: UserId,
+        model: &str,
+        after_seq: i64,
+    ) -> Result<Vec<StoredEmbedding>, RepositoryError> {
+        let sql = numbered(
+            &self.pool,
+            "SELECT memory_id, seq, scale, vector FROM memory_embeddings \
+             WHERE user_id = $1 AND model = $2 AND seq > $3 ORDER BY seq",
+        );
+        let rows = raw_rows(&self.pool, &sql, vec![user.0.into(), model.into(), after_seq.into()]).await?;
+        rows.iter()
+            .map(|row| {
+                let memory: i64 = row.try_get("", "memory_id").map_err(map_db_err)?;
+                let seq: i64 = row.try_get("", "seq").map_err(map_db_err)?;
+                let scale: f32 = row.try_get("", "scale").map_err(map_db_err)?;
+                let bytes: Vec<u8> = row.try_get("", "vector").map_err(map_db_err)?;
+                Ok(StoredEmbedding {
+                    memory: MemoryId(memory),
+                    seq,
+                    vector: QuantizedEmbedding::from_bytes(scale, &bytes),
+                })
+            })
+            .collect()
+    }
+
+    async fn latest_embedding_seq(&self, user: UserId, model: &str) -> Result<i64, RepositoryError> {
+        let sql = numbered(
+            &self.pool,
+            "SELECT COALESCE(MAX(seq), 0) AS latest FROM memory_embeddings WHERE user_id = $1 AND model = $2",
+        );
+        let rows = raw_rows(&self.pool, &sql, vec![user.0.into(), model.into()]).await?;
+        rows.first().map_or(Ok(0), |row| row.try_get::<i64>("", "latest").map_err(map_db_err))
+    }
+
+    async fn memories_without_embedding(
+        &self,
+        model: &str,
+        after: MemoryId,
+        limit: u32,
+    ) -> Result<Vec<(MemoryId, UserId)>, RepositoryError> {
+        let sql = numbered(
+            &self.pool,
+            "SELECT m.id, m.user_id FROM memories m WHERE m.id > $1 AND NOT EXISTS \
+             (SELECT 1 FROM memory_embeddings e WHERE e.memory_id = m.id AND e.model = $2) ORDER BY m.id LIMIT $3",
+        );
+        let rows = raw_rows(&self.pool, &sql, vec![after.0.into(), model.into(), i64::from(limit).into()]).await?;
+        rows.iter()
+            .map(|row| {
+                let memory: i64 = row.try_get("", "id").map_err(map_db_err)?;
+                let user: i64 = row.try_get("", "user_id").map_err(map_db_err)?;
+                Ok((MemoryId(memory), UserId(user)))
             })
             .collect()
     }

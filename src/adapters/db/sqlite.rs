@@ -15,6 +15,7 @@ use tokio::sync::Semaphore;
 
 use super::sqlite_writer::SqliteWriter;
 use super::{claim_candidates, labels_json};
+use crate::domain::embedding::QuantizedEmbedding;
 use crate::domain::model::{
     InboundMessage, InteractionId, Job, JobId, MediaAsset, MediaAssetId, Memory, MemoryId, MemoryKind, MemoryPage,
     User, UserId,
@@ -740,7 +741,31 @@ impl UnitOfWork for SqliteTransaction<'_> {
             .and_then(|mut s| s.query_row(params![memory.0], |row| row.get(0)))
             .map_err(map_sqlite_err)
     }
+
+    async fn save_embedding(
+        &mut self,
+        memory: MemoryId,
+        embedded_text: &str,
+        model: &str,
+        vector: &QuantizedEmbedding,
+    ) -> Result<bool, RepositoryError> {
+        // One writer: the user's next number is their latest plus one, in commit order.
+        self.connection
+            .prepare_cached(EMBEDDING_UPSERT_SQLITE)
+            .and_then(|mut s| s.execute(params![memory.0, embedded_text, model, vector.scale, vector.to_bytes()]))
+            .map(|stored| stored > 0)
+            .map_err(map_sqlite_err)
+    }
 }
+
+/// Stores an embedding if the memory still has the text it was made from (see
+/// [`UnitOfWork::save_embedding`]), numbered after the user's latest.
+const EMBEDDING_UPSERT_SQLITE: &str = "INSERT INTO memory_embeddings (memory_id, user_id, model, seq, scale, vector) \
+     SELECT m.id, m.user_id, ?3, COALESCE((SELECT MAX(e.seq) FROM memory_embeddings e \
+     WHERE e.user_id = m.user_id AND e.model = ?3), 0) + 1, ?4, ?5 \
+     FROM memories m WHERE m.id = ?1 AND m.text = ?2 \
+     ON CONFLICT (memory_id) DO UPDATE SET model = excluded.model, seq = excluded.seq, \
+     scale = excluded.scale, vector = excluded.vector";
 
 #[cfg(test)]
 mod tests {

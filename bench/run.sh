@@ -67,6 +67,8 @@ TARGET_NEAR_DUP_P99_MS=1
 TARGET_API_P95_MS=5
 TARGET_TRANSCRIBE_MS=1500
 TARGET_RSS_MB=400
+TARGET_HYBRID_P95_MS=20
+TARGET_SEMANTIC_DROP_PCT=10
 
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 SERVER_BIN=$TARGET_DIR/release/whatsapp-memory
@@ -74,6 +76,9 @@ LOADGEN=$TARGET_DIR/release/examples/loadgen
 NEAR_DUP=$TARGET_DIR/release/examples/near_duplicate
 API_LATENCY=$TARGET_DIR/release/examples/api_latency
 TRANSCRIBE=$TARGET_DIR/release/examples/transcribe_latency
+EMBED_THROUGHPUT=$TARGET_DIR/release/examples/embed_throughput
+SEED_VECTORS=$TARGET_DIR/release/examples/seed_vectors
+EMBED_MODEL_DIR=${BENCH_EMBED_MODEL_DIR:-$ROOT/models/all-minilm-l6-v2}
 RESULTS_DIR=$ROOT/bench-results
 
 log() { printf '==> %s\n' "$*" >&2; }
@@ -81,11 +86,12 @@ log() { printf '==> %s\n' "$*" >&2; }
 if [[ ${BENCH_SKIP_BUILD:-0} != 1 ]]; then
     log "building whatsapp-memory and the bench examples (release)"
     cargo build --release --quiet --bin whatsapp-memory --example loadgen --example near_duplicate \
-        --example api_latency --example transcribe_latency
+        --example api_latency --example transcribe_latency --example embed_throughput --example seed_vectors
     scripts/whisper-model/provision.sh
+    scripts/embed-model/provision.sh
 fi
 command -v python3 >/dev/null || { echo "python3 is needed for bench/fake_twilio.py" >&2; exit 1; }
-for bin in "$SERVER_BIN" "$LOADGEN" "$NEAR_DUP" "$API_LATENCY" "$TRANSCRIBE"; do
+for bin in "$SERVER_BIN" "$LOADGEN" "$NEAR_DUP" "$API_LATENCY" "$TRANSCRIBE" "$EMBED_THROUGHPUT" "$SEED_VECTORS"; do
     [[ -x $bin ]] || { echo "missing $bin" >&2; exit 1; }
 done
 
@@ -152,7 +158,7 @@ start_server() {
         export DATABASE_URL="sqlite://$db?mode=rwc" APP_HOST=127.0.0.1 APP_PORT=$PORT \
             ENV=production API_KEYS=$TOKEN-api TWILIO_AUTH_TOKEN=$TOKEN TWILIO_ACCOUNT_SID=$ACCOUNT_SID \
             TWILIO_WHATSAPP_NUMBER=$WHATSAPP_NUMBER PUBLIC_BASE_URL=$BASE \
-            STORAGE_DIR=$storage RUST_LOG=${RUST_LOG:-warn}
+            STORAGE_DIR=$storage EMBED_MODEL_DIR=$EMBED_MODEL_DIR RUST_LOG=${RUST_LOG:-warn}
         exec env "$@" "$SERVER_BIN" serve
     ) >"$SERVER_LOG" 2>&1 &
     SERVER_PID=$!
@@ -173,10 +179,13 @@ start_server() {
     log "server ready (pid $SERVER_PID)"
 }
 
-start_server "$DB" "$WORK/storage" "$WORK/server.log"
+# The baseline: words only (SEMANTIC_SEARCH=off), its webhook throughput, then 100,000
+# memories for one user and search by words.
+WORDS_DB=$WORK/words.db
+start_server "$WORDS_DB" "$WORK/storage" "$WORK/server-words.log" SEMANTIC_SEARCH=off
 
 COMMON=(--url "$BASE/webhook" --token "$TOKEN" --account-sid "$ACCOUNT_SID"
-    --to-number "$WHATSAPP_NUMBER" --verify-db "$DB")
+    --to-number "$WHATSAPP_NUMBER" --verify-db "$WORDS_DB")
 FAILED=()
 
 # run_phase NAME LOADGEN-ARGS...: runs one loadgen mode, results in $WORK/NAME.kv.
@@ -211,28 +220,68 @@ verdict() {
         print (ok ? "PASS" : "MISS") }'
 }
 
-run_phase webhook webhook "${COMMON[@]}" --duration "$DURATION" \
+# search_phases SUFFIX: /search over the chat and the REST API for the seeded user.
+search_phases() {
+    local suffix=$1 rc=0
+    if kill -0 "$SERVER_PID" 2>/dev/null; then
+        expect=()
+        [[ $(kv seed pass) == true ]] && expect=(--expect-user-memories "$SEED_COUNT")
+        run_phase "search$suffix" search "${COMMON[@]}" --count "$SEARCH_COUNT" \
+            --connections "$SEARCH_CONNECTIONS" --user "$SEARCH_USER" "${expect[@]}" || true
+    fi
+    if kill -0 "$SERVER_PID" 2>/dev/null; then
+        log "REST API: GET /memories?query= and /memories/list for the same user"
+        BENCH_API_KEY="$TOKEN-api" "$API_LATENCY" --base "$BASE" --user "1555000$SEARCH_USER" \
+            --count "$SEARCH_COUNT" --out "$WORK/api$suffix.kv" || rc=$?
+        ((rc == 0)) || FAILED+=("api$suffix: api_latency exited with status $rc")
+    fi
+}
+
+run_phase webhook_words webhook "${COMMON[@]}" --duration "$DURATION" \
     --connections "$CONNECTIONS" --users "$USERS" || true
 if kill -0 "$SERVER_PID" 2>/dev/null; then
     run_phase seed seed "${COMMON[@]}" --count "$SEED_COUNT" \
         --connections "$CONNECTIONS" --user "$SEARCH_USER" || true
 fi
-if kill -0 "$SERVER_PID" 2>/dev/null; then
-    expect=()
-    [[ $(kv seed pass) == true ]] && expect=(--expect-user-memories "$SEED_COUNT")
-    run_phase search search "${COMMON[@]}" --count "$SEARCH_COUNT" \
-        --connections "$SEARCH_CONNECTIONS" --user "$SEARCH_USER" "${expect[@]}" || true
-fi
-if kill -0 "$SERVER_PID" 2>/dev/null; then
-    log "REST API: GET /memories?query= and /memories/list for the same user"
-    rc=0
-    BENCH_API_KEY="$TOKEN-api" "$API_LATENCY" --base "$BASE" --user "1555000$SEARCH_USER" \
-        --count "$SEARCH_COUNT" --out "$WORK/api.kv" || rc=$?
-    ((rc == 0)) || FAILED+=("api: api_latency exited with status $rc")
-fi
+search_phases _words
 log "stopping the server"
 stop_pid "$SERVER_PID" 15
 SERVER_PID=
+
+# Semantic search (the default): the same memories, each given a vector, then the same
+# searches on a server with SEMANTIC_SEARCH on.
+log "vectors for the seeded user's memories (examples/seed_vectors)"
+"$SEED_VECTORS" --database-url "sqlite://$WORDS_DB" --user "1555000$SEARCH_USER" --model-dir "$EMBED_MODEL_DIR" \
+    --out "$WORK/vectors.kv" >/dev/null || FAILED+=("seed_vectors failed")
+start_server "$WORDS_DB" "$WORK/storage" "$WORK/server-hybrid.log"
+search_phases ""
+log "stopping the server"
+stop_pid "$SERVER_PID" 15
+SERVER_PID=
+
+# Webhook throughput with semantic search on: every message queues an embed job, which
+# the workers run meanwhile (at the lowest CPU priority).
+DB=$WORK/bench.db
+start_server "$DB" "$WORK/storage" "$WORK/server.log"
+COMMON=(--url "$BASE/webhook" --token "$TOKEN" --account-sid "$ACCOUNT_SID"
+    --to-number "$WHATSAPP_NUMBER" --verify-db "$DB")
+run_phase webhook webhook "${COMMON[@]}" --duration "$DURATION" \
+    --connections "$CONNECTIONS" --users "$USERS" || true
+EMBEDDED_DURING_LOAD=$(python3 - "$DB" <<'PY'
+import sqlite3, sys
+db = sqlite3.connect(f"file:{sys.argv[1]}?mode=ro", uri=True, timeout=5)
+done = db.execute("SELECT count(*) FROM memory_embeddings").fetchone()[0]
+queued = db.execute("SELECT count(*) FROM jobs WHERE kind = 'memory.embed' AND state = 'queued'").fetchone()[0]
+print(f"{done} embedded during the load, {queued} embed jobs queued at its end")
+PY
+) || EMBEDDED_DURING_LOAD=n/a
+log "stopping the server"
+stop_pid "$SERVER_PID" 15
+SERVER_PID=
+
+log "embedding throughput and query latency (examples/embed_throughput)"
+"$EMBED_THROUGHPUT" --model-dir "$EMBED_MODEL_DIR" --fixture "$ROOT/tests/fixtures/paraphrase_search.json" \
+    --threads 1 --out "$WORK/embed.kv" >/dev/null || FAILED+=("embed_throughput failed")
 
 # start_fake_twilio NAME FLAG FILE: the fake Twilio API serving FILE (--jpeg or --ogg) on
 # $FAKE_BASE, its counts in $WORK/NAME.kv once stopped.
@@ -368,7 +417,11 @@ fi
 
 rps=$(kv webhook rps)
 p99=$(kv webhook p99_ms)
+words_rps=$(kv webhook_words rps)
+drop=$(awk -v on="$rps" -v off="$words_rps" \
+    'BEGIN { if (on ~ /^[0-9.]+$/ && off + 0 > 0) { d = (off - on) / off * 100; printf "%.1f", (d < 0 ? 0 : d) } else print "n/a" }')
 sp95=$(kv search p95_ms)
+wp95=$(kv search_words p95_ms)
 mp99=$(kv media p99_ms)
 media_s=$(kv media elapsed_s)
 media_done=$(kv media media_jobs_done)
@@ -379,7 +432,7 @@ mkdir -p "$RESULTS_DIR"
 {
     echo "whatsapp-memory benchmark, $(date -u +%Y-%m-%dT%H:%M:%SZ), commit $commit, $(nproc) cores"
     echo
-    echo "POST /webhook: $(kv webhook elapsed_s) s, $CONNECTIONS connections, $USERS users, new signed text messages, fresh SQLite"
+    echo "POST /webhook: $(kv webhook elapsed_s) s, $CONNECTIONS connections, $USERS users, new signed text messages, fresh SQLite, semantic search on (the default)"
     printf '  requests/s    %-10s target >= %-6s %s\n' "$rps" "$TARGET_RPS" "$(verdict "$rps" '>=' "$TARGET_RPS")"
     printf '  p50 ms        %s\n' "$(kv webhook p50_ms)"
     printf '  p99 ms        %-10s target <= %-6s %s\n' "$p99" "$TARGET_P99_MS" "$(verdict "$p99" '<=' "$TARGET_P99_MS")"
@@ -387,26 +440,53 @@ mkdir -p "$RESULTS_DIR"
     printf '  answers       %s x 200, %s failed\n' "$(kv webhook ok)" "$(kv webhook errors)"
     printf '  rows          %s (inbound interactions +%s, memories +%s)\n' \
         "$(kv webhook verify)" "$(kv webhook inbound_delta)" "$(kv webhook memories_delta)"
+    printf '  embedding     %s\n' "$EMBEDDED_DURING_LOAD"
+    printf '  words only    %s requests/s, p99 %s ms (SEMANTIC_SEARCH=off, same load, another fresh file)\n' \
+        "$words_rps" "$(kv webhook_words p99_ms)"
+    printf '  drop %%        %-10s target <= %-6s %s\n' "$drop" "$TARGET_SEMANTIC_DROP_PCT" \
+        "$(verdict "$drop" '<=' "$TARGET_SEMANTIC_DROP_PCT")"
     echo
-    echo "/search: one user holding $(kv search user_memories) memories, $(kv search answered) queries, $SEARCH_CONNECTIONS connection(s)"
+    echo "/search, hybrid (words + vectors): one user holding $(kv search user_memories) memories with $(kv vectors stored) vectors, $(kv search answered) queries, $SEARCH_CONNECTIONS connection(s)"
     printf '  p50 ms        %s\n' "$(kv search p50_ms)"
-    printf '  p95 ms        %-10s target <= %-6s %s\n' "$sp95" "$TARGET_SEARCH_P95_MS" "$(verdict "$sp95" '<=' "$TARGET_SEARCH_P95_MS")"
+    printf '  p95 ms        %-10s target <= %-6s %s\n' "$sp95" "$TARGET_HYBRID_P95_MS" "$(verdict "$sp95" '<=' "$TARGET_HYBRID_P95_MS")"
     printf '  p99 ms        %s\n' "$(kv search p99_ms)"
     printf '  found         %s with results, %s without\n' "$(kv search search_hits)" "$(kv search search_misses)"
     printf '  by query ms   common word: %s\n' "$(kv search common_word)"
     printf '                any word:    %s\n' "$(kv search any_word)"
     printf '                two words:   %s\n' "$(kv search two_words)"
+    printf '  vectors       %s of the texts embedded by the model (%s notes/s, 2 threads), the rest near copies of theirs (examples/seed_vectors)\n' \
+        "$(kv vectors sample)" "$(kv vectors sample_notes_per_s)"
+    echo
+    echo "/search, words only (SEMANTIC_SEARCH=off), the same user and memories"
+    printf '  p50 ms        %s\n' "$(kv search_words p50_ms)"
+    printf '  p95 ms        %-10s target <= %-6s %s\n' "$wp95" "$TARGET_SEARCH_P95_MS" "$(verdict "$wp95" '<=' "$TARGET_SEARCH_P95_MS")"
+    printf '  p99 ms        %s\n' "$(kv search_words p99_ms)"
+    printf '  by query ms   common word: %s\n' "$(kv search_words common_word)"
+    printf '                any word:    %s\n' "$(kv search_words any_word)"
+    printf '                two words:   %s\n' "$(kv search_words two_words)"
     printf '  seeding       %s memories in %s s (%s requests/s, p99 %s ms), rows %s\n' \
         "$(kv seed ok)" "$(kv seed elapsed_s)" "$(kv seed rps)" "$(kv seed p99_ms)" "$(kv seed verify)"
     echo
-    echo "REST API, the same user and server: $(kv api search_n) requests of each, one at a time, words from the user's memories"
-    for op in search list; do
-        ap95=$(kv api "${op}_p95_ms")
-        label="GET /memories?query="
-        [[ $op == list ]] && label="GET /memories/list (first page)"
-        printf '  %-32s p50 %s  p95 %-8s p99 %s ms  target p95 <= %s %s\n' "$label" "$(kv api "${op}_p50_ms")" \
-            "$ap95" "$(kv api "${op}_p99_ms")" "$TARGET_API_P95_MS" "$(verdict "$ap95" '<=' "$TARGET_API_P95_MS")"
+    echo "REST API, the same user: $(kv api search_n) requests of each, one at a time, words from the user's memories"
+    for suffix in "" _words; do
+        label_mode="hybrid"
+        [[ $suffix == _words ]] && label_mode="words only"
+        for op in search list; do
+            ap95=$(kv "api$suffix" "${op}_p95_ms")
+            label="GET /memories?query= ($label_mode)"
+            target=$TARGET_API_P95_MS
+            [[ $op == search && -z $suffix ]] && target=$TARGET_HYBRID_P95_MS
+            [[ $op == list ]] && label="GET /memories/list ($label_mode)"
+            printf '  %-38s p50 %s  p95 %-8s p99 %s ms  target p95 <= %s %s\n' "$label" "$(kv "api$suffix" "${op}_p50_ms")" \
+                "$ap95" "$(kv "api$suffix" "${op}_p99_ms")" "$target" "$(verdict "$ap95" '<=' "$target")"
+        done
     done
+    echo
+    echo "embedding (all-MiniLM-L6-v2 in process, $(kv embed threads) background thread, quiet machine, $(kv embed notes) notes)"
+    printf '  one per call  %s notes/s (as each embed job does)\n' "$(kv embed single_notes_per_s)"
+    printf '  batched       %s notes/s\n' "$(kv embed batch_notes_per_s)"
+    printf '  a query       p50 %s ms, p95 %s ms (model load %s ms, once)\n' "$(kv embed query_p50_ms)" \
+        "$(kv embed query_p95_ms)" "$(kv embed load_ms)"
     echo
     echo "POST /webhook with a photo: $media_s s, $MEDIA_CONNECTIONS connections, $MEDIA_USERS users, new signed messages with NumMedia=1, $MEDIA_WORKERS workers, fresh SQLite"
     printf '  requests/s    %s\n' "$(kv media rps)"

@@ -31,6 +31,7 @@ use adapters::twilio::sender::TwilioSender;
 use adapters::twilio::signature::SignatureValidator;
 use adapters::twilio::UnconfiguredFetcher;
 use adapters::whisper::{WhisperSettings, WhisperTranscriber};
+use app::activity::RequestRate;
 use app::ingest::{IngestService, MEDIA_JOB_KIND};
 use app::jobs::{JobRunner, JobSignal, WorkerSettings};
 use app::media::{MediaJobHandler, MediaKeeper, MediaSettings};
@@ -219,6 +220,7 @@ pub async fn build_state(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Resu
     let database = Database::open(&config.database_url, true).await?;
     let repository = database.repository;
     let job_signal = Arc::new(JobSignal::default());
+    let activity = Arc::new(RequestRate::default());
     let embedder = embedder(config);
     let outbox = Outbox::new(mem0.is_some(), embedder.is_some());
     let reads: Arc<dyn ReadModel> = match mem0 {
@@ -339,7 +341,8 @@ pub async fn build_state(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Resu
             .handle(MEM0_DELETE_JOB_KIND, deleter.clone())
             .handle(MEM0_ERASE_JOB_KIND, deleter);
     }
-    Ok((Arc::new(AppState { ingest, memories, repository, webhook, api_keys, clock }), jobs))
+    let jobs = jobs.with_activity(activity.clone());
+    Ok((Arc::new(AppState { ingest, memories, repository, webhook, api_keys, clock, activity }), jobs))
 }
 
 /// The configured API keys; in development without any, one generated now and printed

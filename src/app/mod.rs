@@ -1,5 +1,6 @@
 //! Use cases: they orchestrate the ports and own the transactions.
 
+pub mod activity;
 pub mod ingest;
 pub mod jobs;
 pub mod media;

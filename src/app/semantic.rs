@@ -52,7 +52,7 @@ pub async fn queue_embedding(
         payload: serde_json::to_value(payload).unwrap_or_default(),
         max_attempts: EMBED_MAX_ATTEMPTS,
         due_at: now,
-        priority: JobPriority::Background,
+        priority: JobPriority::Idle,
     })
     .await
 }

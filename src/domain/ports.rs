@@ -80,11 +80,17 @@ pub enum JobPriority {
     FollowUp,
     /// Work nobody is watching yet (fetching media, indexing): first in, first out.
     Background,
+    /// Work that only runs while the service is otherwise quiet (embedding memories for
+    /// search by meaning, which full text covers meanwhile): under a burst of messages it
+    /// waits, so it never takes the CPU the webhook needs.
+    Idle,
 }
 
 impl JobPriority {
-    /// Every priority, in the order claiming visits them.
-    pub const IN_CLAIM_ORDER: [JobPriority; 3] = [JobPriority::Reply, JobPriority::FollowUp, JobPriority::Background];
+    /// Every priority, in the order claiming visits them ([`JobPriority::Idle`] only while
+    /// the service is quiet).
+    pub const IN_CLAIM_ORDER: [JobPriority; 4] =
+        [JobPriority::Reply, JobPriority::FollowUp, JobPriority::Background, JobPriority::Idle];
 
     /// The value stored in `jobs.priority`. Stored values are identifiers that never
     /// change (rows outlive upgrades); the claim order is [`JobPriority::IN_CLAIM_ORDER`].
@@ -93,6 +99,7 @@ impl JobPriority {
             JobPriority::Reply => 0,
             JobPriority::Background => 1,
             JobPriority::FollowUp => 2,
+            JobPriority::Idle => 3,
         }
     }
 }
@@ -313,12 +320,14 @@ pub trait UnitOfWork: Send {
     async fn enqueue_job(&mut self, job: NewJob) -> Result<(), RepositoryError>;
 
     /// Takes the next due job (or one whose lease has expired, its worker having died),
-    /// marks it running until `lease_until` and counts the attempt. On PostgreSQL,
+    /// marks it running until `lease_until` and counts the attempt. [`JobPriority::Idle`]
+    /// jobs are taken only when `quiet` (the service is not busy). On PostgreSQL,
     /// `FOR UPDATE SKIP LOCKED` lets several processes share the queue.
     async fn claim_job(
         &mut self,
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
+        quiet: bool,
     ) -> Result<Option<Job>, RepositoryError>;
 
     /// Records how a claimed job ended, if this claim (`attempt`, the fencing token) still

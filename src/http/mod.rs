@@ -12,6 +12,7 @@ use std::sync::Arc;
 use poem::{get, middleware::CatchPanic, EndpointExt, Route};
 use poem_openapi::OpenApiService;
 
+use crate::app::activity::RequestRate;
 use crate::app::ingest::IngestService;
 use crate::app::memories::MemoryService;
 use crate::domain::ports::{Clock, Repository};
@@ -34,6 +35,8 @@ pub struct AppState {
     pub api_keys: Arc<ApiKeys>,
     /// The time every request is stamped with (tests pin it).
     pub clock: Arc<dyn Clock>,
+    /// Counts the requests, so that work which can wait does while the service is busy.
+    pub activity: Arc<RequestRate>,
 }
 
 /// Every documented operation, in the order the docs show them.
@@ -62,16 +65,27 @@ pub fn api_service() -> OpenApiService<ApiOperations, ()> {
 }
 
 /// Every route of the service.
+/// Counts a webhook or API request in the service's activity before handling it.
+async fn counted<E: poem::Endpoint>(endpoint: Arc<E>, request: poem::Request) -> poem::Result<poem::Response> {
+    if let Some(state) = request.data::<Arc<AppState>>() {
+        state.activity.record();
+    }
+    endpoint.call(request).await.map(poem::IntoResponse::into_response)
+}
+
 pub fn routes(state: Arc<AppState>) -> impl poem::Endpoint {
     let api = api_service();
     let swagger = api.swagger_ui();
     let spec = api.spec_endpoint();
     Route::new()
-        .at("/webhook", get(webhook::webhook_get).post(webhook::webhook_post).head(webhook::webhook_head))
+        .at(
+            "/webhook",
+            get(webhook::webhook_get).post(webhook::webhook_post).head(webhook::webhook_head).around(counted),
+        )
         .nest("/docs", swagger)
         .at("/openapi.json", spec)
         // The largest JSON body the API takes: a memory's text is at most 64 KiB.
-        .nest("/", api.with(body_limit::BodyLimit(API_MAX_BODY_BYTES)))
+        .nest("/", api.with(body_limit::BodyLimit(API_MAX_BODY_BYTES)).around(counted))
         .data(state.api_keys.clone())
         .data(state)
         .catch_all_error(problem::problem_for_poem_error)

@@ -340,10 +340,11 @@ impl UnitOfWork for PostgresTransaction {
         &mut self,
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
+        quiet: bool,
     ) -> Result<Option<Job>, RepositoryError> {
         // SKIP LOCKED: another process claiming at the same moment takes the next job
         // instead of waiting for this one, and no job is ever claimed twice at once.
-        for candidate in claim_candidates("$1", " FOR UPDATE SKIP LOCKED") {
+        for candidate in claim_candidates("$1", " FOR UPDATE SKIP LOCKED", quiet) {
             let row = self
                 .one(
                     &format!(

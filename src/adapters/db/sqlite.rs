@@ -456,13 +456,14 @@ impl UnitOfWork for SqliteTransaction<'_> {
         &mut self,
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
+        quiet: bool,
     ) -> Result<Option<Job>, RepositoryError> {
         // One process owns an SQLite file's writer, so no row lock is needed: the writer
         // runs one claim at a time. Each candidate query is one ordered range of an index
         // (idx_jobs_claim, idx_jobs_lease), never a sort of the backlog.
         let now = sqlite_timestamp(now);
         let lease_until = sqlite_timestamp(lease_until);
-        for candidate in claim_candidates("?1", "") {
+        for candidate in claim_candidates("?1", "", quiet) {
             let claimed = self
                 .connection
                 .prepare_cached(&format!(

@@ -179,17 +179,20 @@ impl MemoriesApi {
 
     /// Search a user's memories
     ///
-    /// Full-text search over one user's memories, best first, each with the WhatsApp
-    /// message it came from: the same search as `/search` in the chat. With a Mem0
-    /// account configured, Mem0 is asked at the same time (within a time limit) and the
-    /// two rankings are merged; facts Mem0 inferred that no single memory stands behind
-    /// come back in `inferred`.
+    /// Searches one user's memories by their words and by meaning, best first, each with
+    /// the WhatsApp message it came from: the same search as `/search` in the chat.
+    /// Full-text search and a local sentence-embedding search (unless the server runs
+    /// with `SEMANTIC_SEARCH=off`) are merged by reciprocal rank fusion, so "music classes
+    /// for my kid" finds "Lea starts piano in September"; a memory saved a moment ago is
+    /// found by its words while its embedding is pending. With a Mem0 account configured,
+    /// Mem0 is asked at the same time (within a time limit) and joins the same fusion;
+    /// facts Mem0 inferred that no single memory stands behind come back in `inferred`.
     #[oai(path = "/memories", method = "get", operation_id = "searchMemories")]
     async fn search(
         &self,
         state: Data<&Arc<AppState>>,
         _auth: ApiKeyAuth,
-        /// Words to look for.
+        /// What to look for: words, or a question in your own words.
         query: Query<String>,
         /// The user's WhatsApp id: `15551234567`, `+15551234567` or `whatsapp:+15551234567`.
         #[oai(validator(pattern = r"^(whatsapp:)?\+?[0-9]{6,15}$"))]

@@ -50,18 +50,39 @@ impl QuantizedEmbedding {
 
 /// The integer dot product of two quantised vectors. An `i32` cannot overflow: each term
 /// is at most 127² and a vector has far fewer than 2³¹ / 127² (133,000) dimensions.
+#[inline(always)]
 fn dot(a: &[i8], b: &[i8]) -> i32 {
-    // Eight independent accumulators let the compiler vectorise the loop.
-    let mut lanes = [0i32; 8];
-    let (chunks_a, chunks_b) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: i32 =
-        chunks_a.remainder().iter().zip(chunks_b.remainder()).map(|(x, y)| i32::from(*x) * i32::from(*y)).sum();
-    for (x, y) in chunks_a.zip(chunks_b) {
-        for lane in 0..8 {
-            lanes[lane] += i32::from(x[lane]) * i32::from(y[lane]);
-        }
+    // Widening to i16 products summed into i32 lanes: LLVM turns this into multiply-adds.
+    a.iter().zip(b).map(|(x, y)| i32::from(i16::from(*x) * i16::from(*y))).sum()
+}
+
+/// The dot product of `query` with each `dimension`-long row of `rows`, into `out`.
+#[inline(always)]
+fn dot_rows(rows: &[i8], dimension: usize, query: &[i8], out: &mut Vec<i32>) {
+    out.clear();
+    out.extend(rows.chunks_exact(dimension).map(|row| dot(row, query)));
+}
+
+/// [`dot_rows`] compiled for AVX2 (sign-extending multiply-adds, 16 values a step): about
+/// twice as fast as the baseline x86-64 build, which only has SSE2.
+///
+/// # Safety
+/// The CPU must support AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn dot_rows_avx2(rows: &[i8], dimension: usize, query: &[i8], out: &mut Vec<i32>) {
+    dot_rows(rows, dimension, query, out);
+}
+
+/// [`dot_rows`] with the fastest instructions this CPU has.
+fn dot_rows_fastest(rows: &[i8], dimension: usize, query: &[i8], out: &mut Vec<i32>) {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU was just found to support AVX2.
+        unsafe { dot_rows_avx2(rows, dimension, query, out) };
+        return;
     }
-    lanes.iter().sum::<i32>() + tail
+    dot_rows(rows, dimension, query, out);
 }
 
 /// The cosine similarity of two quantised unit vectors.
@@ -135,10 +156,12 @@ impl VectorSet {
         if k == 0 || query.values.len() != self.dimension || self.dimension == 0 {
             return Vec::new();
         }
+        let mut dots = Vec::with_capacity(self.ids.len());
+        dot_rows_fastest(&self.values, self.dimension, &query.values, &mut dots);
         // A min-heap of the best k so far: its top is the one to beat.
         let mut best: BinaryHeap<Candidate> = BinaryHeap::with_capacity(k + 1);
-        for ((row, id), scale) in self.values.chunks_exact(self.dimension).zip(&self.ids).zip(&self.scales) {
-            let similarity = dot(row, &query.values) as f32 * scale * query.scale;
+        for ((dot, id), scale) in dots.into_iter().zip(&self.ids).zip(&self.scales) {
+            let similarity = dot as f32 * scale * query.scale;
             if similarity < floor {
                 continue;
             }

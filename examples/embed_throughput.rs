@@ -1,6 +1,6 @@
 //! The embedding figures of `make bench` (see `bench/run.sh` and `bench/README.md`): how
-//! many notes per second the in-process all-MiniLM-L6-v2 embeds, one at a time (as an
-//! embed job does) and in batches, and how long one search query takes to embed.
+//! many notes per second the in-process all-MiniLM-L6-v2 embeds, one at a time and in
+//! batches (as the indexer does), and how long one search query takes to embed.
 //!
 //! ```text
 //! cargo build --release --example embed_throughput
@@ -80,7 +80,7 @@ async fn run(args: Args) -> Result<()> {
     let load_ms = started.elapsed().as_secs_f64() * 1000.0;
     embedder.embed(notes[..16].to_vec(), EmbedPurpose::Index).await.map_err(|e| anyhow::anyhow!("{e}"))?;
 
-    // One note per call, as each embed job does.
+    // One note per call.
     let started = Instant::now();
     for note in &notes {
         embedder.embed(vec![note.clone()], EmbedPurpose::Index).await.map_err(|e| anyhow::anyhow!("{e}"))?;

@@ -5,7 +5,7 @@
 //! of the user's own texts are embedded by the model, and each memory gets one of those
 //! vectors plus noise (cosine ~0.9 to it), which keeps similarities spread as real ones
 //! are (many near neighbours, most far away). Vectors are stored through the service's own
-//! repository (`save_embedding`), as the embed job stores them.
+//! repository (`save_embedding`), as the indexer stores them.
 //!
 //! ```text
 //! target/release/examples/seed_vectors --database-url sqlite://bench.db --user 15550009999

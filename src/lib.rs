@@ -40,7 +40,7 @@ use app::memories::MemoryService;
 use app::notify::{SendJobHandler, SEND_JOB_KIND};
 use app::outbox::Outbox;
 use app::search::MemorySearch;
-use app::semantic::{EmbedJobHandler, SemanticIndex, SemanticSettings, EMBED_JOB_KIND};
+use app::semantic::{EmbeddingIndexer, SemanticIndex, SemanticSettings};
 use app::voice::{TranscribeJobHandler, TRANSCRIBE_JOB_KIND};
 use config::{Config, Environment, TranscriberChoice};
 use domain::ports::Clock;
@@ -57,7 +57,7 @@ pub struct Application {
     local_addr: SocketAddr,
     acceptor: poem::listener::BoxAcceptor,
     state: Arc<AppState>,
-    jobs: JobRunner,
+    background: Background,
 }
 
 /// How long `serve` waits, on shutdown, for running jobs to finish; a job still running
@@ -142,18 +142,18 @@ pub fn embedder(config: &Config) -> Option<Arc<dyn TextEmbedder>> {
     }
 }
 
-/// Queues an embed job for every memory without an embedding by the configured model;
-/// returns how many. The jobs wait in the database for a server's workers.
+/// Queues every memory without an embedding by the configured model for embedding;
+/// returns how many. The queue waits in the database for a server's indexer.
 ///
 /// # Errors
 /// When semantic search is off, the model does not load, or the database fails.
-pub async fn reindex(config: &Config) -> anyhow::Result<usize> {
+pub async fn reindex(config: &Config) -> anyhow::Result<u64> {
     anyhow::ensure!(config.semantic.enabled, "SEMANTIC_SEARCH is off: there is nothing to reindex for");
     let settings = MiniLmSettings { model_dir: config.semantic.model_dir.clone(), index_threads: 1 };
     let model =
         MiniLmEmbedder::load(&settings).map_err(|e| anyhow::anyhow!("{e} (run `make embed-model`)"))?.model_id();
     let database = Database::open(&config.database_url, true).await?;
-    let queued = app::semantic::reindex(&*database.repository, &*database.reads, &model, SystemClock.now()).await?;
+    let queued = app::semantic::reindex(&*database.repository, &model).await?;
     Ok(queued)
 }
 
@@ -215,7 +215,14 @@ pub async fn connect_mem0(config: &Config) -> anyhow::Result<Option<Arc<dyn Memo
 ///
 /// # Errors
 /// When the database cannot be opened or migrated, or an HTTP client cannot be built.
-pub async fn build_state(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<(Arc<AppState>, JobRunner)> {
+/// The work a server does beside answering requests.
+pub struct Background {
+    jobs: JobRunner,
+    /// Embeds queued memories (semantic search on and its model loaded).
+    indexer: Option<EmbeddingIndexer>,
+}
+
+pub async fn build_state(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<(Arc<AppState>, Background)> {
     let mem0 = connect_mem0(config).await?;
     let database = Database::open(&config.database_url, true).await?;
     let repository = database.repository;
@@ -328,9 +335,9 @@ pub async fn build_state(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Resu
             .with_outbox(outbox),
         ),
     );
-    if let Some(embedder) = embedder {
-        jobs = jobs.handle(EMBED_JOB_KIND, Arc::new(EmbedJobHandler::new(repository.clone(), reads.clone(), embedder)));
-    }
+    let indexer = embedder.map(|embedder| {
+        EmbeddingIndexer::new(repository.clone(), reads.clone(), embedder).with_activity(activity.clone())
+    });
     if let Some(store) = mem0 {
         let deleter = Arc::new(Mem0DeleteHandler::new(store.clone()));
         jobs = jobs
@@ -341,8 +348,8 @@ pub async fn build_state(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Resu
             .handle(MEM0_DELETE_JOB_KIND, deleter.clone())
             .handle(MEM0_ERASE_JOB_KIND, deleter);
     }
-    let jobs = jobs.with_activity(activity.clone());
-    Ok((Arc::new(AppState { ingest, memories, repository, webhook, api_keys, clock, activity }), jobs))
+    let background = Background { jobs, indexer };
+    Ok((Arc::new(AppState { ingest, memories, repository, webhook, api_keys, clock, activity }), background))
 }
 
 /// The configured API keys; in development without any, one generated now and printed
@@ -380,7 +387,7 @@ impl Application {
                  Anyone who can reach /webhook can write memories. Set it before exposing the service."
             );
         }
-        let (state, jobs) = build_state(config, clock).await?;
+        let (state, background) = build_state(config, clock).await?;
         let address = SocketAddr::new(config.host, config.port);
         let acceptor = TcpListener::bind(address)
             .into_acceptor()
@@ -401,7 +408,7 @@ impl Application {
         if config.environment == Environment::Development && config.public_base_url.is_none() {
             tracing::info!("PUBLIC_BASE_URL is not set: signatures are checked against the Host header");
         }
-        Ok(Self { local_addr, acceptor: acceptor.boxed(), state, jobs })
+        Ok(Self { local_addr, acceptor: acceptor.boxed(), state, background })
     }
 
     /// The address actually bound (its port, when 0 was asked for).
@@ -415,7 +422,8 @@ impl Application {
     /// When the server fails.
     pub async fn run_until_stopped(self, shutdown: impl std::future::Future<Output = ()> + Send) -> anyhow::Result<()> {
         let (stop_workers, stopping) = tokio::sync::watch::channel(false);
-        let workers = self.jobs.start(stopping);
+        let indexer = self.background.indexer.map(|indexer| indexer.start(stopping.clone()));
+        let workers = self.background.jobs.start(stopping);
         let shutdown = async move {
             shutdown.await;
             // Stop claiming jobs at once; jobs in hand finish below.
@@ -426,6 +434,10 @@ impl Application {
             .await?;
         if tokio::time::timeout(JOB_SHUTDOWN_GRACE, workers).await.is_err() {
             tracing::warn!("jobs still running at shutdown are claimed again when their lease expires");
+        }
+        if let Some(indexer) = indexer {
+            // A batch cut short stays queued and is embedded again.
+            let _ = tokio::time::timeout(JOB_SHUTDOWN_GRACE, indexer).await;
         }
         Ok(())
     }

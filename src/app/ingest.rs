@@ -112,7 +112,7 @@ impl IngestService {
         let now = self.clock.now();
         let plan = self.plan(&message, now).await?;
         let queues_jobs =
-            matches!(plan, Plan::QueueMedia) || (self.outbox.queues_work() && matches!(plan, Plan::Write(_)));
+            matches!(plan, Plan::QueueMedia) || (self.outbox.queues_jobs() && matches!(plan, Plan::Write(_)));
         let outbox = self.outbox;
         let reply =
             transact(&*self.repository, move |tx| Box::pin(record_and_reply(tx, message, plan, now, outbox))).await?;

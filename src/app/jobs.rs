@@ -11,7 +11,6 @@ use async_trait::async_trait;
 use tokio::sync::{watch, Notify};
 use tracing::Instrument;
 
-use super::activity::RequestRate;
 use crate::domain::model::Job;
 use crate::domain::ports::{transact, Clock, JobSettlement, Repository, RepositoryError};
 
@@ -114,8 +113,6 @@ pub struct JobRunner {
     handlers: HashMap<String, Arc<dyn JobHandler>>,
     settings: WorkerSettings,
     signal: Arc<JobSignal>,
-    /// Without it, idle work runs whenever it is due.
-    activity: Option<Arc<RequestRate>>,
 }
 
 impl JobRunner {
@@ -126,15 +123,7 @@ impl JobRunner {
         settings: WorkerSettings,
         signal: Arc<JobSignal>,
     ) -> Self {
-        Self { repository, clock, handlers: HashMap::new(), settings, signal, activity: None }
-    }
-
-    /// Holds back [`JobPriority::Idle`] work while `activity` says the service is busy.
-    ///
-    /// [`JobPriority::Idle`]: crate::domain::ports::JobPriority::Idle
-    pub fn with_activity(mut self, activity: Arc<RequestRate>) -> Self {
-        self.activity = Some(activity);
-        self
+        Self { repository, clock, handlers: HashMap::new(), settings, signal }
     }
 
     /// Routes jobs of `kind` to `handler`.
@@ -183,9 +172,7 @@ impl JobRunner {
     pub async fn run_next(&self) -> Result<bool, RepositoryError> {
         let now = self.clock.now();
         let lease_until = now + chrono::Duration::from_std(self.settings.lease).unwrap_or(chrono::Duration::minutes(5));
-        let quiet = self.activity.as_ref().is_none_or(|rate| !rate.is_busy());
-        let Some(job) = transact(&*self.repository, move |tx| Box::pin(tx.claim_job(now, lease_until, quiet))).await?
-        else {
+        let Some(job) = transact(&*self.repository, move |tx| Box::pin(tx.claim_job(now, lease_until))).await? else {
             return Ok(false);
         };
         let span = tracing::info_span!("job", id = job.id.0, kind = %job.kind, attempt = job.attempts);

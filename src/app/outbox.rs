@@ -1,7 +1,8 @@
 //! What saving, changing, deleting or erasing a memory queues for the indexes beside the
 //! database, in the same transaction as the change: Mem0's copy (when Mem0 is configured)
-//! and the memory's embedding (when semantic search is on). The job queue carries the
-//! work out with retries, so an index being slow or down never delays or loses a message.
+//! and the memory's place in the embedding queue (when semantic search is on). The job
+//! queue and the indexer carry the work out with retries, so an index being slow or down
+//! never delays or loses a message.
 
 use chrono::{DateTime, Utc};
 
@@ -35,6 +36,12 @@ impl Outbox {
         self.mem0 || self.embeddings
     }
 
+    /// Whether a saved memory queues a job for the workers (Mem0's copy), so they are
+    /// worth waking at once. Embeddings have a queue and an indexer of their own.
+    pub fn queues_jobs(self) -> bool {
+        self.mem0
+    }
+
     /// Queues the indexing of a memory just saved (or whose text changed) in `tx`.
     ///
     /// # Errors
@@ -50,7 +57,7 @@ impl Outbox {
             mem0::queue_index(tx, memory, user, now).await?;
         }
         if self.embeddings {
-            semantic::queue_embedding(tx, memory, user, now).await?;
+            semantic::queue_embedding(tx, memory).await?;
         }
         Ok(())
     }
@@ -97,19 +104,16 @@ mod tests {
     use chrono::TimeZone;
 
     #[tokio::test]
-    async fn with_embeddings_on_a_saved_memory_queues_its_embed_job_for_its_owner() {
+    async fn with_embeddings_on_a_saved_memory_is_queued_for_embedding_in_the_same_transaction() {
         let now = Utc.with_ymd_and_hms(2026, 11, 27, 9, 0, 0).unwrap();
         let mut tx = MockUnitOfWork::new();
-        tx.expect_enqueue_job()
-            .withf(|job| {
-                job.kind == semantic::EMBED_JOB_KIND && job.payload == serde_json::json!({"memory_id": 3, "user_id": 7})
-            })
-            .times(1)
-            .returning(|_| Ok(()));
+        tx.expect_queue_embedding().withf(|memory| *memory == MemoryId(3)).times(1).returning(|_| Ok(()));
+        tx.expect_enqueue_job().never();
         Outbox::EMBEDDINGS.memory_saved(&mut tx, MemoryId(3), UserId(7), now).await.unwrap();
         // Deleting needs no job (the vector goes with the row); no expectations: any call panics.
         Outbox::EMBEDDINGS.memory_deleted(&mut MockUnitOfWork::new(), MemoryId(3), now).await.unwrap();
         Outbox::EMBEDDINGS.user_erased(&mut MockUnitOfWork::new(), "15551234567", now).await.unwrap();
         assert!(Outbox::EMBEDDINGS.queues_work() && Outbox::MEM0.queues_work() && !Outbox::NONE.queues_work());
+        assert!(Outbox::MEM0.queues_jobs() && !Outbox::EMBEDDINGS.queues_jobs());
     }
 }

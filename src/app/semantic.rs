@@ -1,149 +1,172 @@
-//! Local semantic search: every memory's text is embedded off the request path by an
-//! `embed` job queued with the memory, and a search compares the query's embedding with
-//! the user's vectors, held in memory and refreshed from the database by what is new.
+//! Local semantic search: every memory's text is embedded off the request path (saving
+//! or editing a memory queues it in the same transaction; the indexer embeds the queue
+//! in batches while the service is not busy), and a search compares the query's
+//! embedding with the user's vectors, held in memory and refreshed from the database by
+//! what is new.
 //!
 //! Nothing here waits on the embedder when saving: a memory whose embedding is pending is
-//! found by full text alone until its job has run.
+//! found by full text alone until the indexer has reached it.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
 
-use async_trait::async_trait;
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
 
-use super::jobs::{JobError, JobHandler};
+use super::activity::RequestRate;
 use crate::domain::embedding::{Neighbour, QuantizedEmbedding, VectorSet};
-use crate::domain::model::{Job, MemoryId, UserId};
+use crate::domain::model::{MemoryId, UserId};
 use crate::domain::ports::{
-    transact, EmbedError, EmbedPurpose, JobPriority, NewJob, ReadModel, Repository, RepositoryError, TextEmbedder,
-    UnitOfWork,
+    transact, EmbedError, EmbedPurpose, ReadModel, Repository, RepositoryError, TextEmbedder, UnitOfWork,
 };
 
-/// Embeds one memory's current text.
-pub const EMBED_JOB_KIND: &str = "memory.embed";
-/// Only a database outage makes an embed job fail for a while; a dozen attempts with
-/// back-off ride out one of several minutes.
-const EMBED_MAX_ATTEMPTS: i32 = 12;
-/// Memories `reindex` reads and queues per transaction.
-const REINDEX_PAGE: u32 = 500;
-
-/// What an embed job was queued with.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct EmbedJob {
-    memory_id: i64,
-    /// So that erasing the user drops the job with their other queued work.
-    user_id: i64,
-}
+/// Memories embedded in one pass: batching by similar length roughly doubles the rate of
+/// one at a time (`make bench` measures both), and a pass stays well under a second.
+const INDEX_BATCH: u32 = 16;
+/// How often an idle indexer looks at the queue, and how long it waits out a busy second.
+const INDEX_POLL: Duration = Duration::from_millis(500);
+/// The longest wait after a failure (the database or the model), doubling from a second.
+const INDEX_MAX_BACKOFF: Duration = Duration::from_secs(60);
 
 /// Queues the embedding of a memory saved or changed in `tx`.
 ///
 /// # Errors
 /// When the database fails; the caller's transaction rolls back.
-pub async fn queue_embedding(
-    tx: &mut dyn UnitOfWork,
-    memory: MemoryId,
-    user: UserId,
-    now: DateTime<Utc>,
-) -> Result<(), RepositoryError> {
-    let payload = EmbedJob { memory_id: memory.0, user_id: user.0 };
-    tx.enqueue_job(NewJob {
-        kind: EMBED_JOB_KIND.to_string(),
-        payload: serde_json::to_value(payload).unwrap_or_default(),
-        max_attempts: EMBED_MAX_ATTEMPTS,
-        due_at: now,
-        priority: JobPriority::Idle,
-    })
-    .await
+pub async fn queue_embedding(tx: &mut dyn UnitOfWork, memory: MemoryId) -> Result<(), RepositoryError> {
+    tx.queue_embedding(memory).await
 }
 
-/// Queues an embed job for every memory without an embedding by `model` (memories saved
-/// before semantic search was on, or under another model), a page per transaction.
-/// Returns how many were queued. Running it twice queues the pending ones twice; the
-/// second job of a memory finds its work done and costs one embedding.
+/// Queues every memory without an embedding by `model` (memories saved before semantic
+/// search was on, or under another model). Returns how many were queued; a running
+/// server's indexer embeds them.
 ///
 /// # Errors
-/// When the database fails; the pages already queued stay queued.
-pub async fn reindex(
-    repository: &dyn Repository,
-    reads: &dyn ReadModel,
-    model: &str,
-    now: DateTime<Utc>,
-) -> Result<usize, RepositoryError> {
-    let (mut after, mut queued) = (MemoryId(0), 0);
-    loop {
-        let page = reads.memories_without_embedding(model, after, REINDEX_PAGE).await?;
-        let Some(&(last, _)) = page.last() else {
-            return Ok(queued);
-        };
-        queued += page.len();
-        after = last;
-        transact(repository, move |tx| {
-            Box::pin(async move {
-                for (memory, user) in page {
-                    queue_embedding(tx, memory, user, now).await?;
-                }
-                Ok(())
-            })
-        })
-        .await?;
-    }
+/// When the database fails.
+pub async fn reindex(repository: &dyn Repository, model: &str) -> Result<u64, RepositoryError> {
+    let model = model.to_string();
+    transact(repository, move |tx| Box::pin(async move { tx.queue_missing_embeddings(&model).await })).await
 }
 
-/// Runs embed jobs: embeds the memory's text as it is now and stores the vector, unless
-/// the text changed meanwhile (its own job is queued then) or the memory is gone.
-pub struct EmbedJobHandler {
+/// Why one pass of the indexer stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    #[error(transparent)]
+    Embed(#[from] EmbedError),
+    #[error(transparent)]
+    Database(#[from] RepositoryError),
+}
+
+/// Embeds the queued memories: their texts as they are now, stored with the model's
+/// name, and off the queue in the same transaction, so a crash re-embeds at most one batch.
+pub struct EmbeddingIndexer {
     repository: Arc<dyn Repository>,
     reads: Arc<dyn ReadModel>,
     embedder: Arc<dyn TextEmbedder>,
+    /// While the service is busy, embedding waits: it would take the CPU the webhook needs.
+    activity: Option<Arc<RequestRate>>,
 }
 
-impl EmbedJobHandler {
-    /// Wires the handler to its ports.
+impl EmbeddingIndexer {
+    /// Wires the indexer to its ports.
     pub fn new(repository: Arc<dyn Repository>, reads: Arc<dyn ReadModel>, embedder: Arc<dyn TextEmbedder>) -> Self {
-        Self { repository, reads, embedder }
+        Self { repository, reads, embedder, activity: None }
     }
-}
 
-fn embed_error(error: EmbedError) -> JobError {
-    // Neither a missing model nor a failing one gets better by itself; `reindex` queues
-    // the memory again once an operator has fixed the model.
-    JobError::Permanent(error.to_string())
-}
+    /// Waits while `activity` says the service is busy.
+    pub fn with_activity(mut self, activity: Arc<RequestRate>) -> Self {
+        self.activity = Some(activity);
+        self
+    }
 
-#[async_trait]
-impl JobHandler for EmbedJobHandler {
-    async fn run(&self, job: &Job) -> Result<(), JobError> {
-        let item: EmbedJob = serde_json::from_value(job.payload.clone())
-            .map_err(|e| JobError::Permanent(format!("malformed embed job: {e}")))?;
-        let Some(record) = self.reads.find_memory(MemoryId(item.memory_id)).await? else {
-            return Ok(()); // deleted before it was embedded
-        };
-        let text = record.memory.text;
-        if text.trim().is_empty() {
-            return Ok(()); // a photo without a caption: nothing to understand
+    /// Embeds the head of the queue; returns how many memories it took off the queue (0:
+    /// the queue is empty).
+    ///
+    /// # Errors
+    /// When the database fails or the model is missing; the queue is left as it was.
+    pub async fn index_next(&self) -> Result<usize, IndexError> {
+        let queued = self.reads.embedding_queue(INDEX_BATCH).await?;
+        if queued.is_empty() {
+            return Ok(0);
         }
-        let vector = self.embedder.embed(vec![text.clone()], EmbedPurpose::Index).await.map_err(embed_error)?;
-        let vector =
-            vector.into_iter().next().ok_or_else(|| JobError::Permanent("the embedder returned nothing".into()))?;
-        let (memory, model, vector) =
-            (record.memory.id, self.embedder.model_id(), QuantizedEmbedding::quantize(&vector));
-        let stored = transact(&*self.repository, move |tx| {
-            Box::pin(async move { tx.save_embedding(memory, &text, &model, &vector).await })
+        // A memory deleted since, or a photo without a caption, leaves the queue unembedded.
+        let memories: Vec<(MemoryId, String)> = self
+            .reads
+            .find_memories(&queued)
+            .await?
+            .into_iter()
+            .map(|record| (record.memory.id, record.memory.text))
+            .filter(|(_, text)| !text.trim().is_empty())
+            .collect();
+        let vectors = self.embed(&memories).await?;
+        let model = self.embedder.model_id();
+        let done = queued.len();
+        transact(&*self.repository, move |tx| {
+            Box::pin(async move {
+                for ((memory, text), vector) in memories.iter().zip(vectors) {
+                    if let Some(vector) = vector {
+                        tx.save_embedding(*memory, text, &model, &QuantizedEmbedding::quantize(&vector)).await?;
+                    }
+                }
+                tx.dequeue_embeddings(&queued).await
+            })
         })
         .await?;
-        if !stored {
-            tracing::debug!(
-                memory = memory.0,
-                "the memory changed or went while it was embedded; its vector was dropped"
-            );
-        }
-        Ok(())
+        Ok(done)
     }
 
-    async fn dead_lettered(&self, job: &Job, error: &str) {
-        // Nobody is waiting on an embedding: the memory is still found by its words.
-        tracing::warn!(job = job.id.0, %error, "a memory was left without an embedding; `whatsapp-memory reindex` queues it again");
+    /// One vector per memory, `None` for a text the model failed on (it leaves the queue
+    /// with a warning rather than block it).
+    async fn embed(&self, memories: &[(MemoryId, String)]) -> Result<Vec<Option<Vec<f32>>>, EmbedError> {
+        let texts: Vec<String> = memories.iter().map(|(_, text)| text.clone()).collect();
+        match self.embedder.embed(texts, EmbedPurpose::Index).await {
+            Ok(vectors) => return Ok(vectors.into_iter().map(Some).collect()),
+            Err(error @ EmbedError::NotAvailable(_)) => return Err(error),
+            Err(EmbedError::Failed(_)) => {}
+        }
+        let mut vectors = Vec::with_capacity(memories.len());
+        for (memory, text) in memories {
+            match self.embedder.embed(vec![text.clone()], EmbedPurpose::Index).await {
+                Ok(mut one) => vectors.push(one.pop()),
+                Err(error @ EmbedError::NotAvailable(_)) => return Err(error),
+                Err(EmbedError::Failed(error)) => {
+                    tracing::warn!(memory = memory.0, %error, "a memory could not be embedded; it is found by its words only");
+                    vectors.push(None);
+                }
+            }
+        }
+        Ok(vectors)
+    }
+
+    /// Runs until `shutdown` turns true: embeds while there is a queue and the service is
+    /// not busy, looks again every half second otherwise, and backs off after a failure.
+    pub fn start(self, mut shutdown: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            let mut backoff = Duration::from_secs(1);
+            while !*shutdown.borrow() {
+                let busy = self.activity.as_ref().is_some_and(|rate| rate.is_busy());
+                let pause = if busy {
+                    INDEX_POLL
+                } else {
+                    match self.index_next().await {
+                        Ok(0) => INDEX_POLL,
+                        Ok(_) => {
+                            backoff = Duration::from_secs(1);
+                            continue;
+                        }
+                        Err(error) => {
+                            tracing::warn!(%error, retry_in = ?backoff, "embedding the queued memories failed");
+                            let pause = backoff;
+                            backoff = (backoff * 2).min(INDEX_MAX_BACKOFF);
+                            pause
+                        }
+                    }
+                };
+                tokio::select! {
+                    () = tokio::time::sleep(pause) => {}
+                    _ = shutdown.changed() => {}
+                }
+            }
+        })
     }
 }
 
@@ -279,7 +302,7 @@ mod tests {
     use super::*;
     use crate::domain::model::{Memory, MemoryKind, MemoryRecord};
     use crate::domain::ports::{MockReadModel, MockRepository, MockTextEmbedder, MockUnitOfWork, StoredEmbedding};
-    use chrono::TimeZone;
+    use chrono::{DateTime, TimeZone, Utc};
 
     fn now() -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 11, 27, 9, 0, 0).unwrap()
@@ -310,17 +333,6 @@ mod tests {
         embedder
     }
 
-    fn job(memory: i64) -> Job {
-        Job {
-            id: crate::domain::model::JobId(1),
-            kind: EMBED_JOB_KIND.into(),
-            payload: serde_json::json!({"memory_id": memory, "user_id": 7}),
-            attempts: 1,
-            max_attempts: EMBED_MAX_ATTEMPTS,
-            created_at: now(),
-        }
-    }
-
     fn repository(tx: MockUnitOfWork) -> MockRepository {
         let mut repository = MockRepository::new();
         let tx = Mutex::new(Some(tx));
@@ -332,9 +344,11 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_job_stores_the_vector_of_the_text_it_read_under_the_models_name() {
+    async fn the_indexer_stores_the_queued_texts_vectors_and_takes_every_one_off_the_queue() {
         let mut reads = MockReadModel::new();
-        reads.expect_find_memory().returning(|_| Ok(Some(record(5, "buy milk"))));
+        reads.expect_embedding_queue().returning(|_| Ok(vec![MemoryId(5), MemoryId(6), MemoryId(7)]));
+        // 6 was deleted; 7 is a photo without a caption.
+        reads.expect_find_memories().returning(|_| Ok(vec![record(5, "buy milk"), record(7, " ")]));
         let mut tx = MockUnitOfWork::new();
         tx.expect_save_embedding()
             .withf(|memory, text, model, vector| {
@@ -342,30 +356,57 @@ mod tests {
             })
             .times(1)
             .returning(|_, _, _, _| Ok(true));
-        let handler =
-            EmbedJobHandler::new(Arc::new(repository(tx)), Arc::new(reads), Arc::new(embedder(vec![0.0, 1.0])));
-        handler.run(&job(5)).await.unwrap();
+        tx.expect_dequeue_embeddings()
+            .withf(|ids| ids == [MemoryId(5), MemoryId(6), MemoryId(7)])
+            .times(1)
+            .returning(|_| Ok(()));
+        let indexer =
+            EmbeddingIndexer::new(Arc::new(repository(tx)), Arc::new(reads), Arc::new(embedder(vec![0.0, 1.0])));
+        assert_eq!(indexer.index_next().await.unwrap(), 3);
     }
 
     #[tokio::test]
-    async fn a_deleted_memory_or_an_empty_caption_is_not_embedded() {
+    async fn a_missing_model_leaves_the_queue_as_it_was() {
         let mut reads = MockReadModel::new();
-        reads.expect_find_memory().returning(|id| Ok((id.0 == 6).then(|| record(6, "  "))));
-        let mut embedder = MockTextEmbedder::new();
-        embedder.expect_embed().never();
-        let handler = EmbedJobHandler::new(Arc::new(MockRepository::new()), Arc::new(reads), Arc::new(embedder));
-        handler.run(&job(5)).await.unwrap();
-        handler.run(&job(6)).await.unwrap();
-    }
-
-    #[tokio::test]
-    async fn a_missing_model_fails_the_job_for_good() {
-        let mut reads = MockReadModel::new();
-        reads.expect_find_memory().returning(|_| Ok(Some(record(5, "buy milk"))));
+        reads.expect_embedding_queue().returning(|_| Ok(vec![MemoryId(5)]));
+        reads.expect_find_memories().returning(|_| Ok(vec![record(5, "buy milk")]));
         let mut embedder = MockTextEmbedder::new();
         embedder.expect_embed().returning(|_, _| Err(EmbedError::NotAvailable("no model".into())));
-        let handler = EmbedJobHandler::new(Arc::new(MockRepository::new()), Arc::new(reads), Arc::new(embedder));
-        assert!(matches!(handler.run(&job(5)).await, Err(JobError::Permanent(_))));
+        let indexer = EmbeddingIndexer::new(Arc::new(MockRepository::new()), Arc::new(reads), Arc::new(embedder));
+        assert!(matches!(indexer.index_next().await, Err(IndexError::Embed(EmbedError::NotAvailable(_)))));
+    }
+
+    #[tokio::test]
+    async fn a_text_the_model_fails_on_leaves_the_queue_without_blocking_the_others() {
+        let mut reads = MockReadModel::new();
+        reads.expect_embedding_queue().returning(|_| Ok(vec![MemoryId(5), MemoryId(6)]));
+        reads.expect_find_memories().returning(|_| Ok(vec![record(5, "buy milk"), record(6, "bad")]));
+        let mut embedder = MockTextEmbedder::new();
+        embedder.expect_model_id().return_const("test-model".to_string());
+        embedder.expect_embed().returning(|texts, _| {
+            if texts.iter().any(|t| t == "bad") {
+                Err(EmbedError::Failed("no".into()))
+            } else {
+                Ok(vec![vec![1.0, 0.0]])
+            }
+        });
+        let mut tx = MockUnitOfWork::new();
+        tx.expect_save_embedding()
+            .withf(|memory, _, _, _| *memory == MemoryId(5))
+            .times(1)
+            .returning(|_, _, _, _| Ok(true));
+        tx.expect_dequeue_embeddings().withf(|ids| ids.len() == 2).times(1).returning(|_| Ok(()));
+        let indexer = EmbeddingIndexer::new(Arc::new(repository(tx)), Arc::new(reads), Arc::new(embedder));
+        assert_eq!(indexer.index_next().await.unwrap(), 2);
+    }
+
+    #[tokio::test]
+    async fn an_empty_queue_does_nothing() {
+        let mut reads = MockReadModel::new();
+        reads.expect_embedding_queue().returning(|_| Ok(vec![]));
+        let indexer =
+            EmbeddingIndexer::new(Arc::new(MockRepository::new()), Arc::new(reads), Arc::new(MockTextEmbedder::new()));
+        assert_eq!(indexer.index_next().await.unwrap(), 0);
     }
 
     fn stored(memory: i64, seq: i64, vector: [f32; 2]) -> StoredEmbedding {
@@ -428,34 +469,5 @@ mod tests {
         }
         // 1 stays (searched often); 2 was dropped for 3 and reloaded.
         assert_eq!(*loads.lock().unwrap(), vec![1, 2, 3, 2]);
-    }
-
-    #[tokio::test]
-    async fn reindex_queues_every_memory_without_a_vector_page_by_page() {
-        let mut reads = MockReadModel::new();
-        reads.expect_memories_without_embedding().returning(|_, after, limit| {
-            assert_eq!(limit, REINDEX_PAGE);
-            Ok(match after.0 {
-                0 => (1..=REINDEX_PAGE as i64).map(|i| (MemoryId(i), UserId(i % 3))).collect(),
-                500 => vec![(MemoryId(900), UserId(1))],
-                _ => vec![],
-            })
-        });
-        let mut repository = MockRepository::new();
-        let queued = Arc::new(Mutex::new(0usize));
-        let count = queued.clone();
-        repository.expect_run_in_transaction().times(2).returning(move |work| {
-            let mut tx = MockUnitOfWork::new();
-            let count = count.clone();
-            tx.expect_enqueue_job().returning(move |job| {
-                assert_eq!(job.kind, EMBED_JOB_KIND);
-                *count.lock().unwrap() += 1;
-                Ok(())
-            });
-            futures::executor::block_on(work(&mut tx))
-        });
-        let total = reindex(&repository, &reads, "test-model", now()).await.unwrap();
-        assert_eq!(total, 501);
-        assert_eq!(*queued.lock().unwrap(), 501);
     }
 }

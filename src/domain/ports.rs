@@ -80,17 +80,11 @@ pub enum JobPriority {
     FollowUp,
     /// Work nobody is watching yet (fetching media, indexing): first in, first out.
     Background,
-    /// Work that only runs while the service is otherwise quiet (embedding memories for
-    /// search by meaning, which full text covers meanwhile): under a burst of messages it
-    /// waits, so it never takes the CPU the webhook needs.
-    Idle,
 }
 
 impl JobPriority {
-    /// Every priority, in the order claiming visits them ([`JobPriority::Idle`] only while
-    /// the service is quiet).
-    pub const IN_CLAIM_ORDER: [JobPriority; 4] =
-        [JobPriority::Reply, JobPriority::FollowUp, JobPriority::Background, JobPriority::Idle];
+    /// Every priority, in the order claiming visits them.
+    pub const IN_CLAIM_ORDER: [JobPriority; 3] = [JobPriority::Reply, JobPriority::FollowUp, JobPriority::Background];
 
     /// The value stored in `jobs.priority`. Stored values are identifiers that never
     /// change (rows outlive upgrades); the claim order is [`JobPriority::IN_CLAIM_ORDER`].
@@ -99,7 +93,6 @@ impl JobPriority {
             JobPriority::Reply => 0,
             JobPriority::Background => 1,
             JobPriority::FollowUp => 2,
-            JobPriority::Idle => 3,
         }
     }
 }
@@ -320,14 +313,12 @@ pub trait UnitOfWork: Send {
     async fn enqueue_job(&mut self, job: NewJob) -> Result<(), RepositoryError>;
 
     /// Takes the next due job (or one whose lease has expired, its worker having died),
-    /// marks it running until `lease_until` and counts the attempt. [`JobPriority::Idle`]
-    /// jobs are taken only when `quiet` (the service is not busy). On PostgreSQL,
+    /// marks it running until `lease_until` and counts the attempt. On PostgreSQL,
     /// `FOR UPDATE SKIP LOCKED` lets several processes share the queue.
     async fn claim_job(
         &mut self,
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
-        quiet: bool,
     ) -> Result<Option<Job>, RepositoryError>;
 
     /// Records how a claimed job ended, if this claim (`attempt`, the fencing token) still
@@ -397,6 +388,15 @@ pub trait UnitOfWork: Send {
         change: Mem0IndexChange,
         now: DateTime<Utc>,
     ) -> Result<bool, RepositoryError>;
+
+    /// Queues `memory` for embedding (again, if its text changed); a no-op when queued.
+    async fn queue_embedding(&mut self, memory: MemoryId) -> Result<(), RepositoryError>;
+
+    /// Queues every memory without an embedding by `model`; returns how many were added.
+    async fn queue_missing_embeddings(&mut self, model: &str) -> Result<u64, RepositoryError>;
+
+    /// Takes these memories off the embedding queue (done, gone, or nothing to embed).
+    async fn dequeue_embeddings(&mut self, memories: &[MemoryId]) -> Result<(), RepositoryError>;
 
     /// Stores `memory`'s embedding by `model`, replacing an earlier one, but only while
     /// the memory still exists and its text is still `embedded_text`: an embedding of a
@@ -574,6 +574,9 @@ pub trait ReadModel: Send + Sync {
     /// The sequence number of the user's latest embedding by `model` (0 when none): a
     /// cache that has loaded up to it is current.
     async fn latest_embedding_seq(&self, user: UserId, model: &str) -> Result<i64, RepositoryError>;
+
+    /// The first `limit` memories waiting for an embedding, oldest first.
+    async fn embedding_queue(&self, limit: u32) -> Result<Vec<MemoryId>, RepositoryError>;
 
     /// Memories (with their owner) after `after` that have no embedding by `model`, in
     /// id order, at most `limit`: what `reindex` queues.

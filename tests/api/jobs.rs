@@ -9,7 +9,6 @@ use async_trait::async_trait;
 use chrono::{TimeZone, Utc};
 
 use whatsapp_memory::adapters::db::Database;
-use whatsapp_memory::app::activity::RequestRate;
 use whatsapp_memory::app::jobs::{JobError, JobHandler, JobRunner, JobSignal, WorkerSettings};
 use whatsapp_memory::domain::model::Job;
 use whatsapp_memory::domain::ports::{transact, JobPriority, JobSettlement, NewJob, Repository, RepositoryError};
@@ -93,7 +92,7 @@ impl Queue {
     async fn claim(&self) -> Option<whatsapp_memory::domain::model::Job> {
         let now = self.clock_now();
         let lease_until = now + chrono::Duration::seconds(60);
-        transact(&*self.repository, move |tx| Box::pin(tx.claim_job(now, lease_until, true))).await.unwrap()
+        transact(&*self.repository, move |tx| Box::pin(tx.claim_job(now, lease_until))).await.unwrap()
     }
 
     fn clock_now(&self) -> chrono::DateTime<Utc> {
@@ -196,34 +195,13 @@ async fn follow_up_work_is_claimed_after_replies_and_before_a_backlog_of_new_med
 }
 
 #[tokio::test]
-async fn idle_work_waits_while_the_service_is_busy_and_runs_once_it_is_quiet() {
-    let queue = queue().await;
-    queue.enqueue_with(1, 3, JobPriority::Idle, 0).await;
-    queue.enqueue_with(1, 3, JobPriority::Background, 10).await;
-    // A burst of requests: above the threshold this second.
-    let activity = Arc::new(RequestRate::with_threshold(3));
-    for _ in 0..4 {
-        activity.record();
-    }
-    let handler = Arc::new(CountingHandler::default());
-    let runner = queue.runner(handler.clone()).with_activity(activity.clone());
-    assert!(runner.run_next().await.unwrap(), "background work runs while busy");
-    assert!(!runner.run_next().await.unwrap(), "idle work waits while busy");
-    assert_eq!(queue.count("queued").await, 1);
-    // Quiet: a runner whose meter has seen nothing takes it.
-    let quiet = queue.runner(handler.clone()).with_activity(Arc::new(RequestRate::with_threshold(3)));
-    assert!(quiet.run_next().await.unwrap());
-    assert_eq!(queue.count("done").await, 2);
-}
-
-#[tokio::test]
 async fn a_job_left_running_by_a_crash_is_claimed_again_when_its_lease_expires() {
     let queue = queue().await;
     queue.enqueue(1, 3).await;
     // A worker claims the job and dies before settling it.
     let now = queue.clock_now();
     let lease_until = now + chrono::Duration::seconds(60);
-    let claimed = transact(&*queue.repository, move |tx| Box::pin(tx.claim_job(now, lease_until, true))).await.unwrap();
+    let claimed = transact(&*queue.repository, move |tx| Box::pin(tx.claim_job(now, lease_until))).await.unwrap();
     assert!(claimed.is_some());
     let handler = Arc::new(CountingHandler::default());
     let runner = queue.runner(handler.clone());
@@ -274,7 +252,7 @@ async fn a_worker_whose_lease_was_taken_over_cannot_settle_the_job() {
         let repository = queue.repository.clone();
         async move {
             let lease_until = now + chrono::Duration::seconds(60);
-            transact(&*repository, move |tx| Box::pin(tx.claim_job(now, lease_until, true))).await.unwrap().unwrap()
+            transact(&*repository, move |tx| Box::pin(tx.claim_job(now, lease_until))).await.unwrap().unwrap()
         }
     };
     let first = claim(queue.clock_now()).await;
@@ -334,7 +312,7 @@ async fn a_job_running_longer_than_its_lease_keeps_it() {
     tokio::time::sleep(Duration::from_millis(350)).await;
     let now = queue.clock_now();
     let lease_until = now + chrono::Duration::seconds(60);
-    let stolen = transact(&*queue.repository, move |tx| Box::pin(tx.claim_job(now, lease_until, true))).await.unwrap();
+    let stolen = transact(&*queue.repository, move |tx| Box::pin(tx.claim_job(now, lease_until))).await.unwrap();
     assert!(stolen.is_none(), "a job still being worked on was claimed again");
     handler.finish.notify_one();
     assert!(running.await.unwrap());

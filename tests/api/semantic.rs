@@ -1,6 +1,6 @@
 //! Local semantic search end to end: the real all-MiniLM-L6-v2 model (`make embed-model`),
-//! embed jobs run by the server's workers, vectors in the real database, hybrid ranking
-//! through chat and REST.
+//! the server's indexer working through the embedding queue, vectors in the real
+//! database, hybrid ranking through chat and REST.
 
 use std::path::Path;
 
@@ -156,7 +156,7 @@ async fn a_question_in_chat_finds_the_note_it_means_and_never_another_users() {
 async fn a_memory_saved_a_moment_ago_is_found_by_its_words_at_once_and_by_its_meaning_once_embedded() {
     let app = semantic_app().await;
     app.send_text(ADA, "Lea starts piano with Mrs. Brandt in September").await;
-    // No waiting for the embed job: full text has it already.
+    // No waiting for the indexer: full text has it already.
     let reply = app.send_text(ADA, "/search piano Brandt").await;
     assert!(reply.contains("Lea starts piano"), "{reply}");
     wait_for_embeddings(&app, 1).await;
@@ -194,7 +194,7 @@ async fn an_edited_memory_is_found_by_its_new_meaning_and_a_deleted_one_not_at_a
 
 #[tokio::test]
 async fn memories_saved_before_semantic_search_are_found_by_words_until_reindex_embeds_them() {
-    // Memories saved by a server without semantic search: no embed jobs were queued.
+    // Memories saved by a server without semantic search: none was queued for embedding.
     let dir = tempfile::tempdir().unwrap();
     let url = crate::helpers::fresh_database_url(&dir).await;
     let database = Database::open(&url, true).await.unwrap();
@@ -233,8 +233,6 @@ async fn memories_saved_before_semantic_search_are_found_by_words_until_reindex_
     })
     .unwrap();
     assert_eq!(whatsapp_memory::reindex(&config).await.unwrap(), 2);
-    // The jobs are due by the system clock, which the test server's clock has to reach.
-    app.clock.set(chrono::Utc::now() + chrono::Duration::seconds(1));
     wait_for_embeddings(&app, 2).await;
     let found = search(&app, ADA, "music classes for my kid?", 5).await;
     assert!(found.iter().any(|(_, text, _)| text.starts_with("Lea starts piano")), "{found:?}");

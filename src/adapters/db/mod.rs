@@ -130,7 +130,7 @@ pub fn redact_url(url: &str) -> String {
 /// is one ordered range of an index (`idx_jobs_claim`, `idx_jobs_lease`), so a claim costs
 /// the same with ten jobs queued or a hundred thousand. `now` is the dialect's placeholder
 /// for the current time; `lock` is appended to each (PostgreSQL's row lock).
-pub(crate) fn claim_candidates(now: &str, lock: &str, quiet: bool) -> Vec<String> {
+pub(crate) fn claim_candidates(now: &str, lock: &str) -> [String; 4] {
     let due = |priority: JobPriority| {
         format!(
             "SELECT id FROM jobs WHERE state = 'queued' AND priority = {} AND due_at <= {now} \
@@ -138,7 +138,7 @@ pub(crate) fn claim_candidates(now: &str, lock: &str, quiet: bool) -> Vec<String
             priority.as_i16()
         )
     };
-    let mut candidates = vec![
+    [
         due(JobPriority::Reply),
         format!(
             "SELECT id FROM jobs WHERE state = 'running' AND lease_until < {now} \
@@ -146,11 +146,7 @@ pub(crate) fn claim_candidates(now: &str, lock: &str, quiet: bool) -> Vec<String
         ),
         due(JobPriority::FollowUp),
         due(JobPriority::Background),
-    ];
-    if quiet {
-        candidates.push(due(JobPriority::Idle));
-    }
-    candidates
+    ]
 }
 
 /// The stored form of a memory's labels: a JSON array, or NULL for none.

@@ -340,11 +340,10 @@ impl UnitOfWork for PostgresTransaction {
         &mut self,
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
-        quiet: bool,
     ) -> Result<Option<Job>, RepositoryError> {
         // SKIP LOCKED: another process claiming at the same moment takes the next job
         // instead of waiting for this one, and no job is ever claimed twice at once.
-        for candidate in claim_candidates("$1", " FOR UPDATE SKIP LOCKED", quiet) {
+        for candidate in claim_candidates("$1", " FOR UPDATE SKIP LOCKED") {
             let row = self
                 .one(
                     &format!(
@@ -588,6 +587,31 @@ impl UnitOfWork for PostgresTransaction {
         let row =
             self.one("SELECT EXISTS (SELECT 1 FROM memories WHERE id = $1) AS present", vec![memory.0.into()]).await?;
         row.map_or(Ok(false), |row| get::<bool>(&row, "present"))
+    }
+
+    async fn queue_embedding(&mut self, memory: MemoryId) -> Result<(), RepositoryError> {
+        self.execute("INSERT INTO embed_queue (memory_id) VALUES ($1) ON CONFLICT DO NOTHING", vec![memory.0.into()])
+            .await
+            .map(drop)
+    }
+
+    async fn queue_missing_embeddings(&mut self, model: &str) -> Result<u64, RepositoryError> {
+        self.execute(
+            "INSERT INTO embed_queue (memory_id) SELECT m.id FROM memories m WHERE NOT EXISTS \
+             (SELECT 1 FROM memory_embeddings e WHERE e.memory_id = m.id AND e.model = $1) \
+             ORDER BY m.id ON CONFLICT DO NOTHING",
+            vec![model.into()],
+        )
+        .await
+    }
+
+    async fn dequeue_embeddings(&mut self, memories: &[MemoryId]) -> Result<(), RepositoryError> {
+        if memories.is_empty() {
+            return Ok(());
+        }
+        let placeholders: Vec<String> = (1..=memories.len()).map(|i| format!("${i}")).collect();
+        let sql = format!("DELETE FROM embed_queue WHERE memory_id IN ({})", placeholders.join(", "));
+        self.execute(&sql, memories.iter().map(|m| m.0.into()).collect()).await.map(drop)
     }
 
     async fn save_embedding(

@@ -456,14 +456,13 @@ impl UnitOfWork for SqliteTransaction<'_> {
         &mut self,
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
-        quiet: bool,
     ) -> Result<Option<Job>, RepositoryError> {
         // One process owns an SQLite file's writer, so no row lock is needed: the writer
         // runs one claim at a time. Each candidate query is one ordered range of an index
         // (idx_jobs_claim, idx_jobs_lease), never a sort of the backlog.
         let now = sqlite_timestamp(now);
         let lease_until = sqlite_timestamp(lease_until);
-        for candidate in claim_candidates("?1", "", quiet) {
+        for candidate in claim_candidates("?1", "") {
             let claimed = self
                 .connection
                 .prepare_cached(&format!(
@@ -741,6 +740,35 @@ impl UnitOfWork for SqliteTransaction<'_> {
             .prepare_cached("SELECT EXISTS (SELECT 1 FROM memories WHERE id = ?1)")
             .and_then(|mut s| s.query_row(params![memory.0], |row| row.get(0)))
             .map_err(map_sqlite_err)
+    }
+
+    async fn queue_embedding(&mut self, memory: MemoryId) -> Result<(), RepositoryError> {
+        self.connection
+            .prepare_cached("INSERT INTO embed_queue (memory_id) VALUES (?1) ON CONFLICT DO NOTHING")
+            .and_then(|mut s| s.execute(params![memory.0]))
+            .map(drop)
+            .map_err(map_sqlite_err)
+    }
+
+    async fn queue_missing_embeddings(&mut self, model: &str) -> Result<u64, RepositoryError> {
+        self.connection
+            .prepare_cached(
+                "INSERT INTO embed_queue (memory_id) SELECT m.id FROM memories m WHERE NOT EXISTS \
+                 (SELECT 1 FROM memory_embeddings e WHERE e.memory_id = m.id AND e.model = ?1) \
+                 ORDER BY m.id ON CONFLICT DO NOTHING",
+            )
+            .and_then(|mut s| s.execute(params![model]))
+            .map(|added| added as u64)
+            .map_err(map_sqlite_err)
+    }
+
+    async fn dequeue_embeddings(&mut self, memories: &[MemoryId]) -> Result<(), RepositoryError> {
+        let mut statement =
+            self.connection.prepare_cached("DELETE FROM embed_queue WHERE memory_id = ?1").map_err(map_sqlite_err)?;
+        for memory in memories {
+            statement.execute(params![memory.0]).map_err(map_sqlite_err)?;
+        }
+        Ok(())
     }
 
     async fn save_embedding(

@@ -85,12 +85,16 @@ impl MemorySearch {
         );
         let local = local?;
         let vectors = match &self.semantic {
-            Some(semantic) => {
-                resolve_vectors(semantic.reads.as_ref(), user, &local, vectors).await.unwrap_or_else(|error| {
+            Some(semantic) => match resolve_vectors(semantic.reads.as_ref(), user, &local, vectors).await {
+                Ok((found, gone)) => {
+                    semantic.index.forget(user.id, &gone);
+                    found
+                }
+                Err(error) => {
                     tracing::warn!(%error, "could not read the memories vector search found; answering without them");
                     Vec::new()
-                })
-            }
+                }
+            },
             None => Vec::new(),
         };
         let remote = match &self.mem0 {
@@ -138,14 +142,15 @@ impl MemorySearch {
     }
 }
 
-/// The memories vector search found, in its order: those full text found too are taken
-/// from its hits, the others read (a memory deleted since, or not the user's, is left out).
+/// The memories vector search found, in its order (those full text found too are taken
+/// from its hits, the others read), and the ones no longer there (deleted since, or not
+/// the user's), which are left out.
 async fn resolve_vectors(
     reads: &dyn ReadModel,
     user: &User,
     local: &[MemoryHit],
     ids: Vec<MemoryId>,
-) -> Result<Vec<Recalled>, crate::domain::ports::RepositoryError> {
+) -> Result<(Vec<Recalled>, Vec<MemoryId>), crate::domain::ports::RepositoryError> {
     let mut known: HashMap<MemoryId, Memory> =
         local.iter().filter_map(|hit| hit.recalled.memory()).map(|m| (m.id, m.clone())).collect();
     let wanted: Vec<MemoryId> = ids.iter().filter(|id| !known.contains_key(id)).copied().collect();
@@ -159,7 +164,8 @@ async fn resolve_vectors(
                 .filter(|(_, memory)| memory.user_id == user.id),
         );
     }
-    Ok(ids.into_iter().filter_map(|id| known.get(&id).cloned().map(Recalled::Memory)).collect())
+    let (found, gone): (Vec<MemoryId>, Vec<MemoryId>) = ids.into_iter().partition(|id| known.contains_key(id));
+    Ok((found.into_iter().filter_map(|id| known.remove(&id).map(Recalled::Memory)).collect(), gone))
 }
 
 /// Mem0's hits as ours: a hit that one memory of ours stands behind (by its metadata or
@@ -371,6 +377,56 @@ mod tests {
         let mut mem0 = MockMemoryStore::new();
         mem0.expect_search().returning(|_, _, _| Ok(vec![]));
         assert!(hybrid(local, mem0, MockReadModel::new(), 500).search(&user(), "milk", 10).await.is_err());
+    }
+
+    /// Vector search over memories 1 (close to the query), 2 (closer still, but deleted
+    /// since) and 3 (unrelated).
+    fn semantic_index(embeddings_loaded: Arc<std::sync::Mutex<usize>>) -> Arc<SemanticIndex> {
+        use crate::domain::embedding::QuantizedEmbedding;
+        use crate::domain::ports::{MockTextEmbedder, StoredEmbedding};
+        let mut embedder = MockTextEmbedder::new();
+        embedder.expect_model_id().return_const("m".to_string());
+        embedder.expect_dimension().return_const(2usize);
+        embedder.expect_embed().returning(|_, _| Ok(vec![vec![1.0, 0.0]]));
+        let mut reads = MockReadModel::new();
+        reads.expect_latest_embedding_seq().returning(|_, _| Ok(3));
+        reads.expect_embeddings_since().returning(move |_, _, after| {
+            *embeddings_loaded.lock().unwrap() += 1;
+            assert_eq!(after, 0, "loaded once");
+            let stored = |id: i64, v: [f32; 2]| StoredEmbedding {
+                memory: MemoryId(id),
+                seq: id,
+                vector: QuantizedEmbedding::quantize(&v),
+            };
+            Ok(vec![stored(1, [0.9, 0.44]), stored(2, [1.0, 0.0]), stored(3, [0.0, 1.0])])
+        });
+        Arc::new(SemanticIndex::new(
+            Arc::new(embedder),
+            Arc::new(reads),
+            super::super::semantic::SemanticSettings::default(),
+        ))
+    }
+
+    #[tokio::test]
+    async fn vector_hits_join_the_full_text_ones_and_a_deleted_memory_is_left_out_and_forgotten() {
+        let mut local = MockMemoryStore::new();
+        local.expect_search().returning(|_, _, _| Ok(vec![local_hit(4)]));
+        let mut reads = MockReadModel::new();
+        // Memory 2 was deleted: the read model no longer has it.
+        reads
+            .expect_find_memories()
+            .returning(|ids| Ok(ids.iter().filter(|id| id.0 != 2).map(|id| record(id.0)).collect()));
+        let loads = Arc::new(std::sync::Mutex::new(0));
+        let index = semantic_index(loads.clone());
+        let search = MemorySearch::local(Arc::new(local)).with_semantic(index.clone(), Arc::new(reads));
+        let ids = |hits: Vec<MemoryHit>| hits.iter().map(|h| h.recalled.memory().unwrap().id.0).collect::<Vec<_>>();
+        // Full text's 4 and vectors' 1 tie at rank one; 3 is below the floor.
+        let first = ids(search.search(&user(), "music lessons", 10).await.unwrap());
+        assert_eq!(first.len(), 2, "{first:?}");
+        assert!(first.contains(&1) && first.contains(&4));
+        let nearest = index.nearest(UserId(7), "music lessons", 10).await.unwrap();
+        assert_eq!(nearest.iter().map(|n| n.memory.0).collect::<Vec<_>>(), vec![1], "2 was forgotten");
+        assert_eq!(*loads.lock().unwrap(), 1);
     }
 
     /// A Mem0 that never answers in time.

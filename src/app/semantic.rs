@@ -249,6 +249,18 @@ impl SemanticIndex {
         Ok(found.into_iter().filter(|n| n.similarity >= best - settings.spread).collect())
     }
 
+    /// Forgets vectors of the user's memories found deleted (their rows went, and with
+    /// them their embeddings, but a cache does not see a row go).
+    pub fn forget(&self, user: UserId, memories: &[MemoryId]) {
+        let cache = self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((entry, _)) = cache.users.get(&user) {
+            let mut vectors = entry.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+            for memory in memories {
+                vectors.set.remove(*memory);
+            }
+        }
+    }
+
     /// The user's vectors, brought up to date with what was stored since they were loaded.
     async fn vectors(&self, user: UserId, model: &str) -> Result<Arc<RwLock<UserVectors>>, SemanticError> {
         let latest = self.reads.latest_embedding_seq(user, model).await?;
@@ -262,8 +274,10 @@ impl SemanticIndex {
                 vectors.set.upsert(stored.memory, &stored.vector);
                 vectors.seq = vectors.seq.max(stored.seq);
             }
+            drop(vectors);
+            // Only a load makes the cache grow.
+            self.evict_beyond_budget(user);
         }
-        self.evict_beyond_budget(user);
         Ok(entry)
     }
 

@@ -150,6 +150,24 @@ impl VectorSet {
         }
     }
 
+    /// Forgets `memory`'s vector (a deleted memory), moving the last vector into its place.
+    pub fn remove(&mut self, memory: MemoryId) {
+        let Some(at) = self.positions.remove(&memory) else {
+            return;
+        };
+        let (last, d) = (self.ids.len() - 1, self.dimension);
+        if at != last {
+            let moved = self.ids[last];
+            self.ids[at] = moved;
+            self.scales[at] = self.scales[last];
+            self.values.copy_within(last * d..(last + 1) * d, at * d);
+            self.positions.insert(moved, at);
+        }
+        self.ids.pop();
+        self.scales.pop();
+        self.values.truncate(last * d);
+    }
+
     /// The `k` memories most similar to `query` with a similarity of at least `floor`,
     /// most similar first (ties broken by the newer memory, then deterministically).
     pub fn nearest(&self, query: &QuantizedEmbedding, k: usize, floor: f32) -> Vec<Neighbour> {
@@ -284,6 +302,25 @@ mod tests {
         set.upsert(MemoryId(3), &QuantizedEmbedding::quantize(&[0.0, 1.0]));
         let found = set.nearest(&QuantizedEmbedding::quantize(&[1.0, 0.0]), 10, 0.5);
         assert_eq!(found.iter().map(|n| n.memory.0).collect::<Vec<_>>(), vec![2, 1]);
+    }
+
+    #[test]
+    fn a_removed_memory_is_never_found_and_the_others_keep_their_vectors() {
+        let mut set = VectorSet::new(2);
+        set.upsert(MemoryId(1), &QuantizedEmbedding::quantize(&[1.0, 0.0]));
+        set.upsert(MemoryId(2), &QuantizedEmbedding::quantize(&[0.0, 1.0]));
+        set.upsert(MemoryId(3), &QuantizedEmbedding::quantize(&[-1.0, 0.0]));
+        set.remove(MemoryId(1));
+        set.remove(MemoryId(9));
+        assert_eq!(set.len(), 2);
+        let ids = |query: [f32; 2]| {
+            set.nearest(&QuantizedEmbedding::quantize(&query), 1, 0.9).iter().map(|n| n.memory.0).collect::<Vec<_>>()
+        };
+        assert_eq!(ids([1.0, 0.0]), Vec::<i64>::new());
+        assert_eq!(ids([-1.0, 0.0]), vec![3], "the last vector moved into the gap");
+        assert_eq!(ids([0.0, 1.0]), vec![2]);
+        set.upsert(MemoryId(3), &QuantizedEmbedding::quantize(&[0.0, 1.0]));
+        assert_eq!(set.len(), 2, "its position was kept up to date");
     }
 
     #[test]

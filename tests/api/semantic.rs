@@ -238,3 +238,19 @@ async fn memories_saved_before_semantic_search_are_found_by_words_until_reindex_
     assert!(found.iter().any(|(_, text, _)| text.starts_with("Lea starts piano")), "{found:?}");
     assert_eq!(whatsapp_memory::reindex(&config).await.unwrap(), 0, "nothing left to embed");
 }
+
+#[tokio::test]
+async fn a_second_server_on_the_same_database_finds_by_meaning_what_the_first_one_saved() {
+    let first = semantic_app().await;
+    let second = semantic_app_over(Some(first.database_url.clone())).await;
+    // A first search loads Ada's vectors into the second server's cache...
+    first.send_text(ADA, "Renew the car insurance before March").await;
+    wait_for_embeddings(&first, 1).await;
+    let found = search(&second, ADA, "car insurance", 5).await;
+    assert_eq!(found.len(), 1, "{found:?}");
+    // ...and takes in what either server embeds later, by sequence number.
+    let id = create(&first, ADA, "Lea starts piano with Mrs. Brandt in September").await;
+    wait_for_embeddings(&first, 2).await;
+    let found = search(&second, ADA, "music classes for my kid?", 5).await;
+    assert_eq!(found.first().map(|f| f.0), Some(id), "{found:?}");
+}

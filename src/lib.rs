@@ -108,8 +108,6 @@ fn transcriber(config: &Config) -> anyhow::Result<Option<Arc<dyn Transcriber>>> 
     })
 }
 
-/// Longest one Mem0 call may take (adds and deletes, in jobs; searches have their own
-/// shorter bound, `MEM0_SEARCH_TIMEOUT_MS`).
 /// The sentence-embedding model when semantic search is on and the model loads; `None`
 /// (search by words only, loudly logged) otherwise.
 pub fn embedder(config: &Config) -> Option<Arc<dyn TextEmbedder>> {
@@ -157,6 +155,8 @@ pub async fn reindex(config: &Config) -> anyhow::Result<u64> {
     Ok(queued)
 }
 
+/// Longest one Mem0 call may take (adds and deletes, in jobs; searches have their own
+/// shorter bound, `MEM0_SEARCH_TIMEOUT_MS`).
 const MEM0_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long an index job polls Mem0's inference before it lets the worker go and polls
 /// the same event again on its next attempt: media and replies share the workers.
@@ -211,10 +211,6 @@ pub async fn connect_mem0(config: &Config) -> anyhow::Result<Option<Arc<dyn Memo
     Ok(Some(Arc::new(store)))
 }
 
-/// Connects the database (migrating it), and wires every adapter to its port.
-///
-/// # Errors
-/// When the database cannot be opened or migrated, or an HTTP client cannot be built.
 /// The work a server does beside answering requests.
 pub struct Background {
     jobs: JobRunner,
@@ -222,6 +218,10 @@ pub struct Background {
     indexer: Option<EmbeddingIndexer>,
 }
 
+/// Connects the database (migrating it), and wires every adapter to its port.
+///
+/// # Errors
+/// When the database cannot be opened or migrated, or an HTTP client cannot be built.
 pub async fn build_state(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<(Arc<AppState>, Background)> {
     let mem0 = connect_mem0(config).await?;
     let database = Database::open(&config.database_url, true).await?;

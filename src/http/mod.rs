@@ -64,7 +64,6 @@ pub fn api_service() -> OpenApiService<ApiOperations, ()> {
     )
 }
 
-/// Every route of the service.
 /// Counts a webhook or API request in the service's activity before handling it.
 async fn counted<E: poem::Endpoint>(endpoint: Arc<E>, request: poem::Request) -> poem::Result<poem::Response> {
     if let Some(state) = request.data::<Arc<AppState>>() {
@@ -73,6 +72,7 @@ async fn counted<E: poem::Endpoint>(endpoint: Arc<E>, request: poem::Request) ->
     endpoint.call(request).await.map(poem::IntoResponse::into_response)
 }
 
+/// Every route of the service.
 pub fn routes(state: Arc<AppState>) -> impl poem::Endpoint {
     let api = api_service();
     let swagger = api.swagger_ui();

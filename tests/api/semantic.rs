@@ -254,3 +254,17 @@ async fn a_second_server_on_the_same_database_finds_by_meaning_what_the_first_on
     let found = search(&second, ADA, "music classes for my kid?", 5).await;
     assert_eq!(found.first().map(|f| f.0), Some(id), "{found:?}");
 }
+
+#[tokio::test]
+async fn without_its_model_the_server_starts_and_searches_by_words_queueing_nothing() {
+    let app = spawn_app_with(|vars| {
+        vars.insert("SEMANTIC_SEARCH".into(), "on".into());
+        vars.insert("EMBED_MODEL_DIR".into(), "/nonexistent/all-minilm-l6-v2".into());
+    })
+    .await;
+    app.send_text(ADA, "Lea starts piano with Mrs. Brandt in September").await;
+    let reply = app.send_text(ADA, "/search piano").await;
+    assert!(reply.contains("Lea starts piano"), "{reply}");
+    assert!(search(&app, ADA, "music classes for my kid?", 5).await.is_empty());
+    assert_eq!(app.count("embed_queue").await, 0, "nothing to embed with: `reindex` queues them later");
+}

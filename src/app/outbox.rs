@@ -31,7 +31,8 @@ impl Outbox {
         Self { mem0, embeddings }
     }
 
-    /// Whether a saved memory queues any job (so the workers are worth waking).
+    /// Whether a saved memory is indexed anywhere beside the database, so that a change
+    /// to its text must find its owner and queue it again.
     pub fn queues_work(self) -> bool {
         self.mem0 || self.embeddings
     }

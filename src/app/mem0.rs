@@ -213,12 +213,32 @@ impl JobHandler for Mem0IndexHandler {
             }
         };
         let (job_id, attempt, now) = (job.id, job.attempts, self.clock.now());
+        let indexed_text = record.memory.text;
         transact(&*self.repository, move |tx| {
             Box::pin(async move {
-                let present = tx.update_mem0_index(memory, Mem0IndexChange::Indexed(ids.clone()), now).await?;
-                if !present {
-                    // Deleted (or its user erased) while Mem0 was adding it: undo the add.
-                    queue_delete(tx, ids, None, now).await?;
+                let current = tx.memory_text(memory).await?;
+                // Copies already recorded are of the text as it is now: a change of text
+                // forgets the old ones.
+                let recorded = current.is_some() && !tx.mem0_copies(memory).await?.ids.is_empty();
+                match current {
+                    Some(text) if text != indexed_text => {
+                        // Its text changed while Mem0 was adding the old one (a voice note's
+                        // words replacing its description, an edit): the change queued its
+                        // own add, so this copy goes and the bookkeeping waits for that one.
+                        queue_delete(tx, ids, None, now).await?;
+                    }
+                    Some(_) if recorded => {
+                        // Another job for the same text (queued by a change, run at the same
+                        // time as this one) recorded its copy first: this one is a duplicate.
+                        queue_delete(tx, ids, None, now).await?;
+                    }
+                    _ => {
+                        let present = tx.update_mem0_index(memory, Mem0IndexChange::Indexed(ids.clone()), now).await?;
+                        if !present {
+                            // Deleted (or its user erased) while Mem0 was adding it: undo the add.
+                            queue_delete(tx, ids, None, now).await?;
+                        }
+                    }
                 }
                 tx.settle_job(job_id, attempt, JobSettlement::Done, now).await
             })
@@ -407,6 +427,8 @@ mod tests {
             .times(1)
             .returning(|_| Ok(Indexing::Indexed(vec!["m-1".into()])));
         let mut tx = MockUnitOfWork::new();
+        tx.expect_memory_text().returning(|_| Ok(Some("buy milk".into())));
+        tx.expect_mem0_copies().returning(|_| Ok(crate::domain::ports::Mem0Copies { ids: vec![], event_id: None }));
         let mut order = mockall::Sequence::new();
         tx.expect_update_mem0_index()
             .with(eq(MemoryId(3)), eq(Mem0IndexChange::EventStarted("ev-1".into())), eq(now()))
@@ -438,12 +460,50 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_add_of_a_text_changed_meanwhile_is_undone_and_leaves_the_bookkeeping_to_the_new_one() {
+        let mut reads = MockReadModel::new();
+        reads.expect_find_memory().returning(|_| Ok(Some(record(None))));
+        let mut store = MockMemoryStore::new();
+        store.expect_index().returning(|_| Ok(Indexing::Indexed(vec!["m-1".into()])));
+        let mut tx = MockUnitOfWork::new();
+        tx.expect_memory_text().returning(|_| Ok(Some("buy oat milk".into())));
+        tx.expect_mem0_copies().returning(|_| Ok(crate::domain::ports::Mem0Copies { ids: vec![], event_id: None }));
+        tx.expect_update_mem0_index().never();
+        tx.expect_enqueue_job()
+            .withf(|job| job.kind == MEM0_DELETE_JOB_KIND && job.payload["mem0_ids"] == serde_json::json!(["m-1"]))
+            .times(1)
+            .returning(|_| Ok(()));
+        tx.expect_settle_job().times(1).returning(|_, _, _, _| Ok(()));
+        handler(tx, reads, store).run(&index_job()).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn of_two_adds_of_the_same_text_run_at_once_the_second_to_finish_is_undone() {
+        let mut reads = MockReadModel::new();
+        reads.expect_find_memory().returning(|_| Ok(Some(record(None))));
+        let mut store = MockMemoryStore::new();
+        store.expect_index().returning(|_| Ok(Indexing::Indexed(vec!["m-2".into()])));
+        let mut tx = MockUnitOfWork::new();
+        tx.expect_memory_text().returning(|_| Ok(Some("buy milk".into())));
+        tx.expect_mem0_copies()
+            .returning(|_| Ok(crate::domain::ports::Mem0Copies { ids: vec!["m-1".into()], event_id: None }));
+        tx.expect_update_mem0_index().never();
+        tx.expect_enqueue_job()
+            .withf(|job| job.kind == MEM0_DELETE_JOB_KIND && job.payload["mem0_ids"] == serde_json::json!(["m-2"]))
+            .times(1)
+            .returning(|_| Ok(()));
+        tx.expect_settle_job().times(1).returning(|_, _, _, _| Ok(()));
+        handler(tx, reads, store).run(&index_job()).await.unwrap();
+    }
+
+    #[tokio::test]
     async fn an_add_that_finishes_after_the_memory_was_deleted_queues_its_own_undoing() {
         let mut reads = MockReadModel::new();
         reads.expect_find_memory().returning(|_| Ok(Some(record(None))));
         let mut store = MockMemoryStore::new();
         store.expect_index().returning(|_| Ok(Indexing::Indexed(vec!["m-1".into()])));
         let mut tx = MockUnitOfWork::new();
+        tx.expect_memory_text().returning(|_| Ok(None));
         tx.expect_update_mem0_index().returning(|_, _, _| Ok(false));
         tx.expect_enqueue_job()
             .withf(|job| job.kind == MEM0_DELETE_JOB_KIND && job.payload["mem0_ids"] == serde_json::json!(["m-1"]))

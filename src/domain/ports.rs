@@ -376,6 +376,12 @@ pub trait UnitOfWork: Send {
     /// Records a message sent (or refused) through the REST API.
     async fn record_delivery(&mut self, delivery: Delivery) -> Result<(), RepositoryError>;
 
+    /// The memory's text as this transaction sees it (`None`: deleted), so work done on
+    /// an earlier read can tell whether it is still about the memory as it is. Holds the
+    /// memory until the transaction ends: two transactions asking about one memory take
+    /// turns (SQLite's single writer does that anyway).
+    async fn memory_text(&mut self, memory: MemoryId) -> Result<Option<String>, RepositoryError>;
+
     /// The Mem0 copies of a memory (deleted or not: the bookkeeping outlives the row
     /// until [`Mem0IndexChange::Forgotten`]).
     async fn mem0_copies(&mut self, memory: MemoryId) -> Result<Mem0Copies, RepositoryError>;

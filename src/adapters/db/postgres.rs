@@ -521,6 +521,15 @@ impl UnitOfWork for PostgresTransaction {
         .map(drop)
     }
 
+    async fn memory_text(&mut self, memory: MemoryId) -> Result<Option<String>, RepositoryError> {
+        // The row lock makes two transactions deciding about one memory take turns (the
+        // second sees what the first recorded); it does not block new rows referring to it.
+        match self.one("SELECT text FROM memories WHERE id = $1 FOR NO KEY UPDATE", vec![memory.0.into()]).await? {
+            Some(row) => get::<String>(&row, "text").map(Some),
+            None => Ok(None),
+        }
+    }
+
     async fn mem0_copies(&mut self, memory: MemoryId) -> Result<Mem0Copies, RepositoryError> {
         let rows = self
             .transaction

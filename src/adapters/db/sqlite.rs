@@ -665,6 +665,13 @@ impl UnitOfWork for SqliteTransaction<'_> {
             .map_err(map_sqlite_err)
     }
 
+    async fn memory_text(&mut self, memory: MemoryId) -> Result<Option<String>, RepositoryError> {
+        self.connection
+            .prepare_cached("SELECT text FROM memories WHERE id = ?1")
+            .and_then(|mut s| s.query_row(params![memory.0], |row| row.get(0)).optional())
+            .map_err(map_sqlite_err)
+    }
+
     async fn mem0_copies(&mut self, memory: MemoryId) -> Result<Mem0Copies, RepositoryError> {
         let ids = self
             .connection

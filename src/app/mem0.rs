@@ -459,18 +459,25 @@ mod tests {
         assert!(matches!(error, JobError::Retryable { .. }));
     }
 
-    #[tokio::test]
-    async fn an_add_of_a_text_changed_meanwhile_is_undone_and_leaves_the_bookkeeping_to_the_new_one() {
+    /// Runs an index job whose add (of "buy milk", as `m-new`) finds, in its final
+    /// transaction, the memory's text now `text` and `recorded` copies already linked:
+    /// the add must be undone (a delete of `m-new` queued), nothing recorded.
+    async fn an_add_is_undone_when_it_finishes_to_find(text: &'static str, recorded: &'static [&'static str]) {
         let mut reads = MockReadModel::new();
         reads.expect_find_memory().returning(|_| Ok(Some(record(None))));
         let mut store = MockMemoryStore::new();
-        store.expect_index().returning(|_| Ok(Indexing::Indexed(vec!["m-1".into()])));
+        store.expect_index().returning(|_| Ok(Indexing::Indexed(vec!["m-new".into()])));
         let mut tx = MockUnitOfWork::new();
-        tx.expect_memory_text().returning(|_| Ok(Some("buy oat milk".into())));
-        tx.expect_mem0_copies().returning(|_| Ok(crate::domain::ports::Mem0Copies { ids: vec![], event_id: None }));
+        tx.expect_memory_text().returning(move |_| Ok(Some(text.into())));
+        tx.expect_mem0_copies().returning(move |_| {
+            Ok(crate::domain::ports::Mem0Copies {
+                ids: recorded.iter().map(|id| id.to_string()).collect(),
+                event_id: None,
+            })
+        });
         tx.expect_update_mem0_index().never();
         tx.expect_enqueue_job()
-            .withf(|job| job.kind == MEM0_DELETE_JOB_KIND && job.payload["mem0_ids"] == serde_json::json!(["m-1"]))
+            .withf(|job| job.kind == MEM0_DELETE_JOB_KIND && job.payload["mem0_ids"] == serde_json::json!(["m-new"]))
             .times(1)
             .returning(|_| Ok(()));
         tx.expect_settle_job().times(1).returning(|_, _, _, _| Ok(()));
@@ -478,22 +485,13 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_add_of_a_text_changed_meanwhile_is_undone_and_leaves_the_bookkeeping_to_the_new_one() {
+        an_add_is_undone_when_it_finishes_to_find("buy oat milk", &[]).await;
+    }
+
+    #[tokio::test]
     async fn of_two_adds_of_the_same_text_run_at_once_the_second_to_finish_is_undone() {
-        let mut reads = MockReadModel::new();
-        reads.expect_find_memory().returning(|_| Ok(Some(record(None))));
-        let mut store = MockMemoryStore::new();
-        store.expect_index().returning(|_| Ok(Indexing::Indexed(vec!["m-2".into()])));
-        let mut tx = MockUnitOfWork::new();
-        tx.expect_memory_text().returning(|_| Ok(Some("buy milk".into())));
-        tx.expect_mem0_copies()
-            .returning(|_| Ok(crate::domain::ports::Mem0Copies { ids: vec!["m-1".into()], event_id: None }));
-        tx.expect_update_mem0_index().never();
-        tx.expect_enqueue_job()
-            .withf(|job| job.kind == MEM0_DELETE_JOB_KIND && job.payload["mem0_ids"] == serde_json::json!(["m-2"]))
-            .times(1)
-            .returning(|_| Ok(()));
-        tx.expect_settle_job().times(1).returning(|_, _, _, _| Ok(()));
-        handler(tx, reads, store).run(&index_job()).await.unwrap();
+        an_add_is_undone_when_it_finishes_to_find("buy milk", &["m-first"]).await;
     }
 
     #[tokio::test]

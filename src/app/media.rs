@@ -288,7 +288,7 @@ fn fetch_error(error: FetchError) -> JobError {
         FetchError::TooLarge { limit } => {
             JobError::Permanent(format!("it is larger than {} MB", (limit as f64 / 1_048_576.0).round()))
         }
-        FetchError::Refused(_) => JobError::Permanent("its link does not point at Twilio".into()),
+        FetchError::Refused(_) => JobError::Permanent("its link is not a Twilio media link of this account".into()),
         FetchError::NotConfigured(_) => {
             JobError::Permanent("this service is not set up to download media yet (Twilio credentials)".into())
         }

@@ -81,6 +81,9 @@ struct Recorded {
     send_failures: InjectedFailures,
     media_failures: InjectedFailures,
     media_requests: MediaRequests,
+    /// GETs of account resources other than media (the Account, message lists): what a
+    /// forged media URL would make the fetcher read with our credentials.
+    resource_reads: usize,
 }
 
 struct StoredMedia {
@@ -126,6 +129,7 @@ pub async fn start() -> FakeTwilio {
         inner: Mutex::default(),
     });
     let routes = Route::new()
+        .at(format!("/{API_VERSION}/Accounts/:account_json"), get(fetch_account))
         .at(format!("/{API_VERSION}/Accounts/:account/Messages.json"), post(create_message).get(list_messages))
         .at(format!("/{API_VERSION}/Accounts/:account/Messages/:message/Media/:media"), get(api_media))
         .at("/cdn/:media", get(cdn_media))
@@ -196,6 +200,16 @@ impl FakeTwilio {
     /// The media requests seen so far.
     pub fn media_requests(&self) -> MediaRequests {
         self.state.recorded().media_requests
+    }
+
+    /// GETs of the Account resource and of message lists seen so far.
+    pub fn resource_reads(&self) -> usize {
+        self.state.recorded().resource_reads
+    }
+
+    /// The Account resource of the fake's account (it holds the auth token, as Twilio's does).
+    pub fn account_url(&self) -> String {
+        format!("{}/{API_VERSION}/Accounts/{}.json", self.base_url, self.state.account_sid)
     }
 
     fn media_url(&self, message_sid: &str, media_sid: &str) -> String {
@@ -341,6 +355,7 @@ async fn create_message(
 /// newest first, filtered by `To` and `From` as Twilio does.
 #[handler]
 async fn list_messages(Path(account): Path<String>, request: &Request, Data(state): Data<&Arc<FakeState>>) -> Response {
+    state.recorded().resource_reads += 1;
     if !state.is_authorized(request, &account) {
         return unauthenticated();
     }
@@ -362,6 +377,31 @@ async fn list_messages(Path(account): Path<String>, request: &Request, Data(stat
         .collect();
     let page = json!({ "messages": messages, "page": 0, "page_size": 50, "next_page_uri": null });
     Response::builder().content_type("application/json").body(page.to_string())
+}
+
+/// `GET /2010-04-01/Accounts/{sid}.json`: the Account resource, which (as Twilio's does)
+/// carries the auth token; what a forged media URL must never let the fetcher read.
+#[handler]
+async fn fetch_account(
+    Path(account_json): Path<String>,
+    request: &Request,
+    Data(state): Data<&Arc<FakeState>>,
+) -> Response {
+    state.recorded().resource_reads += 1;
+    let Some(account) = account_json.strip_suffix(".json") else {
+        return twilio_error(404, 20404, "The requested resource was not found");
+    };
+    if !state.is_authorized(request, account) {
+        return unauthenticated();
+    }
+    let resource = json!({
+        "sid": account,
+        "auth_token": state.auth_token,
+        "friendly_name": "fake account",
+        "status": "active",
+        "type": "Full",
+    });
+    Response::builder().content_type("application/json").body(resource.to_string())
 }
 
 /// `GET …/Messages/{MM}/Media/{ME}`: Basic auth required, then `307` to the CDN.

@@ -159,6 +159,55 @@ async fn media_that_cannot_be_fetched_is_dead_lettered_and_the_user_told() {
     assert_eq!(app.count("memories").await, 0);
 }
 
+/// Links that are on Twilio's API host but name something other than one media item of
+/// our account: with our Basic auth they would read the auth token or other people's
+/// messages.
+fn other_twilio_resources(twilio: &FakeTwilio) -> Vec<String> {
+    let base = twilio.base_url();
+    let media = twilio.add_media(b"not fetched".to_vec(), "image/jpeg");
+    vec![
+        twilio.account_url(),
+        format!("{}?To=whatsapp:%2B4915112345678", twilio.messages_url()),
+        format!("{base}/2010-04-01/Accounts/ACfedcba9876543210fedcba9876543210/Recordings.json"),
+        format!("{media}?PageSize=1000"),
+        format!("{media}/../../../../{}.json", twilio.account_sid()),
+    ]
+}
+
+#[tokio::test]
+async fn a_link_to_another_twilio_resource_is_refused_before_any_request_and_the_user_told() {
+    let (app, twilio) = app_with_twilio().await;
+    let links = other_twilio_resources(&twilio);
+    for link in &links {
+        send_media(&app, ADA, "", &[(link.clone(), "image/jpeg")]).await;
+    }
+    let replies = wait_for_replies(&twilio, links.len()).await;
+    for reply in &replies {
+        assert!(
+            reply.starts_with("Sorry, I could not save your photo: its link is not a Twilio media link"),
+            "{replies:?}"
+        );
+    }
+    assert_eq!(twilio.resource_reads(), 0, "nothing but media is read with our credentials");
+    assert_eq!(twilio.media_requests().api, 0);
+    assert_eq!(app.count("memories").await, 0);
+    assert_eq!(app.count("media_assets").await, 0);
+    assert!(stored_files(&app).is_empty());
+}
+
+#[tokio::test]
+async fn the_api_refuses_a_media_url_that_names_another_twilio_resource() {
+    let (app, twilio) = app_with_twilio().await;
+    for link in other_twilio_resources(&twilio) {
+        let body = serde_json::json!({ "memory_type": "document", "media_url": link });
+        let problem = app.api_json(reqwest::Method::POST, "/memories?user_id=15551234567", Some(body), 400).await;
+        assert!(problem["detail"].as_str().unwrap().contains("Twilio media URL"), "{link}: {problem}");
+    }
+    assert_eq!(twilio.resource_reads(), 0);
+    assert_eq!(twilio.media_requests().api, 0);
+    assert_eq!(app.count("memories").await, 0);
+}
+
 /// Every file under the storage root, relative.
 fn stored_files(app: &TestApp) -> Vec<String> {
     fn walk(dir: &std::path::Path, root: &std::path::Path, out: &mut Vec<String>) {

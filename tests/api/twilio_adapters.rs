@@ -245,6 +245,28 @@ async fn a_media_url_on_another_host_is_refused_before_any_request() {
 }
 
 #[tokio::test]
+async fn credentials_fetch_nothing_but_a_media_item_of_our_own_account() {
+    let fake = fake_twilio::start().await;
+    let media = fake.add_media(bytes_of(100), "image/png");
+    let fetcher = fetcher(&fake);
+    for forged in [
+        fake.account_url(),
+        fake.messages_url(),
+        format!("{}?To=whatsapp:%2B4915112345678", fake.messages_url()),
+        format!("{}/2010-04-01/Accounts/ACfedcba9876543210fedcba9876543210/Recordings.json", fake.base_url()),
+        format!("{media}?PageSize=1000"),
+        format!("{media}.json"),
+    ] {
+        let error = fetcher.fetch(&forged).await.unwrap_err();
+        assert!(matches!(error, FetchError::Refused(_)), "{forged}: {error:?}");
+    }
+    assert_eq!(fake.resource_reads(), 0);
+    assert_eq!(fake.media_requests(), MediaRequests::default());
+    // The media item itself still arrives.
+    assert_eq!(fetcher.fetch(&media).await.unwrap().bytes, bytes_of(100));
+}
+
+#[tokio::test]
 async fn a_redirect_away_from_twilio_is_refused() {
     let fake = fake_twilio::start().await;
     let port = url::Url::parse(fake.base_url()).unwrap().port().unwrap();

@@ -122,7 +122,7 @@ impl std::fmt::Debug for TwilioMediaFetcher {
 impl MediaFetcher for TwilioMediaFetcher {
     #[tracing::instrument(skip_all, fields(media = media_label(url)))]
     async fn fetch(&self, url: &str) -> Result<FetchedMedia, FetchError> {
-        let url = check_media_url(url, &self.api_base)?;
+        let url = check_media_url(url, &self.api_base, &self.account_sid)?;
         match tokio::time::timeout(self.timeout, self.download(url)).await {
             Ok(result) => result,
             Err(_) => Err(FetchError::Retryable(format!("the download took longer than {:?}", self.timeout))),
@@ -137,9 +137,13 @@ fn media_label(url: &str) -> &str {
     last.get(..40).unwrap_or(last)
 }
 
-/// Accepts `raw` only on the API base's origin (scheme, host and port), without
-/// embedded credentials: the one place the account's token may be sent.
-fn check_media_url(raw: &str, api_base: &Url) -> Result<Url, FetchError> {
+/// Accepts `raw` only when it names one media item of our own account on the API base:
+/// `{base}/2010-04-01/Accounts/{our sid}/Messages/{MM|SM…}/Media/{ME…}`, with no query,
+/// fragment or credentials of its own. It is the one request that carries the account's
+/// Basic auth, and that auth opens every resource of the account (the Account resource
+/// holds the auth token, the Messages list other people's messages): anything but a
+/// media item is refused before a request is made.
+fn check_media_url(raw: &str, api_base: &Url, account_sid: &str) -> Result<Url, FetchError> {
     let url = Url::parse(raw).map_err(|e| FetchError::Refused(format!("not a URL ({e})")))?;
     if has_userinfo(&url) {
         return Err(FetchError::Refused("the URL carries credentials of its own".into()));
@@ -147,7 +151,43 @@ fn check_media_url(raw: &str, api_base: &Url) -> Result<Url, FetchError> {
     if !same_origin(&url, api_base) {
         return Err(FetchError::Refused(format!("{} is not the Twilio API host {}", origin(&url), origin(api_base))));
     }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(FetchError::Refused("a Twilio media URL has no query string or fragment".into()));
+    }
+    if !is_own_media_path(url.path(), api_base.path(), account_sid) {
+        return Err(FetchError::Refused(
+            "the URL is not a media item of this Twilio account (…/Accounts/AC…/Messages/MM…/Media/ME…)".into(),
+        ));
+    }
     Ok(url)
+}
+
+/// The API version every media URL Twilio sends is under.
+const TWILIO_API_VERSION: &str = "2010-04-01";
+
+/// Whether `path` (still percent-encoded, as the request will send it) is exactly
+/// `{base_path}/2010-04-01/Accounts/{account_sid}/Messages/{MM|SM sid}/Media/{ME sid}`.
+/// Segments are compared as sent: an encoded `%2F` or `..` is not a sid and fails.
+fn is_own_media_path(path: &str, base_path: &str, account_sid: &str) -> bool {
+    let base_path = base_path.trim_end_matches('/');
+    let Some(rest) = path.strip_prefix(base_path).and_then(|rest| rest.strip_prefix('/')) else {
+        return false;
+    };
+    let segments: Vec<&str> = rest.split('/').collect();
+    matches!(
+        segments.as_slice(),
+        [version, "Accounts", account, "Messages", message, "Media", media]
+            if *version == TWILIO_API_VERSION
+                && !account_sid.is_empty()
+                && *account == account_sid
+                && (is_sid(message, "MM") || is_sid(message, "SM"))
+                && is_sid(media, "ME")
+    )
+}
+
+/// A Twilio resource sid: its two-letter prefix and 32 hexadecimal digits.
+fn is_sid(segment: &str, prefix: &str) -> bool {
+    segment.strip_prefix(prefix).is_some_and(|hex| hex.len() == 32 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 /// Where a redirect may lead: `https` to Twilio's CDN or API host; plain `http` only to
@@ -263,31 +303,91 @@ mod tests {
     }
 
     const PRODUCTION: &str = "https://api.twilio.com";
+    const ACCOUNT: &str = "AC0123456789abcdef0123456789abcdef";
+    const OTHER_ACCOUNT: &str = "ACfedcba9876543210fedcba9876543210";
+    const MESSAGE: &str = "MM0123456789abcdef0123456789abcdef";
+    const MEDIA_SID: &str = "ME0123456789abcdef0123456789abcdef";
     const MEDIA: &str = "https://api.twilio.com/2010-04-01/Accounts/AC1/Messages/MM1/Media/ME1";
 
+    fn media_path(account: &str, message: &str, media: &str) -> String {
+        format!("/2010-04-01/Accounts/{account}/Messages/{message}/Media/{media}")
+    }
+
     #[test]
-    fn media_urls_on_the_api_host_are_accepted() {
-        assert!(check_media_url(MEDIA, &url(PRODUCTION)).is_ok());
-        assert!(check_media_url("https://api.twilio.com:443/x", &url(PRODUCTION)).is_ok());
-        assert!(check_media_url("http://127.0.0.1:4010/x", &url("http://127.0.0.1:4010/")).is_ok());
+    fn media_items_of_our_account_on_the_api_host_are_accepted() {
+        let path = media_path(ACCOUNT, MESSAGE, MEDIA_SID);
+        assert!(check_media_url(&format!("{PRODUCTION}{path}"), &url(PRODUCTION), ACCOUNT).is_ok());
+        assert!(check_media_url(&format!("https://api.twilio.com:443{path}"), &url(PRODUCTION), ACCOUNT).is_ok());
+        let sms = media_path(ACCOUNT, &MESSAGE.replacen("MM", "SM", 1), MEDIA_SID);
+        assert!(check_media_url(&format!("{PRODUCTION}{sms}"), &url(PRODUCTION), ACCOUNT).is_ok());
+        let loopback = url("http://127.0.0.1:4010/");
+        assert!(check_media_url(&format!("http://127.0.0.1:4010{path}"), &loopback, ACCOUNT).is_ok());
+        let prefixed = url("http://127.0.0.1:4010/twilio/");
+        assert!(check_media_url(&format!("http://127.0.0.1:4010/twilio{path}"), &prefixed, ACCOUNT).is_ok());
+    }
+
+    #[test]
+    fn other_twilio_resources_are_refused_before_any_request() {
+        let base = url(PRODUCTION);
+        let media = media_path(ACCOUNT, MESSAGE, MEDIA_SID);
+        for refused in [
+            format!("/2010-04-01/Accounts/{ACCOUNT}.json"),
+            format!("/2010-04-01/Accounts/{ACCOUNT}"),
+            format!("/2010-04-01/Accounts/{ACCOUNT}/Messages.json"),
+            format!("/2010-04-01/Accounts/{ACCOUNT}/Messages/{MESSAGE}.json"),
+            format!("/2010-04-01/Accounts/{ACCOUNT}/Messages/{MESSAGE}/Media.json"),
+            format!("/2010-04-01/Accounts/{ACCOUNT}/Messages/{MESSAGE}/Media/{MEDIA_SID}.json"),
+            format!("/2010-04-01/Accounts/{ACCOUNT}/Recordings.json"),
+            format!("/2010-04-01/Accounts/{OTHER_ACCOUNT}/Recordings.json"),
+            media_path(OTHER_ACCOUNT, MESSAGE, MEDIA_SID),
+            media_path(ACCOUNT, "MM1", MEDIA_SID),
+            media_path(ACCOUNT, MESSAGE, "ME1"),
+            media_path(ACCOUNT, &MESSAGE.replacen("MM", "RE", 1), MEDIA_SID),
+            media_path(ACCOUNT, MESSAGE, &MEDIA_SID.replacen("ME", "MM", 1)),
+            media_path(ACCOUNT, MESSAGE, &MEDIA_SID.replacen('0', "g", 1)),
+            media_path(&ACCOUNT.to_lowercase(), MESSAGE, MEDIA_SID),
+            media.replace("2010-04-01", "2008-08-01"),
+            format!("{media}/"),
+            format!("{media}/x"),
+            format!("/x{media}"),
+            format!("/2010-04-01/Accounts/{ACCOUNT}/Messages/{MESSAGE}/Media/..%2F..%2F..%2FAccounts.json"),
+            format!("/2010-04-01/Accounts/{ACCOUNT}/Messages/{MESSAGE}/Media/%2e%2e"),
+            format!("{media}?PageSize=1000"),
+            format!("{media}?"),
+            format!("{media}#x"),
+            format!("/2010-04-01/Accounts/{ACCOUNT}/Messages.json?To=whatsapp:+15551234567"),
+            "/".to_string(),
+            String::new(),
+        ] {
+            let raw = format!("{PRODUCTION}{refused}");
+            assert!(matches!(check_media_url(&raw, &base, ACCOUNT), Err(FetchError::Refused(_))), "{raw} was accepted");
+        }
+        // An account sid that is not configured never matches an empty path segment.
+        let empty_account = format!("{PRODUCTION}/2010-04-01/Accounts//Messages/{MESSAGE}/Media/{MEDIA_SID}");
+        assert!(check_media_url(&empty_account, &base, "").is_err());
     }
 
     #[test]
     fn media_urls_anywhere_else_are_refused() {
         let base = url(PRODUCTION);
+        let path = media_path(ACCOUNT, MESSAGE, MEDIA_SID);
         for refused in [
-            "https://evil.example/2010-04-01/Accounts/AC1/Messages/MM1/Media/ME1",
-            "http://api.twilio.com/2010-04-01/Accounts/AC1/Messages/MM1/Media/ME1",
-            "https://api.twilio.com:8443/x",
-            "https://api.twilio.com.evil.example/x",
-            "https://user:pass@api.twilio.com/x",
-            "http://169.254.169.254/latest/meta-data",
-            "file:///etc/passwd",
-            "not a url",
+            format!("https://evil.example{path}"),
+            format!("http://api.twilio.com{path}"),
+            format!("https://api.twilio.com:8443{path}"),
+            format!("https://api.twilio.com.evil.example{path}"),
+            format!("https://user:pass@api.twilio.com{path}"),
+            "http://169.254.169.254/latest/meta-data".to_string(),
+            "file:///etc/passwd".to_string(),
+            "not a url".to_string(),
         ] {
-            assert!(matches!(check_media_url(refused, &base), Err(FetchError::Refused(_))), "{refused} was accepted");
+            assert!(
+                matches!(check_media_url(&refused, &base, ACCOUNT), Err(FetchError::Refused(_))),
+                "{refused} was accepted"
+            );
         }
-        assert!(check_media_url("http://127.0.0.2:4010/x", &url("http://127.0.0.1:4010")).is_err());
+        let loopback = url("http://127.0.0.1:4010");
+        assert!(check_media_url(&format!("http://127.0.0.2:4010{path}"), &loopback, ACCOUNT).is_err());
     }
 
     #[test]

@@ -62,8 +62,9 @@ lint: ## formatting and clippy, as CI checks them
 	cargo fmt --all -- --check
 	cargo clippy --all-targets -- -D warnings
 
-migrate: ## apply pending migrations to DATABASE_URL
+migrate: ## apply pending migrations to DATABASE_URL, then recompute image hashes an older hash function made
 	cargo run --release --bin whatsapp-memory -- migrate
+	cargo run --release --bin whatsapp-memory -- reindex --hashes
 
 openapi: ## regenerate the checked-in OpenAPI document
 	mkdir -p openapi

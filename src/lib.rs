@@ -39,6 +39,7 @@ use app::mem0::{Mem0DeleteHandler, Mem0IndexHandler, MEM0_DELETE_JOB_KIND, MEM0_
 use app::memories::MemoryService;
 use app::notify::{SendJobHandler, SEND_JOB_KIND};
 use app::outbox::Outbox;
+use app::rehash::{ImageRehasher, RehashReport};
 use app::search::MemorySearch;
 use app::semantic::{EmbeddingIndexer, SemanticIndex, SemanticSettings};
 use app::voice::{TranscribeJobHandler, TRANSCRIBE_JOB_KIND};
@@ -155,6 +156,35 @@ pub async fn reindex(config: &Config) -> anyhow::Result<u64> {
     Ok(queued)
 }
 
+/// Recomputes, from the kept files, every image hash an earlier hash function made (see
+/// `app::rehash`); returns what it did. Runs here and now, beside a server or not.
+///
+/// # Errors
+/// When the database cannot be opened or fails.
+pub async fn rehash_images(config: &Config) -> anyhow::Result<RehashReport> {
+    let database = Database::open(&config.database_url, true).await?;
+    let files: Arc<dyn MediaFiles> = Arc::new(MediaStorage::new(config.storage_dir.clone()));
+    let rehasher = ImageRehasher::new(database.repository, database.reads, files, Arc::new(ContentInspector));
+    Ok(rehasher.run_until_empty().await?)
+}
+
+/// The server's drain of the re-hash queue: the images a migration queued are re-hashed
+/// while the server serves (until then a near duplicate of one may be missed).
+async fn rehash_in_background(rehasher: ImageRehasher) {
+    match rehasher.run_until_empty().await {
+        Ok(RehashReport { rehashed: 0, skipped: 0 }) => {}
+        Ok(report) => tracing::info!(
+            rehashed = report.rehashed,
+            skipped = report.skipped,
+            "image hashes recomputed with the current hash function"
+        ),
+        Err(error) => tracing::warn!(
+            %error,
+            "recomputing image hashes stopped; the rest are done at the next start or by `reindex --hashes`"
+        ),
+    }
+}
+
 /// Longest one Mem0 call may take (adds and deletes, in jobs; searches have their own
 /// shorter bound, `MEM0_SEARCH_TIMEOUT_MS`).
 const MEM0_TIMEOUT: Duration = Duration::from_secs(30);
@@ -216,6 +246,8 @@ pub struct Background {
     jobs: JobRunner,
     /// Embeds queued memories (semantic search on and its model loaded).
     indexer: Option<EmbeddingIndexer>,
+    /// Recomputes the image hashes an earlier hash function made (a no-op once done).
+    rehasher: ImageRehasher,
 }
 
 /// Connects the database (migrating it), and wires every adapter to its port.
@@ -282,6 +314,7 @@ pub async fn build_state(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Resu
         }
     };
     let inspector: Arc<dyn MediaInspector> = Arc::new(ContentInspector);
+    let (rehash_reads, rehash_files, rehash_inspector) = (reads.clone(), files.clone(), inspector.clone());
     let max_audio_seconds = config.voice.max_seconds as f64;
     let keeper = MediaKeeper::new(fetcher, files.clone(), inspector.clone()).with_max_audio_seconds(max_audio_seconds);
     let transcriber = transcriber(config)?;
@@ -348,7 +381,8 @@ pub async fn build_state(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Resu
             .handle(MEM0_DELETE_JOB_KIND, deleter.clone())
             .handle(MEM0_ERASE_JOB_KIND, deleter);
     }
-    let background = Background { jobs, indexer };
+    let rehasher = ImageRehasher::new(repository.clone(), rehash_reads, rehash_files, rehash_inspector);
+    let background = Background { jobs, indexer, rehasher };
     Ok((Arc::new(AppState { ingest, memories, repository, webhook, api_keys, clock, activity }), background))
 }
 
@@ -424,6 +458,7 @@ impl Application {
         let (stop_workers, stopping) = tokio::sync::watch::channel(false);
         let indexer = self.background.indexer.map(|indexer| indexer.start(stopping.clone()));
         let workers = self.background.jobs.start(stopping);
+        tokio::spawn(rehash_in_background(self.background.rehasher));
         let shutdown = async move {
             shutdown.await;
             // Stop claiming jobs at once; jobs in hand finish below.

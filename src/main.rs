@@ -23,7 +23,12 @@ enum Command {
     Migrate,
     /// Queue the embedding of every memory that has none yet (saved before semantic
     /// search was on, or by another model); a running server's workers do the work.
-    Reindex,
+    Reindex {
+        /// Instead: recompute, here and now, the perceptual hashes of stored images that
+        /// an earlier hash function made (`make migrate` runs this after migrating).
+        #[arg(long)]
+        hashes: bool,
+    },
     /// Print the OpenAPI document.
     Openapi {
         /// json or yaml.
@@ -57,7 +62,7 @@ async fn main() {
     // The service logs what it does; the one-shot commands only what went wrong.
     // whisper.cpp describes every tensor of the model it loads: only its warnings show.
     let default_filter = match cli.command {
-        None | Some(Command::Serve) | Some(Command::Migrate) | Some(Command::Reindex) => "info,whisper_rs=warn",
+        None | Some(Command::Serve) | Some(Command::Migrate) | Some(Command::Reindex { .. }) => "info,whisper_rs=warn",
         Some(_) => "warn",
     };
     tracing_subscriber::fmt()
@@ -84,7 +89,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             eprintln!("database is up to date");
             Ok(())
         }
-        Command::Reindex => {
+        Command::Reindex { hashes: true } => {
+            let report = whatsapp_memory::rehash_images(&config).await?;
+            eprintln!(
+                "recomputed the hashes of {} images ({} kept their hash: file missing or unreadable)",
+                report.rehashed, report.skipped
+            );
+            Ok(())
+        }
+        Command::Reindex { hashes: false } => {
             let queued = whatsapp_memory::reindex(&config).await?;
             eprintln!("queued {queued} memories for embedding; the server's workers embed them");
             Ok(())

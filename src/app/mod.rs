@@ -8,6 +8,7 @@ pub mod mem0;
 pub mod memories;
 pub mod notify;
 pub mod outbox;
+pub mod rehash;
 pub mod search;
 pub mod semantic;
 pub mod voice;

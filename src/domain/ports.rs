@@ -10,6 +10,7 @@ use super::model::{
     Analytics, InboundMessage, Interaction, InteractionId, Job, JobId, MediaAsset, MediaAssetId, Memory, MemoryId,
     MemoryKind, MemoryPage, MemoryRecord, Page, PageCursor, User, UserData, UserId, UserRecord,
 };
+use super::perceptual::ImageHash;
 use super::time_range::TimeRange;
 use std::time::Duration;
 
@@ -373,6 +374,14 @@ pub trait UnitOfWork: Send {
         outcome: &str,
     ) -> Result<(), RepositoryError>;
 
+    /// Replaces an image's perceptual hash (and its bands) with `hash` and takes it off the
+    /// re-hash queue: a hash made by an earlier hash function, recomputed from the file.
+    async fn store_rehashed_image(&mut self, media: MediaAssetId, hash: ImageHash) -> Result<(), RepositoryError>;
+
+    /// Takes an image off the re-hash queue without a new hash (its file is gone or no
+    /// longer decodes): it keeps the hash it has.
+    async fn drop_image_rehash(&mut self, media: MediaAssetId) -> Result<(), RepositoryError>;
+
     /// Records a message sent (or refused) through the REST API.
     async fn record_delivery(&mut self, delivery: Delivery) -> Result<(), RepositoryError>;
 
@@ -580,6 +589,10 @@ pub trait ReadModel: Send + Sync {
     /// The sequence number of the user's latest embedding by `model` (0 when none): a
     /// cache that has loaded up to it is current.
     async fn latest_embedding_seq(&self, user: UserId, model: &str) -> Result<i64, RepositoryError>;
+
+    /// The first `limit` images whose perceptual hash an earlier hash function made,
+    /// oldest first: what the re-hash recomputes.
+    async fn image_rehash_queue(&self, limit: u32) -> Result<Vec<MediaAssetId>, RepositoryError>;
 
     /// The first `limit` memories waiting for an embedding, oldest first.
     async fn embedding_queue(&self, limit: u32) -> Result<Vec<MemoryId>, RepositoryError>;
@@ -814,7 +827,7 @@ pub trait MediaFiles: Send + Sync {
 pub struct ImageFacts {
     pub width: u32,
     pub height: u32,
-    pub hash: crate::domain::perceptual::ImageHash,
+    pub hash: ImageHash,
 }
 
 /// Reads media bytes: what they really are, and an image's size and perceptual hash.

@@ -4,6 +4,9 @@
 
 use std::io::Cursor;
 
+use sea_orm::ConnectionTrait;
+use whatsapp_memory::domain::perceptual::{bands, hamming, ImageHash};
+
 use crate::fake_twilio::{self, FakeTwilio};
 use crate::helpers::*;
 
@@ -108,6 +111,141 @@ async fn the_same_photo_again_is_already_saved_and_a_resized_copy_is_a_near_dupl
     assert_eq!(app.count("media_assets").await, 1);
     assert_eq!(app.scalar("SELECT count(*) FROM interaction_media").await, 3, "every interaction links its asset");
     assert_eq!(app.scalar("SELECT count(*) FROM interactions WHERE direction = 'inbound'").await, 3);
+}
+
+/// A faint checkerboard (grey 100 and 101 in squares of an eighth of the side) as PNG: the
+/// hand-written hash and `image_hasher`'s read it 32 bits apart (one compared each cell
+/// with the exact mean, 100.5; the other compares with the mean rounded down, 100), so a
+/// copy of it saved before the change is only recognised once its hash is recomputed.
+fn faint_checkerboard(side: u32) -> Vec<u8> {
+    let square = side / 8;
+    let image =
+        image::GrayImage::from_fn(side, side, |x, y| image::Luma([100 + ((x / square + y / square) % 2) as u8]));
+    let mut png = Cursor::new(Vec::new());
+    image.write_to(&mut png, image::ImageFormat::Png).unwrap();
+    png.into_inner()
+}
+
+/// The hash the hand-written aHash gave before `image_hasher` (kept here as the record of
+/// what databases hold): grey, 8 x 8 with a triangle filter, bit `i` set when cell `i`
+/// (row-major from the top left) is above the exact mean.
+fn hand_written_hash(bytes: &[u8]) -> u64 {
+    let gray = image::load_from_memory(bytes).unwrap().to_luma8();
+    let small = image::imageops::resize(&gray, 8, 8, image::imageops::FilterType::Triangle);
+    let sum: u64 = small.pixels().map(|p| u64::from(p.0[0])).sum();
+    small.pixels().enumerate().filter(|(_, p)| u64::from(p.0[0]) * 64 > sum).fold(0, |bits, (i, _)| bits | 1 << i)
+}
+
+/// Puts Ada's one image back as a database from before the hash change holds it: the
+/// hand-written function's hash and bands, queued for re-hashing by the migration.
+async fn as_hashed_before_the_change(app: &TestApp, bytes: &[u8]) {
+    let legacy = ImageHash(hand_written_hash(bytes));
+    let stored = ImageHash::from_i64(app.scalar("SELECT ahash FROM media_assets").await);
+    assert!(hamming(legacy, stored) > 5, "the two functions disagree on this picture: {legacy} vs {stored}");
+    let b = bands(legacy);
+    let sql = format!(
+        "UPDATE media_assets SET ahash = {}, band0 = {}, band1 = {}, band2 = {}, band3 = {}, band4 = {}, band5 = {}",
+        legacy.to_i64(),
+        b[0],
+        b[1],
+        b[2],
+        b[3],
+        b[4],
+        b[5]
+    );
+    app.db.execute_unprepared(&sql).await.unwrap();
+    app.db.execute_unprepared("INSERT INTO image_rehash_queue (media_id) SELECT id FROM media_assets").await.unwrap();
+}
+
+#[tokio::test]
+async fn the_migration_to_image_hasher_queues_every_image_hashed_before_it() {
+    use migration::MigratorTrait;
+    let dir = tempfile::tempdir().unwrap();
+    let db = sea_orm::Database::connect(&fresh_database_url(&dir).await).await.unwrap();
+    // The schema as it was before: six migrations.
+    migration::Migrator::up(&db, Some(6)).await.unwrap();
+    let now = "'2026-11-26 12:00:00+00:00'";
+    for sql in [
+        format!("INSERT INTO users (wa_id, phone_number, created_at, updated_at) VALUES ('1', '+1', {now}, {now})"),
+        format!(
+            "INSERT INTO media_assets (user_id, sha256, ahash, local_path, content_type, size_bytes, created_at) \
+             VALUES (1, 'a', 7, 'a.jpg', 'image/jpeg', 1, {now}), (1, 'b', NULL, 'b.ogg', 'audio/ogg', 1, {now}), \
+             (1, 'c', -3, 'c.png', 'image/png', 1, {now})"
+        ),
+    ] {
+        db.execute_unprepared(&sql).await.unwrap();
+    }
+    migration::Migrator::up(&db, None).await.unwrap();
+    let queued = db
+        .query_all_raw(sea_orm::Statement::from_string(
+            db.get_database_backend(),
+            "SELECT m.sha256 FROM image_rehash_queue q JOIN media_assets m ON m.id = q.media_id ORDER BY m.sha256",
+        ))
+        .await
+        .unwrap();
+    let queued: Vec<String> = queued.iter().map(|row| row.try_get("", "sha256").unwrap()).collect();
+    assert_eq!(queued, ["a", "c"], "every image, and only images");
+}
+
+#[tokio::test]
+async fn a_photo_hashed_before_the_hash_function_changed_is_recognised_after_reindex_hashes() {
+    let (app, twilio) = app_with_twilio().await;
+    let original = faint_checkerboard(400);
+    send_media(&app, ADA, "", &[(twilio.add_media(original.clone(), "image/png"), "image/png")]).await;
+    wait_for_replies(&twilio, 1).await;
+    as_hashed_before_the_change(&app, &original).await;
+
+    let config = whatsapp_memory::config::Config::from_lookup(|k| match k {
+        "DATABASE_URL" => Some(app.database_url.clone()),
+        "STORAGE_DIR" => Some(app.storage_dir.display().to_string()),
+        _ => None,
+    })
+    .unwrap();
+    let report = whatsapp_memory::rehash_images(&config).await.unwrap();
+    assert_eq!((report.rehashed, report.skipped), (1, 0));
+    assert_eq!(app.count("image_rehash_queue").await, 0);
+    let again = whatsapp_memory::rehash_images(&config).await.unwrap();
+    assert_eq!((again.rehashed, again.skipped), (0, 0), "nothing left to do");
+
+    // A smaller copy (other bytes, same picture) is the photo she already has.
+    send_media(&app, ADA, "", &[(twilio.add_media(faint_checkerboard(200), "image/png"), "image/png")]).await;
+    let replies = wait_for_replies(&twilio, 2).await;
+    assert!(replies[1].starts_with("This photo is already saved ✅ (a near-identical copy"), "{replies:?}");
+    assert_eq!(app.count("memories").await, 1);
+}
+
+#[tokio::test]
+async fn a_server_recomputes_the_hashes_an_older_function_made_when_it_starts() {
+    let (app, twilio) = app_with_twilio().await;
+    let original = faint_checkerboard(400);
+    send_media(&app, ADA, "", &[(twilio.add_media(original.clone(), "image/png"), "image/png")]).await;
+    wait_for_replies(&twilio, 1).await;
+    let current = app.scalar("SELECT ahash FROM media_assets").await;
+    as_hashed_before_the_change(&app, &original).await;
+    // One more image whose file is gone: it keeps its hash and leaves the queue.
+    app.db
+        .execute_unprepared(
+            "INSERT INTO media_assets (user_id, sha256, ahash, local_path, content_type, size_bytes, created_at) \
+             SELECT user_id, 'gone', 1, 'images/gone.png', content_type, 1, created_at FROM media_assets",
+        )
+        .await
+        .unwrap();
+    app.db
+        .execute_unprepared(
+            "INSERT INTO image_rehash_queue (media_id) SELECT id FROM media_assets WHERE sha256 = 'gone'",
+        )
+        .await
+        .unwrap();
+
+    let (database, storage) = (app.database_url.clone(), app.storage_dir.display().to_string());
+    let _restarted = spawn_app_with(move |vars| {
+        vars.insert("DATABASE_URL".into(), database);
+        vars.insert("STORAGE_DIR".into(), storage);
+    })
+    .await;
+    eventually("the queue drained", || async { app.count("image_rehash_queue").await == 0 }).await;
+    assert_eq!(app.scalar("SELECT ahash FROM media_assets WHERE sha256 <> 'gone'").await, current);
+    assert_eq!(app.scalar("SELECT ahash FROM media_assets WHERE sha256 = 'gone'").await, 1);
 }
 
 #[tokio::test]

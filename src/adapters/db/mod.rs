@@ -19,6 +19,14 @@ pub use postgres::PostgresRepository;
 pub use reads::PoolReads;
 pub use sqlite::{SqliteReaders, SqliteRepository};
 
+/// Replaces an image's perceptual hash and its six bands (`$1` the hash, `$2`..`$7` the
+/// bands, `$8` the asset), written once for both engines (SQLite numbers them `?n`).
+const REHASHED_IMAGE_UPDATE: &str = "UPDATE media_assets SET ahash = $1, band0 = $2, band1 = $3, band2 = $4, \
+     band3 = $5, band4 = $6, band5 = $7 WHERE id = $8";
+
+/// Takes an image off the re-hash queue (`$1` the asset).
+const IMAGE_REHASH_DEQUEUE: &str = "DELETE FROM image_rehash_queue WHERE media_id = $1";
+
 /// Read connections for search on SQLite: one per core is enough to keep both busy.
 const SQLITE_READERS: usize = 4;
 

@@ -16,6 +16,7 @@ use crate::domain::model::{
     InboundMessage, InteractionId, Job, JobId, MediaAsset, MediaAssetId, Memory, MemoryId, MemoryKind, MemoryPage,
     User, UserId,
 };
+use crate::domain::perceptual::{bands, ImageHash};
 use crate::domain::ports::{
     Delivery, ImageHashCandidate, InboundInsert, JobSettlement, Mem0Copies, Mem0IndexChange, NewJob, NewMediaAsset,
     NewMemory, Repository, RepositoryError, UnitOfWork, Work,
@@ -612,6 +613,18 @@ impl UnitOfWork for PostgresTransaction {
             vec![model.into()],
         )
         .await
+    }
+
+    async fn store_rehashed_image(&mut self, media: MediaAssetId, hash: ImageHash) -> Result<(), RepositoryError> {
+        let mut values: Vec<Value> = vec![hash.to_i64().into()];
+        values.extend(bands(hash).map(Value::from));
+        values.push(media.0.into());
+        self.execute(super::REHASHED_IMAGE_UPDATE, values).await?;
+        self.drop_image_rehash(media).await
+    }
+
+    async fn drop_image_rehash(&mut self, media: MediaAssetId) -> Result<(), RepositoryError> {
+        self.execute(super::IMAGE_REHASH_DEQUEUE, vec![media.0.into()]).await.map(drop)
     }
 
     async fn dequeue_embeddings(&mut self, memories: &[MemoryId]) -> Result<(), RepositoryError> {

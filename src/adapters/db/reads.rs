@@ -541,6 +541,12 @@ impl ReadModel for PoolReads {
         rows.first().map_or(Ok(0), |row| row.try_get::<i64>("", "latest").map_err(map_db_err))
     }
 
+    async fn image_rehash_queue(&self, limit: u32) -> Result<Vec<MediaAssetId>, RepositoryError> {
+        let sql = numbered(&self.pool, "SELECT media_id FROM image_rehash_queue ORDER BY media_id LIMIT $1");
+        let rows = raw_rows(&self.pool, &sql, vec![i64::from(limit).into()]).await?;
+        rows.iter().map(|row| row.try_get::<i64>("", "media_id").map(MediaAssetId).map_err(map_db_err)).collect()
+    }
+
     async fn embedding_queue(&self, limit: u32) -> Result<Vec<MemoryId>, RepositoryError> {
         let sql = numbered(&self.pool, "SELECT memory_id FROM embed_queue ORDER BY memory_id LIMIT $1");
         let rows = raw_rows(&self.pool, &sql, vec![i64::from(limit).into()]).await?;

@@ -20,6 +20,7 @@ use crate::domain::model::{
     InboundMessage, InteractionId, Job, JobId, MediaAsset, MediaAssetId, Memory, MemoryId, MemoryKind, MemoryPage,
     User, UserId,
 };
+use crate::domain::perceptual::{bands, ImageHash};
 use crate::domain::ports::{
     Delivery, ImageHashCandidate, InboundInsert, JobSettlement, Mem0Copies, Mem0IndexChange, NewJob, NewMediaAsset,
     NewMemory, Repository, RepositoryError, UnitOfWork, Work,
@@ -766,6 +767,23 @@ impl UnitOfWork for SqliteTransaction<'_> {
             )
             .and_then(|mut s| s.execute(params![model]))
             .map(|added| added as u64)
+            .map_err(map_sqlite_err)
+    }
+
+    async fn store_rehashed_image(&mut self, media: MediaAssetId, hash: ImageHash) -> Result<(), RepositoryError> {
+        let b = bands(hash);
+        self.connection
+            .prepare_cached(&super::REHASHED_IMAGE_UPDATE.replace('$', "?"))
+            .and_then(|mut s| s.execute(params![hash.to_i64(), b[0], b[1], b[2], b[3], b[4], b[5], media.0]))
+            .map_err(map_sqlite_err)?;
+        self.drop_image_rehash(media).await
+    }
+
+    async fn drop_image_rehash(&mut self, media: MediaAssetId) -> Result<(), RepositoryError> {
+        self.connection
+            .prepare_cached(&super::IMAGE_REHASH_DEQUEUE.replace('$', "?"))
+            .and_then(|mut s| s.execute(params![media.0]))
+            .map(drop)
             .map_err(map_sqlite_err)
     }
 

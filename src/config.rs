@@ -368,6 +368,62 @@ pub fn is_e164(number: &str) -> bool {
 mod tests {
     use super::*;
 
+    /// Variables the service reads outside [`Config`] (the logger's filter), documented
+    /// beside the others.
+    const READ_ELSEWHERE: [&str; 1] = ["RUST_LOG"];
+
+    /// The variables named in the first column of the README's "Configuration" table.
+    fn readme_variables() -> std::collections::BTreeSet<String> {
+        let readme = include_str!("../README.md");
+        let section = readme.split("\n## Configuration").nth(1).expect("the README has a Configuration section");
+        let section = section.split("\n## ").next().unwrap_or_default();
+        section
+            .lines()
+            .filter_map(|line| line.strip_prefix("| `"))
+            .filter_map(|rest| rest.split('`').next())
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// The variables `.env.example` sets or shows commented out.
+    fn env_example_variables() -> std::collections::BTreeSet<String> {
+        include_str!("../.env.example")
+            .lines()
+            .filter_map(|line| line.trim_start_matches('#').split_once('='))
+            .map(|(name, _)| name)
+            .filter(|name| {
+                !name.is_empty() && name.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+            })
+            .map(str::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn the_readme_table_the_env_example_and_the_variables_read_agree() {
+        let asked = std::sync::Mutex::new(std::collections::BTreeSet::new());
+        let _ = Config::from_lookup(|name| {
+            asked.lock().unwrap().insert(name.to_string());
+            None
+        });
+        let mut read = asked.into_inner().unwrap();
+        read.extend(READ_ELSEWHERE.map(str::to_string));
+        let readme = readme_variables();
+        assert_eq!(readme, read, "the README's table (left) and the variables the service reads (right) differ");
+        assert_eq!(
+            env_example_variables(),
+            read,
+            ".env.example (left) and the variables the service reads (right) differ"
+        );
+    }
+
+    #[test]
+    fn the_agreement_check_sees_a_missing_variable() {
+        // The parsers really find names: a table or file without one would be caught.
+        assert!(readme_variables().contains("DATABASE_URL"));
+        assert!(env_example_variables().contains("DATABASE_URL"));
+        assert!(readme_variables().len() >= 30);
+    }
+
     fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
         let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         Config::from_lookup(|k| map.get(k).cloned())

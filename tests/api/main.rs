@@ -3,6 +3,7 @@
 //! when `TEST_DATABASE_URL` names a server.
 
 mod commands;
+mod deploy;
 mod fake_mem0;
 mod fake_openai;
 mod fake_twilio;

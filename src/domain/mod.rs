@@ -10,4 +10,5 @@ pub mod perceptual;
 pub mod ports;
 pub mod query;
 pub mod reply;
+pub mod text;
 pub mod time_range;

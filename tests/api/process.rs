@@ -151,3 +151,41 @@ async fn two_serve_processes_on_postgresql_share_one_queue() {
     assert!(replies.values().all(|&n| n == 1), "a job ran twice: {replies:?}");
     assert_eq!(twilio.sent().len(), 60);
 }
+
+/// Before the migration lock, one of two processes migrating a fresh database together
+/// died with "table users already exists" (SQLite) or a duplicate `pg_type` key.
+#[tokio::test]
+async fn several_processes_migrating_a_fresh_database_at_once_all_succeed() {
+    let dir = tempfile::tempdir().unwrap();
+    let database_url = fresh_database_url(&dir).await;
+    let migrators: Vec<_> = (0..6)
+        .map(|_| {
+            Command::new(env!("CARGO_BIN_EXE_whatsapp-memory"))
+                .arg("migrate")
+                .env_clear()
+                .env("PATH", std::env::var("PATH").unwrap_or_default())
+                .env("DATABASE_URL", &database_url)
+                .env("RUST_LOG", "warn")
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("the binary starts")
+        })
+        .collect();
+    for migrator in migrators {
+        let output = migrator.wait_with_output().unwrap();
+        assert!(output.status.success(), "a migrator failed: {}", String::from_utf8_lossy(&output.stderr));
+    }
+    let db = sea_orm::Database::connect(&database_url).await.unwrap();
+    let row = sea_orm::ConnectionTrait::query_one_raw(
+        &db,
+        sea_orm::Statement::from_string(db.get_database_backend(), "SELECT count(*) FROM seaql_migrations"),
+    )
+    .await
+    .unwrap()
+    .expect("one row");
+    assert_eq!(
+        row.try_get_by_index::<i64>(0).unwrap(),
+        <migration::Migrator as migration::MigratorTrait>::migrations().len() as i64
+    );
+}

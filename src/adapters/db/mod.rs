@@ -3,6 +3,7 @@
 
 pub mod entities;
 mod local_store;
+pub mod migration_lock;
 mod postgres;
 mod reads;
 mod sqlite;
@@ -15,6 +16,7 @@ use sea_orm::{ConnectOptions, DatabaseConnection, DbErr};
 
 use crate::domain::ports::{JobPriority, MemoryStore, ReadModel, Repository, RepositoryError};
 pub use local_store::LocalStore;
+use migration_lock::MigrationLock;
 pub use postgres::PostgresRepository;
 pub use reads::PoolReads;
 pub use sqlite::{SqliteReaders, SqliteRepository};
@@ -53,11 +55,16 @@ impl Database {
                 std::fs::create_dir_all(parent)
                     .map_err(|e| anyhow::anyhow!("cannot create the database folder {}: {e}", parent.display()))?;
             }
+            // Processes starting together take turns: the first creates the file, sets WAL
+            // and migrates; the others find it done.
+            let lock = if migrate { Some(MigrationLock::sqlite(&path).await?) } else { None };
             // WAL is a property of the file: set it before any pool connects.
             sqlite::prepare_file(&path)?;
             let pool = connect_pool(url, 4).await?;
-            if migrate {
-                run_migrations(&pool).await?;
+            if let Some(lock) = lock {
+                let migrated = run_migrations(&pool).await;
+                lock.release().await;
+                migrated?;
             }
             let repository = Arc::new(SqliteRepository::open(&path, pool.clone())?);
             let memory_store = Arc::new(LocalStore::Sqlite(SqliteReaders::new(&path, SQLITE_READERS)));
@@ -65,7 +72,11 @@ impl Database {
         } else {
             let pool = connect_pool(url, 16).await?;
             if migrate {
-                run_migrations(&pool).await?;
+                // Processes starting together take turns; the lock has a connection of its own.
+                let lock = MigrationLock::postgres(connect_pool(url, 1).await?).await?;
+                let migrated = run_migrations(&pool).await;
+                lock.release().await;
+                migrated?;
             }
             let repository = Arc::new(PostgresRepository::new(pool.clone()));
             Ok(Self {

@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 
 use crate::config::is_e164;
 use crate::domain::model::{InboundMessage, MediaItem, MessageSid, SharedLocation};
+use crate::domain::text::{clean_text, is_unwanted_control};
 
 /// The largest `Body` accepted (WhatsApp itself allows far less).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -31,7 +32,20 @@ fn is_message_sid(sid: &str) -> bool {
         && sid[2..].bytes().all(|b| b.is_ascii_hexdigit())
 }
 
-/// Parses a webhook's parameters (in the order received, repeats allowed).
+/// The parameters with control characters other than newline and tab taken out of
+/// every name and value (see [`crate::domain::text`]); borrowed when there are none.
+/// The signature is checked over the parameters as received, before this.
+fn without_control_characters(params: &[(String, String)]) -> std::borrow::Cow<'_, [(String, String)]> {
+    let has_control = |s: &String| s.chars().any(is_unwanted_control);
+    if !params.iter().any(|(k, v)| has_control(k) || has_control(v)) {
+        return std::borrow::Cow::Borrowed(params);
+    }
+    params.iter().map(|(k, v)| (clean_text(k).into_owned(), clean_text(v).into_owned())).collect()
+}
+
+/// Parses a webhook's parameters (in the order received, repeats allowed). Control
+/// characters other than newline and tab are dropped from every field first, so a `Body`
+/// or `ProfileName` carrying U+0000 is stored alike on SQLite and PostgreSQL.
 ///
 /// # Errors
 /// [`FormError`] naming the first missing or invalid field.
@@ -39,6 +53,7 @@ pub fn parse_inbound_form(
     params: &[(String, String)],
     received_at: DateTime<Utc>,
 ) -> Result<InboundMessage, FormError> {
+    let params = &*without_control_characters(params);
     let field = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
     let non_empty = |name: &str| field(name).map(str::trim).filter(|v| !v.is_empty());
 
@@ -238,5 +253,14 @@ mod tests {
         let m = parse(&[("ChannelMetadata", "{\"x\":1}"), ("ReferralNumMedia", "0")]).unwrap();
         assert_eq!(m.raw_form["ChannelMetadata"][0], "{\"x\":1}");
         assert_eq!(m.raw_form["ReferralNumMedia"][0], "0");
+    }
+
+    #[test]
+    fn control_characters_are_dropped_from_every_field_and_the_raw_form() {
+        let m = parse(&[("Body", "buy\u{0} milk\r\n"), ("ProfileName", "A\u{0}da\u{7}"), ("Label", "x")]).unwrap();
+        assert_eq!(m.body, "buy milk\n");
+        assert_eq!(m.profile_name.as_deref(), Some("Ada"));
+        assert_eq!(m.raw_form["Body"][0], "buy milk\n");
+        assert!(!m.raw_form.to_string().contains("\\u0000"));
     }
 }

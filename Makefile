@@ -31,9 +31,11 @@ test-postgres: whisper-model embed-model voice-test-tools ## the integration sui
 		echo "PostgreSQL is not reachable at $(TEST_POSTGRES_URL): PostgreSQL tests skipped (CI runs them)" >&2; \
 	fi
 
-test-scripts: ## unit tests of the Python tools (the Whisper model converter)
+test-scripts: ## unit tests of the Python tools (the Whisper model converter) and of the checked-in YAML spec (read by PyYAML, a YAML 1.1 reader)
 	@python3 -c 'import numpy' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check numpy
+	@python3 -c 'import yaml' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check pyyaml
 	python3 -m unittest discover -s scripts/whisper-model
+	python3 -m unittest discover -s tests/openapi
 
 test-sdk: ## Python and TypeScript clients generated from the spec, and schemathesis, against a live server
 	cargo build --quiet --bin whatsapp-memory

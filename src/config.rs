@@ -84,6 +84,33 @@ pub struct Config {
     pub voice: VoiceConfig,
     /// Search by meaning with a local sentence-embedding model.
     pub semantic: SemanticConfig,
+    /// How long clients may take and how many connections may be open.
+    pub connections: ConnectionLimits,
+}
+
+/// Limits on client connections, so slow or idle clients cannot hold the server's file
+/// descriptors: the defaults answer any real client and drop a slowloris in seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// A request's head (request line and headers) must have arrived within this from the
+    /// moment the server waits for it, however slowly its bytes trickle in.
+    pub header_read_timeout: std::time::Duration,
+    /// A connection with no request running and no byte moving for this long is closed
+    /// (an idle keep-alive connection, a client that stopped mid-request).
+    pub idle_timeout: std::time::Duration,
+    /// Connections served at once; past it new connections get a quick answer and are
+    /// closed (`/healthz` still answers, everything else 503).
+    pub max_connections: usize,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        Self {
+            header_read_timeout: std::time::Duration::from_secs(10),
+            idle_timeout: std::time::Duration::from_secs(30),
+            max_connections: 4096,
+        }
+    }
 }
 
 /// Semantic-search settings.
@@ -260,6 +287,27 @@ impl Config {
             threads: parse_number("EMBED_THREADS", get("EMBED_THREADS"), 1, 1..=64)? as usize,
             cache_mb: parse_number("EMBED_CACHE_MB", get("EMBED_CACHE_MB"), 512, 1..=1024 * 1024)? as usize,
         };
+        let defaults = ConnectionLimits::default();
+        let connections = ConnectionLimits {
+            header_read_timeout: std::time::Duration::from_secs(parse_number(
+                "HTTP_HEADER_TIMEOUT_SECONDS",
+                get("HTTP_HEADER_TIMEOUT_SECONDS"),
+                defaults.header_read_timeout.as_secs(),
+                1..=300,
+            )?),
+            idle_timeout: std::time::Duration::from_secs(parse_number(
+                "HTTP_IDLE_TIMEOUT_SECONDS",
+                get("HTTP_IDLE_TIMEOUT_SECONDS"),
+                defaults.idle_timeout.as_secs(),
+                1..=3600,
+            )?),
+            max_connections: parse_number(
+                "MAX_CONNECTIONS",
+                get("MAX_CONNECTIONS"),
+                defaults.max_connections as u64,
+                1..=1_000_000,
+            )? as usize,
+        };
         let openai_api_key = get("OPENAI_API_KEY").map(Secret::new);
         if voice.transcriber == TranscriberChoice::OpenAi && openai_api_key.is_none() {
             return Err(invalid("OPENAI_API_KEY", "is required when TRANSCRIBER=openai"));
@@ -289,6 +337,7 @@ impl Config {
             near_duplicate_distance: near_duplicate_distance as u32,
             voice,
             semantic,
+            connections,
         })
     }
 

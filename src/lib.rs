@@ -15,8 +15,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use poem::listener::{Acceptor, AcceptorExt, Listener, TcpListener};
-use poem::Server;
+use poem::EndpointExt;
 
 use adapters::clock::SystemClock;
 use adapters::db::PoolReads;
@@ -56,7 +55,9 @@ use http::AppState;
 /// A built service, bound to its port, ready to run.
 pub struct Application {
     local_addr: SocketAddr,
-    acceptor: poem::listener::BoxAcceptor,
+    listener: tokio::net::TcpListener,
+    /// Timeouts and the connection cap the server loop keeps.
+    connections: config::ConnectionLimits,
     state: Arc<AppState>,
     background: Background,
 }
@@ -422,16 +423,13 @@ impl Application {
             );
         }
         let (state, background) = build_state(config, clock).await?;
+        http::serve::ensure_descriptors(&config.connections);
         let address = SocketAddr::new(config.host, config.port);
-        let acceptor = TcpListener::bind(address)
-            .into_acceptor()
+        let listener = tokio::net::TcpListener::bind(address)
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {address}: {e}"))?;
-        let local_addr = acceptor
-            .local_addr()
-            .first()
-            .and_then(|a| a.as_socket_addr().copied())
-            .ok_or_else(|| anyhow::anyhow!("the listener has no socket address"))?;
+        let local_addr =
+            listener.local_addr().map_err(|e| anyhow::anyhow!("the listener has no socket address: {e}"))?;
         tracing::info!(
             %local_addr,
             database = %redact_url(&config.database_url),
@@ -442,7 +440,7 @@ impl Application {
         if config.environment == Environment::Development && config.public_base_url.is_none() {
             tracing::info!("PUBLIC_BASE_URL is not set: signatures are checked against the Host header");
         }
-        Ok(Self { local_addr, acceptor: acceptor.boxed(), state, background })
+        Ok(Self { local_addr, listener, connections: config.connections, state, background })
     }
 
     /// The address actually bound (its port, when 0 was asked for).
@@ -464,9 +462,8 @@ impl Application {
             // Stop claiming jobs at once; jobs in hand finish below.
             let _ = stop_workers.send(true);
         };
-        Server::new_with_acceptor(self.acceptor)
-            .run_with_graceful_shutdown(http::routes(self.state), shutdown, Some(Duration::from_secs(10)))
-            .await?;
+        let routes = http::routes(self.state).map_to_response();
+        http::serve::serve(self.listener, routes, self.connections, shutdown, Duration::from_secs(10)).await?;
         if tokio::time::timeout(JOB_SHUTDOWN_GRACE, workers).await.is_err() {
             tracing::warn!("jobs still running at shutdown are claimed again when their lease expires");
         }

@@ -106,7 +106,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let api = whatsapp_memory::http::api_service();
             match format.as_str() {
                 "json" => println!("{}", api.spec()),
-                "yaml" => println!("{}", api.spec_yaml()),
+                // Our own writer: serde_yaml's leaves dates that YAML 1.1 readers misread.
+                "yaml" => {
+                    print!("{}", whatsapp_memory::http::openapi_yaml::to_yaml(&serde_json::from_str(&api.spec())?))
+                }
                 other => anyhow::bail!("--format must be json or yaml, not {other:?}"),
             }
             Ok(())

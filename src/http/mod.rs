@@ -1,10 +1,14 @@
 //! The driving adapter: poem routes for the Twilio webhook and the documented API.
 
+pub mod allow;
 pub mod api;
 pub mod auth;
 pub mod body_limit;
+pub mod clean_input;
 pub mod health;
+pub mod openapi_yaml;
 pub mod problem;
+pub mod serve;
 pub mod webhook;
 
 use std::sync::Arc;
@@ -77,6 +81,13 @@ pub fn routes(state: Arc<AppState>) -> impl poem::Endpoint {
     let api = api_service();
     let swagger = api.swagger_ui();
     let spec = api.spec_endpoint();
+    let allowed = Arc::new(
+        allow::AllowedMethods::from_spec(
+            &api.spec(),
+            &[("/webhook", &["GET", "HEAD", "POST"]), ("/openapi.json", &["GET"])],
+        )
+        .expect("the service's own OpenAPI document is JSON with paths"),
+    );
     Route::new()
         .at(
             "/webhook",
@@ -84,10 +95,12 @@ pub fn routes(state: Arc<AppState>) -> impl poem::Endpoint {
         )
         .nest("/docs", swagger)
         .at("/openapi.json", spec)
-        // The largest JSON body the API takes: a memory's text is at most 64 KiB.
-        .nest("/", api.with(body_limit::BodyLimit(API_MAX_BODY_BYTES)).around(counted))
+        // The largest JSON body the API takes: a memory's text is at most 64 KiB. Control
+        // characters leave every query value and JSON string once the body is read.
+        .nest("/", api.with(clean_input::CleanInput).with(body_limit::BodyLimit(API_MAX_BODY_BYTES)).around(counted))
         .data(state.api_keys.clone())
         .data(state)
         .catch_all_error(problem::problem_for_poem_error)
+        .around(move |endpoint, request| allow::with_allow(endpoint, request, allowed.clone()))
         .with(CatchPanic::new())
 }

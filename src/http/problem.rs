@@ -40,17 +40,22 @@ impl Problem {
         }
     }
 
-    /// The problem as a finished response.
-    pub fn into_poem_response(self) -> Response {
-        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let unauthorized = status == StatusCode::UNAUTHORIZED;
-        let body = serde_json::json!({
+    /// The problem's JSON text, the body of its answer.
+    pub fn into_json(self) -> String {
+        serde_json::json!({
             "type": self.problem_type,
             "title": self.title,
             "status": self.status,
             "detail": self.detail,
-        });
-        let mut response = Response::builder().status(status).content_type(PROBLEM_JSON).body(body.to_string());
+        })
+        .to_string()
+    }
+
+    /// The problem as a finished response.
+    pub fn into_poem_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let unauthorized = status == StatusCode::UNAUTHORIZED;
+        let mut response = Response::builder().status(status).content_type(PROBLEM_JSON).body(self.into_json());
         if unauthorized {
             response.headers_mut().insert(header::WWW_AUTHENTICATE, WWW_AUTHENTICATE.parse().expect("a valid header"));
         }
@@ -179,16 +184,58 @@ problem_responses! {
     }
 }
 
-/// poem-openapi's message for a parameter that failed its schema, in words a person can
-/// act on where we know better; otherwise its own message, which names the parameter.
+/// poem-openapi's message for a parameter or body that failed its schema, in words a
+/// person can act on: the parameter or field as the spec names it, never poem-openapi's
+/// internal names (`param0`, `integer_int64`, `optional_list_string`, our type names).
 fn explain(message: &str) -> String {
     if message.contains("parameter `user_id`") {
-        "`user_id` must be a WhatsApp id: the number's digits, +digits or whatsapp:+digits".into()
-    } else if message.contains("parameter `limit`") {
-        "`limit` must be a whole number between 1 and 100".into()
-    } else {
-        message.to_string()
+        return "`user_id` must be a WhatsApp id: the number's digits, +digits or whatsapp:+digits".into();
     }
+    if message.contains("parameter `limit`") {
+        return "`limit` must be a whole number between 1 and 100".into();
+    }
+    if let Some(name) = parameter_name(message) {
+        return if message.contains("integer") {
+            format!("`{name}` must be a whole number")
+        } else {
+            format!(
+                "`{name}` is not valid: {}",
+                without_internal_names(message.split_once(": ").map_or("", |(_, r)| r))
+            )
+        };
+    }
+    let message = message.strip_prefix("parse request payload error: ").unwrap_or(message);
+    without_internal_names(message)
+}
+
+/// The parameter a poem-openapi parse error is about, as the spec names it. A path
+/// parameter appears as `param0`, `param1`, … in order: ours are all called `id` or
+/// `user_id`, and only `id` can fail to parse past the router (it is an integer).
+fn parameter_name(message: &str) -> Option<String> {
+    let rest = message
+        .strip_prefix("failed to parse parameter `")
+        .or_else(|| message.strip_prefix("failed to parse path `"))?;
+    let name = rest.split('`').next()?;
+    Some(if name.starts_with("param") && name[5..].bytes().all(|b| b.is_ascii_digit()) {
+        "id".into()
+    } else {
+        name.into()
+    })
+}
+
+/// `message` without poem-openapi's ` (occurred while parsing "TypeName")` trail and
+/// `failed to parse "type_name": ` lead-ins, which name Rust types, not the API's fields.
+fn without_internal_names(message: &str) -> String {
+    let mut text = message.to_string();
+    while let Some(start) = text.find(" (occurred while parsing \"") {
+        let end = text[start..].find("\")").map_or(text.len(), |i| start + i + 2);
+        text.replace_range(start..end, "");
+    }
+    while let Some(start) = text.find("failed to parse \"") {
+        let end = text[start + 17..].find("\": ").map_or(text.len(), |i| start + 17 + i + 3);
+        text.replace_range(start..end, "");
+    }
+    text
 }
 
 /// Rewrites any error poem or poem-openapi produced (a parse error, a failed auth, an
@@ -217,6 +264,22 @@ pub async fn problem_for_poem_error(error: poem::Error) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parse_errors_are_told_without_internal_names() {
+        assert_eq!(
+            explain("failed to parse path `param0`: failed to parse \"integer_int64\": invalid digit found in string"),
+            "`id` must be a whole number"
+        );
+        assert_eq!(
+            explain(
+                "parse request payload error: `labels` item 0 must be a string, not a number (occurred while parsing \
+                 \"optional_list_string\") (occurred while parsing \"MemoryCreate\")"
+            ),
+            "`labels` item 0 must be a string, not a number"
+        );
+        assert_eq!(explain("failed to parse parameter `range`: bad"), "`range` is not valid: bad");
+    }
 
     fn documented_example(schema: MetaSchemaRef) -> Option<u64> {
         let MetaSchemaRef::Inline(schema) = schema else { return None };

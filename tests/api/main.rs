@@ -3,6 +3,8 @@
 //! when `TEST_DATABASE_URL` names a server.
 
 mod commands;
+mod connections;
+mod control_characters;
 mod deploy;
 mod fake_mem0;
 mod fake_openai;

@@ -453,3 +453,36 @@ async fn a_photo_saved_through_the_api_is_fetched_like_the_chats_and_de_duplicat
     assert!(problem["detail"].as_str().unwrap().contains("Twilio media URL"), "{problem}");
     assert_eq!(app.count("memories").await, 1);
 }
+
+/// Before, stored HTML or SVG came back as `application/octet-stream` without `nosniff`
+/// or a disposition, which some browsers rendered in the API's origin.
+#[tokio::test]
+async fn stored_media_is_served_as_a_download_unless_it_is_an_image_or_audio_we_decode() {
+    let (app, twilio) = app_with_twilio().await;
+    let served = |media_id: i64| {
+        let request = app.api(reqwest::Method::GET, &format!("/media/{media_id}"));
+        async move { request.send().await.unwrap() }
+    };
+    let header = |response: &reqwest::Response, name: &str| {
+        response.headers().get(name).map(|v| v.to_str().unwrap().to_string()).unwrap_or_default()
+    };
+    let pages = [
+        (&b"<html><body><script>alert(document.cookie)</script></body></html>"[..], "text/html"),
+        (&b"<svg xmlns=\"http://www.w3.org/2000/svg\" onload=\"alert(1)\"/>"[..], "image/svg+xml"),
+    ];
+    for (bytes, content_type) in pages {
+        let body = serde_json::json!({ "media_url": twilio.add_media(bytes, content_type), "text": "a page" });
+        let created = app.api_json(reqwest::Method::POST, "/memories?user_id=15551234567", Some(body), 201).await;
+        let response = served(created["media_id"].as_i64().expect("a stored file")).await;
+        assert_eq!(response.status(), 200);
+        assert_eq!(header(&response, "content-type"), "application/octet-stream", "{content_type}");
+        assert_eq!(header(&response, "x-content-type-options"), "nosniff", "{content_type}");
+        assert!(header(&response, "content-disposition").starts_with("attachment"), "{content_type}");
+    }
+    let photo = serde_json::json!({ "media_url": twilio.add_media(std::fs::read(PHOTO).unwrap(), "image/jpeg") });
+    let created = app.api_json(reqwest::Method::POST, "/memories?user_id=15551234567", Some(photo), 201).await;
+    let response = served(created["media_id"].as_i64().unwrap()).await;
+    assert_eq!(header(&response, "content-type"), "image/jpeg");
+    assert_eq!(header(&response, "x-content-type-options"), "nosniff");
+    assert_eq!(header(&response, "content-disposition"), "inline");
+}

@@ -287,3 +287,49 @@ async fn bad_input_gets_a_problem_that_says_what_to_fix_and_stores_nothing() {
     assert_eq!(response.headers()["content-type"], "application/problem+json");
     assert_eq!(app.count("memories").await, before, "nothing stored");
 }
+
+/// Before, `{"text": 123}` was saved as "123", `labels: [1, 2]` as `["1", "2"]` and
+/// `display_name: null` taken as "left out": the schema says string, so these are 400s.
+#[tokio::test]
+async fn json_values_of_the_wrong_type_are_refused_not_coerced() {
+    let app = spawn_app().await;
+    let memory = create(&app, ADA_ID, "piano in September").await;
+    let id = memory["id"].as_i64().unwrap();
+    let cases: Vec<(Method, String, Value, &str)> = vec![
+        (Method::POST, format!("/memories?user_id={ADA_ID}"), json!({ "text": 123 }), "text"),
+        (Method::POST, format!("/memories?user_id={ADA_ID}"), json!({ "text": true }), "text"),
+        (Method::POST, format!("/memories?user_id={ADA_ID}"), json!({ "text": "x", "labels": [1, 2] }), "labels"),
+        (Method::POST, format!("/memories?user_id={ADA_ID}"), json!({ "text": "x", "labels": [false] }), "labels"),
+        (Method::POST, format!("/memories?user_id={ADA_ID}"), json!({ "text": "x", "labels": null }), "labels"),
+        (Method::POST, format!("/memories?user_id={ADA_ID}"), json!({ "text": "x", "media_url": 7 }), "media_url"),
+        (Method::PATCH, format!("/memories/{id}"), json!({ "text": 42 }), "text"),
+        (Method::PATCH, format!("/memories/{id}"), json!({ "labels": [null] }), "labels"),
+        (Method::PATCH, format!("/users/{ADA_ID}"), json!({ "display_name": 123 }), "display_name"),
+        (Method::PATCH, format!("/users/{ADA_ID}"), json!({ "display_name": null }), "display_name"),
+        (Method::PATCH, format!("/users/{ADA_ID}"), json!({ "timezone": false }), "timezone"),
+    ];
+    for (method, path, body, field) in cases {
+        let problem = app.api_json(method.clone(), &path, Some(body.clone()), 400).await;
+        assert_problem(&problem, 400, field);
+        let detail = problem["detail"].as_str().unwrap();
+        for internal in ["optional_", "MemoryCreate", "MemoryUpdate", "UserUpdate", "parse request payload"] {
+            assert!(!detail.contains(internal), "{method} {path} {body}: {detail}");
+        }
+    }
+    assert_eq!(app.count("memories").await, 1, "nothing stored");
+    let unchanged = app.api_json(Method::GET, &format!("/memories/{id}"), None, 200).await;
+    assert_eq!(unchanged["text"], "piano in September");
+    assert_eq!(app.api_json(Method::GET, &format!("/users/{ADA_ID}"), None, 200).await["display_name"], Value::Null);
+}
+
+/// Before, a bad path parameter answered ``failed to parse path `param0` … integer_int64``.
+#[tokio::test]
+async fn a_bad_parameter_is_named_as_the_spec_names_it() {
+    let app = spawn_app().await;
+    for path in ["/memories/abc", "/media/abc", "/memories/99999999999999999999"] {
+        let problem = app.api_json(Method::GET, path, None, 400).await;
+        let detail = problem["detail"].as_str().unwrap();
+        assert!(detail.contains("`id`"), "{path}: {detail}");
+        assert!(!detail.contains("param0") && !detail.contains("int64"), "{path}: {detail}");
+    }
+}

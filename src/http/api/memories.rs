@@ -7,7 +7,10 @@ use poem::web::Data;
 use poem::IntoResponse;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
-use poem_openapi::registry::{MetaMediaType, MetaResponse, MetaResponses, MetaSchema, MetaSchemaRef, Registry};
+use poem_openapi::registry::{
+    MetaHeader, MetaMediaType, MetaResponse, MetaResponses, MetaSchema, MetaSchemaRef, Registry,
+};
+use poem_openapi::types::Type;
 use poem_openapi::{ApiResponse, OpenApi};
 
 use super::schemas::{MemoryCreate, MemoryPage, MemoryRead, MemoryType, MemoryUpdate, SearchResults};
@@ -100,9 +103,40 @@ impl MediaFile {
     }
 }
 
+/// The types shown inline: images and audio we decode ourselves, so we know the bytes are
+/// what the type says. Anything else (HTML or SVG stored as octet-stream, a PDF, a
+/// contact card) is a download, never rendered in the API's origin.
+pub const INLINE_MEDIA_TYPES: &[&str] = &[
+    "image/jpeg",
+    "image/png",
+    "image/webp",
+    "image/gif",
+    "audio/ogg",
+    "audio/wav",
+    "audio/mpeg",
+    "audio/aac",
+    "audio/mp4",
+];
+
+impl MediaFile {
+    /// `inline` for the types we decode ourselves, `attachment` for every other.
+    fn disposition(&self) -> &'static str {
+        if INLINE_MEDIA_TYPES.contains(&self.content_type) {
+            "inline"
+        } else {
+            "attachment"
+        }
+    }
+}
+
 impl IntoResponse for MediaFile {
     fn into_response(self) -> poem::Response {
-        poem::Response::builder().content_type(self.content_type).body(self.bytes)
+        poem::Response::builder()
+            .content_type(self.content_type)
+            // A browser must not guess another type (HTML, script) from the bytes.
+            .header("X-Content-Type-Options", "nosniff")
+            .header("Content-Disposition", self.disposition())
+            .body(self.bytes)
     }
 }
 
@@ -116,7 +150,26 @@ impl ApiResponse for MediaFile {
                 status: Some(200),
                 status_range: None,
                 content: MEDIA_TYPES.iter().map(|t| MetaMediaType { content_type: t, schema: binary() }).collect(),
-                headers: vec![],
+                headers: vec![
+                    MetaHeader {
+                        name: "X-Content-Type-Options".into(),
+                        description: Some("Always `nosniff`: the type is the one stated.".into()),
+                        required: true,
+                        deprecated: false,
+                        schema: String::schema_ref(),
+                    },
+                    MetaHeader {
+                        name: "Content-Disposition".into(),
+                        description: Some(
+                            "`inline` for the image and audio types the service decodes itself, `attachment` for \
+                             every other."
+                                .into(),
+                        ),
+                        required: true,
+                        deprecated: false,
+                        schema: String::schema_ref(),
+                    },
+                ],
             }],
         }
     }
@@ -147,7 +200,8 @@ impl MemoriesApi {
     ) -> Result<CreatedMemory, BodyErrorResponse> {
         let body = body.0;
         if let Some(url) = body.media_url {
-            let created = state.memories.create_from_media(&user_id.0, &url, body.text, body.labels).await?;
+            let created =
+                state.memories.create_from_media(&user_id.0, &url, body.text, body.labels.unwrap_or_default()).await?;
             return Ok(match created {
                 Created::New(record) => {
                     let location = format!("/memories/{}", record.memory.id.0);
@@ -170,7 +224,7 @@ impl MemoriesApi {
         let input = MemoryInput {
             kind: memory_type.into(),
             text: body.text.ok_or_else(|| ApiError::Invalid("`text` is required for a text memory".into()))?,
-            labels: body.labels,
+            labels: body.labels.unwrap_or_default(),
         };
         let record = state.memories.create(&user_id.0, input).await?;
         let location = format!("/memories/{}", record.memory.id.0);
@@ -236,6 +290,10 @@ impl MemoriesApi {
     }
 
     /// Get a memory
+    ///
+    /// One memory by its id: its type, text and labels, when it was saved, the stored file
+    /// behind a photo, voice note or document (`media_id`, served by `GET /media/{id}`) and
+    /// the WhatsApp message it came from, if it came from the chat.
     #[oai(path = "/memories/:id", method = "get", operation_id = "getMemory")]
     async fn get(
         &self,

@@ -4,6 +4,7 @@
 pub mod insights;
 pub mod memories;
 pub mod schemas;
+pub mod strict_json;
 pub mod users;
 
 use poem_openapi::Tags;

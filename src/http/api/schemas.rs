@@ -5,6 +5,9 @@ use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use poem_openapi::types::Example;
 use poem_openapi::{Enum, Object};
 
+use super::strict_json::{optional_string, optional_strings};
+use poem_openapi::types::ParseResult;
+
 use crate::app::memories::{InferredResult, SearchResult};
 use crate::domain::model::{
     Analytics, Direction, Interaction, MediaAsset, Mem0Counts, Mem0State, Mem0Status, MemoryKind, MemoryRecord, Page,
@@ -56,6 +59,23 @@ impl From<MemoryType> for MemoryKind {
     }
 }
 
+// Each request field read strictly, by its name (see `strict_json`).
+fn text_field(value: Option<serde_json::Value>) -> ParseResult<Option<String>> {
+    optional_string("text", value)
+}
+fn media_url_field(value: Option<serde_json::Value>) -> ParseResult<Option<String>> {
+    optional_string("media_url", value)
+}
+fn labels_field(value: Option<serde_json::Value>) -> ParseResult<Option<Vec<String>>> {
+    optional_strings("labels", value)
+}
+fn display_name_field(value: Option<serde_json::Value>) -> ParseResult<Option<String>> {
+    optional_string("display_name", value)
+}
+fn timezone_field(value: Option<serde_json::Value>) -> ParseResult<Option<String>> {
+    optional_string("timezone", value)
+}
+
 /// A memory to save for a user: `text` alone makes a text memory; `media_url` (a Twilio
 /// media URL) is downloaded and kept, typed by its bytes, with `text` as its caption.
 /// `memory_type` defaults to `text`; any other type needs `media_url`.
@@ -64,14 +84,14 @@ impl From<MemoryType> for MemoryKind {
 pub struct MemoryCreate {
     pub memory_type: Option<MemoryType>,
     /// The memory's text (required without `media_url`; a caption with it).
-    #[oai(validator(max_length = 65536))]
+    #[oai(validator(max_length = 65536), deserialize_with = "text_field")]
     pub text: Option<String>,
     /// A Twilio media URL to fetch and keep.
-    #[oai(validator(max_length = 2048))]
+    #[oai(validator(max_length = 2048), deserialize_with = "media_url_field")]
     pub media_url: Option<String>,
-    /// The client's own tags, at most 20 of at most 64 characters.
-    #[oai(default, validator(max_items = 20))]
-    pub labels: Vec<String>,
+    /// The client's own tags, at most 20 of at most 64 characters; none when left out.
+    #[oai(validator(max_items = 20), deserialize_with = "labels_field")]
+    pub labels: Option<Vec<String>>,
 }
 
 impl Example for MemoryCreate {
@@ -80,7 +100,7 @@ impl Example for MemoryCreate {
             memory_type: Some(MemoryType::Text),
             text: Some("Lea's piano lessons with Mrs. Brandt start in September".into()),
             media_url: None,
-            labels: vec!["family".into()],
+            labels: Some(vec!["family".into()]),
         }
     }
 }
@@ -90,9 +110,10 @@ impl Example for MemoryCreate {
 #[oai(example, skip_serializing_if_is_none)]
 pub struct MemoryUpdate {
     /// New text (it is searchable at once).
+    #[oai(deserialize_with = "text_field")]
     pub text: Option<String>,
     /// New labels, replacing the old ones; `[]` removes them all.
-    #[oai(validator(max_items = 20))]
+    #[oai(validator(max_items = 20), deserialize_with = "labels_field")]
     pub labels: Option<Vec<String>>,
 }
 
@@ -439,8 +460,10 @@ impl Example for UserRead {
 #[oai(example, skip_serializing_if_is_none)]
 pub struct UserUpdate {
     /// 1 to 100 characters.
+    #[oai(deserialize_with = "display_name_field")]
     pub display_name: Option<String>,
     /// An IANA zone such as `Europe/Berlin`; `""` returns to the service default.
+    #[oai(deserialize_with = "timezone_field")]
     pub timezone: Option<String>,
 }
 

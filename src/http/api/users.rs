@@ -71,6 +71,10 @@ impl UsersApi {
     }
 
     /// Get a user
+    ///
+    /// One person who has written to the service (or was named in `POST /memories`): their
+    /// WhatsApp id and number, the name their WhatsApp profile gives, the time zone they
+    /// chose with `/tz` (none means the service default) and how many memories they have.
     #[oai(path = "/users/:user_id", method = "get", operation_id = "getUser")]
     async fn get(
         &self,

@@ -70,6 +70,24 @@ impl SendJobHandler {
         Self { repository, sender, clock }
     }
 
+    /// The outbound interaction that records `outcome`.
+    fn delivery(&self, reply: &QueuedReply, outcome: Result<(String, String), (Option<i64>, String)>) -> Delivery {
+        let (twilio_sid, status, error_code, error_message) = match outcome {
+            Ok((sid, status)) => (Some(sid), status, None, None),
+            Err((code, message)) => (None, "failed".to_string(), code, Some(message)),
+        };
+        Delivery {
+            user_id: UserId(reply.user_id),
+            in_reply_to: reply.in_reply_to.map(InteractionId),
+            body: reply.body.clone(),
+            twilio_sid,
+            status,
+            error_code,
+            error_message,
+            occurred_at: self.clock.now(),
+        }
+    }
+
     /// Records the delivery and marks the job done in one transaction, so a crash after
     /// this commit cannot send the message again. (Between Twilio's answer and this
     /// commit a crash can still cause one resend: Twilio's Messages API takes no
@@ -80,20 +98,7 @@ impl SendJobHandler {
         reply: &QueuedReply,
         outcome: Result<(String, String), (Option<i64>, String)>,
     ) -> Result<(), JobError> {
-        let (twilio_sid, status, error_code, error_message) = match outcome {
-            Ok((sid, status)) => (Some(sid), status, None, None),
-            Err((code, message)) => (None, "failed".to_string(), code, Some(message)),
-        };
-        let delivery = Delivery {
-            user_id: UserId(reply.user_id),
-            in_reply_to: reply.in_reply_to.map(InteractionId),
-            body: reply.body.clone(),
-            twilio_sid,
-            status,
-            error_code,
-            error_message,
-            occurred_at: self.clock.now(),
-        };
+        let delivery = self.delivery(reply, outcome);
         let (job_id, attempt, now) = (job.id, job.attempts, delivery.occurred_at);
         transact(&*self.repository, move |tx| {
             Box::pin(async move {
@@ -139,11 +144,13 @@ impl JobHandler for SendJobHandler {
         }
     }
 
+    /// Records the failed delivery on its own: the job is already settled as dead (by
+    /// whichever worker held it last), so recording must not depend on still holding it.
     async fn dead_lettered(&self, job: &Job, error: &str) {
-        if let Ok(reply) = parse(job) {
-            if let Err(error) = self.record(job, &reply, Err((None, error.to_string()))).await {
-                tracing::error!(%error, "could not record a failed delivery");
-            }
+        let Ok(reply) = parse(job) else { return };
+        let delivery = self.delivery(&reply, Err((None, error.to_string())));
+        if let Err(error) = transact(&*self.repository, move |tx| Box::pin(tx.record_delivery(delivery))).await {
+            tracing::error!(%error, "could not record a failed delivery");
         }
     }
 }

@@ -319,3 +319,58 @@ async fn a_job_running_longer_than_its_lease_keeps_it() {
     assert_eq!(queue.count("done").await, 1);
     assert_eq!(*handler.runs.lock().unwrap(), 1);
 }
+
+/// Before, the failed delivery of a reply given up on was written together with settling
+/// its job, which was already settled as dead: the write was rolled back ("could not
+/// record a failed delivery: job N is no longer this worker's") and no record was left.
+#[tokio::test]
+async fn a_reply_that_exhausts_its_attempts_is_recorded_as_a_failed_delivery() {
+    use whatsapp_memory::adapters::twilio::sender::TwilioSender;
+    use whatsapp_memory::app::notify::{QueuedReply, SendJobHandler, SEND_JOB_KIND};
+    use whatsapp_memory::config::Secret;
+
+    let queue = queue().await;
+    let twilio = crate::fake_twilio::start().await;
+    twilio.fail_next_sends(10, 500);
+    let now = queue.clock_now();
+    let user = transact(&*queue.repository, move |tx| {
+        Box::pin(async move { tx.find_or_create_user("15551234567", "+15551234567", None, now).await })
+    })
+    .await
+    .unwrap();
+    let reply =
+        QueuedReply { user_id: user.id.0, to: ADA.into(), body: "📷 Photo saved ✅".into(), in_reply_to: None };
+    let job = NewJob {
+        kind: SEND_JOB_KIND.into(),
+        payload: serde_json::to_value(&reply).unwrap(),
+        max_attempts: 1,
+        due_at: now,
+        priority: JobPriority::Reply,
+    };
+    transact(&*queue.repository, move |tx| Box::pin(tx.enqueue_job(job))).await.unwrap();
+    let sender = TwilioSender::new(
+        twilio.base_url().parse().unwrap(),
+        twilio.account_sid().to_string(),
+        Secret::new(twilio.auth_token()),
+        "+14155238886".into(),
+        Duration::from_secs(5),
+    )
+    .unwrap();
+    let handler = SendJobHandler::new(queue.repository.clone(), Some(Arc::new(sender)), queue.clock.clone());
+    let runner =
+        JobRunner::new(queue.repository.clone(), queue.clock.clone(), settings(), Arc::new(JobSignal::default()))
+            .handle(SEND_JOB_KIND, Arc::new(handler));
+    assert!(runner.run_next().await.unwrap());
+    assert_eq!(queue.count("dead").await, 1);
+    use sea_orm::{ConnectionTrait, Statement};
+    let row = queue
+        .db
+        .query_one_raw(Statement::from_string(
+            queue.db.get_database_backend(),
+            "SELECT count(*) FROM interactions WHERE direction = 'outbound' AND delivery_status = 'failed'",
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.try_get_by_index::<i64>(0).unwrap(), 1, "the failed delivery is recorded");
+}

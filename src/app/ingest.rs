@@ -18,7 +18,7 @@ use crate::domain::ports::{
     transact, Clock, InboundInsert, JobPriority, MemoryStoreError, NewJob, NewMemory, Repository, RepositoryError,
     UnitOfWork,
 };
-use crate::domain::reply::{format_memory_list, format_search_results, truncate_chars, MEMORY_SAVED, NO_MATCHES};
+use crate::domain::reply::{echo, format_memory_list, format_search_results, truncate_chars, MEMORY_SAVED, NO_MATCHES};
 use crate::domain::time_range::{parse_time_range, KNOWN_PHRASES};
 
 /// How many memories a chat search or list fetches; the reply shows what fits.
@@ -182,7 +182,7 @@ impl IngestService {
                     zone.name()
                 )
             }
-            Command::Unknown(word) => format!("I don't know the command /{word}.\n\n{HELP_TEXT}"),
+            Command::Unknown(word) => format!("I don't know the command /{}.\n\n{HELP_TEXT}", echo(&word)),
             _ => HELP_TEXT.to_string(),
         })
     }
@@ -294,7 +294,7 @@ async fn write(
             }
             Err(_) => format!(
                 "\"{}\" is not a time zone I know. Use an IANA name such as Europe/Berlin or America/New_York.",
-                truncate_chars(&name, 60)
+                echo(&name)
             ),
         },
         Change::Undo => match tx.delete_last_memory(user.id).await? {
@@ -565,6 +565,27 @@ mod tests {
         let reply = ingest(p, message("/frobnicate now")).await.unwrap();
         assert!(reply.starts_with("I don't know the command /frobnicate."));
         assert!(reply.contains(HELP_TEXT));
+    }
+
+    /// Before, a 5,000-character command or range was echoed whole and the reply cut at
+    /// 1,600 characters in the middle of the quote, losing the help.
+    #[tokio::test]
+    async fn a_very_long_unknown_command_or_range_is_quoted_short_and_the_help_kept() {
+        let long = "x".repeat(5_000);
+        for (text, help) in [(format!("/{long}"), HELP_TEXT), (format!("/list {long}"), KNOWN_PHRASES)] {
+            let mut p = ports(user(None));
+            p.repository.expect_list_memories().never();
+            p.tx.expect_save_memory().never();
+            p.tx.expect_record_reply().returning(|_, _, _, _| Ok(()));
+            let reply = ingest(p, message(&text)).await.unwrap();
+            assert!(
+                reply.chars().count() <= crate::domain::reply::MAX_MESSAGE_CHARS,
+                "{} characters",
+                reply.chars().count()
+            );
+            assert!(reply.contains(&format!("{}…", "x".repeat(59))), "{reply}");
+            assert!(reply.ends_with(help), "{reply}");
+        }
     }
 
     #[tokio::test]

@@ -13,6 +13,9 @@ pub const MAX_MESSAGE_CHARS: usize = 1600;
 pub const MEMORY_SAVED: &str = "Memory saved ✅";
 /// What an empty search or list answers.
 pub const NO_MATCHES: &str = "No matching memories found.";
+/// Longest a user's own words are quoted back in a reply (an unknown command, a time
+/// range or zone we do not know), so the help that follows always fits the message.
+pub const MAX_ECHO_CHARS: usize = 60;
 /// Longest a single memory is shown in a list before it is cut with "…".
 const MAX_ITEM_CHARS: usize = 300;
 
@@ -80,6 +83,11 @@ fn more_footer(n: u64) -> String {
 }
 
 /// Cuts `text` to at most `max` characters (not bytes), marking a cut with "…".
+/// The user's words as quoted back in a reply: at most [`MAX_ECHO_CHARS`], cut with "…".
+pub fn echo(words: &str) -> String {
+    truncate_chars(words, MAX_ECHO_CHARS)
+}
+
 pub fn truncate_chars(text: &str, max: usize) -> String {
     if text.chars().count() <= max {
         return text.to_string();

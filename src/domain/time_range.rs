@@ -33,7 +33,8 @@ pub enum TimeRangeError {
     /// The phrase is not one we understand; we never guess.
     #[error("I don't understand the time range \"{phrase}\".")]
     Unknown {
-        /// The phrase as the user wrote it (trimmed), echoed back so they can see what failed.
+        /// The phrase as the user wrote it (trimmed, and cut to [`super::reply::MAX_ECHO_CHARS`]),
+        /// echoed back so they can see what failed.
         phrase: String,
     },
 }
@@ -57,7 +58,7 @@ pub const KNOWN_PHRASES: &str = "\
 pub fn parse_time_range(phrase: &str, now: DateTime<Utc>, tz: Tz) -> Result<TimeRange, TimeRangeError> {
     let normalized = normalize(phrase);
     let words: Vec<&str> = normalized.split(' ').collect();
-    interpret(&words, now, tz).ok_or_else(|| TimeRangeError::Unknown { phrase: phrase.trim().to_string() })
+    interpret(&words, now, tz).ok_or_else(|| TimeRangeError::Unknown { phrase: super::reply::echo(phrase.trim()) })
 }
 
 /// Lower-cases, trims, drops one trailing '.', and collapses runs of whitespace to one space.

@@ -1,29 +1,156 @@
 //! Turns what a person typed as a search into the words worth looking for, so that
 //! "where did I park the car" searches for "park" and "car", not for "the".
 
-/// Words too common to say anything about a memory. Dropped unless nothing else is left.
+/// Words too common to say anything about a memory, never searched for: PostgreSQL's
+/// English stop list (which its full-text search drops whatever we send) and a few more
+/// of our own. The same list on both databases gives the same answer on both: a search
+/// of nothing but these finds nothing, on SQLite as on PostgreSQL.
 const STOP_WORDS: &[&str] = &[
-    "a", "about", "an", "and", "are", "as", "at", "be", "been", "but", "by", "can", "could", "did", "do", "does",
-    "for", "from", "had", "has", "have", "he", "her", "his", "how", "i", "if", "in", "is", "it", "its", "me", "my",
-    "of", "on", "or", "our", "she", "so", "that", "the", "their", "them", "there", "they", "this", "to", "was", "we",
-    "were", "what", "when", "where", "which", "who", "why", "will", "with", "would", "you", "your",
+    "a",
+    "about",
+    "above",
+    "after",
+    "again",
+    "against",
+    "all",
+    "am",
+    "an",
+    "and",
+    "any",
+    "are",
+    "as",
+    "at",
+    "be",
+    "because",
+    "been",
+    "before",
+    "being",
+    "below",
+    "between",
+    "both",
+    "but",
+    "by",
+    "can",
+    "could",
+    "did",
+    "do",
+    "does",
+    "doing",
+    "don",
+    "down",
+    "during",
+    "each",
+    "few",
+    "for",
+    "from",
+    "further",
+    "had",
+    "has",
+    "have",
+    "having",
+    "he",
+    "her",
+    "here",
+    "hers",
+    "herself",
+    "him",
+    "himself",
+    "his",
+    "how",
+    "i",
+    "if",
+    "in",
+    "into",
+    "is",
+    "it",
+    "its",
+    "itself",
+    "just",
+    "me",
+    "more",
+    "most",
+    "my",
+    "myself",
+    "no",
+    "nor",
+    "not",
+    "now",
+    "of",
+    "off",
+    "on",
+    "once",
+    "only",
+    "or",
+    "other",
+    "our",
+    "ours",
+    "ourselves",
+    "out",
+    "over",
+    "own",
+    "s",
+    "same",
+    "she",
+    "should",
+    "so",
+    "some",
+    "such",
+    "t",
+    "than",
+    "that",
+    "the",
+    "their",
+    "theirs",
+    "them",
+    "themselves",
+    "then",
+    "there",
+    "these",
+    "they",
+    "this",
+    "those",
+    "through",
+    "to",
+    "too",
+    "under",
+    "until",
+    "up",
+    "very",
+    "was",
+    "we",
+    "were",
+    "what",
+    "when",
+    "where",
+    "which",
+    "while",
+    "who",
+    "whom",
+    "why",
+    "will",
+    "with",
+    "would",
+    "you",
+    "your",
+    "yours",
+    "yourself",
+    "yourselves",
 ];
 
 /// At most this many words are searched for; more would only slow the index down.
 const MAX_TERMS: usize = 16;
 
 /// The distinct, lower-cased words of `query` (letters and digits only, so they are safe
-/// to quote into any full-text query language), without stop words when others remain.
+/// to quote into any full-text query language), without stop words; empty when the
+/// query has nothing else.
 pub fn search_terms(query: &str) -> Vec<String> {
-    let mut words: Vec<String> = Vec::new();
+    let mut terms: Vec<String> = Vec::new();
     for word in query.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()) {
         let word = word.to_lowercase();
-        if !words.contains(&word) {
-            words.push(word);
+        if !terms.contains(&word) && STOP_WORDS.binary_search(&word.as_str()).is_err() {
+            terms.push(word);
         }
     }
-    let meaningful: Vec<String> = words.iter().filter(|w| !STOP_WORDS.contains(&w.as_str())).cloned().collect();
-    let mut terms = if meaningful.is_empty() { words } else { meaningful };
     terms.truncate(MAX_TERMS);
     terms
 }
@@ -111,9 +238,19 @@ mod tests {
         assert_eq!(search_terms(r#"milk" OR owner:u1 AND (NEAR*"#), vec!["milk", "owner", "u1", "near"]);
     }
 
+    /// Before, a query of stop words alone searched for them: SQLite found memories
+    /// holding them, PostgreSQL (which drops them) none.
     #[test]
-    fn only_stop_words_are_kept_rather_than_searching_for_nothing() {
-        assert_eq!(search_terms("the who"), vec!["the", "who"]);
+    fn a_query_of_stop_words_alone_searches_for_nothing() {
+        for query in ["the who", "the a an of", "and or not", "AND", "don't"] {
+            assert!(search_terms(query).is_empty(), "{query}");
+        }
+    }
+
+    #[test]
+    fn the_stop_list_is_sorted_so_it_can_be_searched() {
+        assert!(STOP_WORDS.windows(2).all(|w| w[0] < w[1]));
+        assert!(STOP_WORDS.contains(&"not") && STOP_WORDS.contains(&"very"), "PostgreSQL's English stop words");
     }
 
     #[test]

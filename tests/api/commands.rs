@@ -174,3 +174,18 @@ async fn an_old_memory_with_every_word_is_found_behind_many_newer_partial_matche
     let reply = app.send_text(ADA, "/search dentist appointment").await;
     assert!(reply.lines().next().unwrap().ends_with("dentist appointment on monday"), "{reply}");
 }
+
+/// Before, `/search the a an of` found memories on SQLite and none on PostgreSQL (which
+/// drops English stop words), and `/search and or not` differed from `/search AND`.
+#[tokio::test]
+async fn stop_words_are_never_searched_for_on_either_database() {
+    let app = spawn_app().await;
+    app.send_text(ADA, "the state of the art").await;
+    app.send_text(ADA, "not now, and not later").await;
+    app.send_text(ADA, "an apple a day").await;
+    for query in ["/search the a an of", "/search AND", "/search and or not", "/search not"] {
+        assert_eq!(app.send_text(ADA, query).await, "No matching memories found.", "{query}");
+    }
+    let found = app.send_text(ADA, "/search not the apple").await;
+    assert!(found.contains("an apple a day") && !found.contains("state"), "{found}");
+}

@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
+use super::decoding::run_decoder;
 use super::jobs::{JobError, JobHandler};
 use super::notify::{queue_reply, queue_reply_alone, QueuedReply};
 use super::outbox::Outbox;
@@ -99,8 +100,6 @@ pub enum KeepError {
     Fetch(FetchError),
     #[error("cannot store the file: {0}")]
     Store(std::io::Error),
-    #[error("the file could not be read: {0}")]
-    Inspect(String),
 }
 
 impl MediaKeeper {
@@ -136,9 +135,9 @@ impl MediaKeeper {
         let audio = if kind == MemoryKind::Audio {
             let (inspector, max) = (self.inspector.clone(), self.max_audio_seconds);
             let (bytes, declared) = (fetched.bytes.clone(), content_type.clone());
-            let decoded = tokio::task::spawn_blocking(move || inspector.decode_audio(&bytes, &declared, max))
+            let decoded = run_decoder(move || inspector.decode_audio(&bytes, &declared, max))
                 .await
-                .map_err(|e| KeepError::Inspect(e.to_string()))?;
+                .unwrap_or_else(|failure| Err(AudioError::Corrupt(failure.to_string())));
             Some(match decoded {
                 Ok(audio) => AudioCheck::Playable { duration_seconds: audio.duration_seconds() },
                 Err(reason) => {
@@ -152,13 +151,16 @@ impl MediaKeeper {
         let facts = if kind == MemoryKind::Image {
             let inspector = self.inspector.clone();
             let bytes = fetched.bytes;
-            match tokio::task::spawn_blocking(move || inspector.inspect_image(&bytes)).await {
+            match run_decoder(move || inspector.inspect_image(&bytes)).await {
                 Ok(Ok(facts)) => Some(facts),
                 Ok(Err(reason)) => {
                     tracing::warn!(%reason, "an image that does not decode is kept as a file");
                     None
                 }
-                Err(error) => return Err(KeepError::Inspect(error.to_string())),
+                Err(failure) => {
+                    tracing::warn!(%failure, "an image that does not decode is kept as a file");
+                    None
+                }
             }
         } else {
             None
@@ -278,7 +280,6 @@ fn keep_error(error: KeepError) -> JobError {
         KeepError::Store(error) => {
             JobError::Retryable { message: format!("cannot store the file: {error}"), retry_after: None }
         }
-        KeepError::Inspect(error) => JobError::Permanent(format!("the file could not be read: {error}")),
     }
 }
 
@@ -469,5 +470,48 @@ pub async fn find_near_duplicate(
     match nearest(&candidates, hash, max_distance) {
         Some(id) => tx.find_media_asset(id).await,
         None => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::ports::{FetchedMedia, MockMediaFetcher, MockMediaFiles, MockMediaInspector, StoredMedia};
+
+    /// A keeper whose download and store succeed, reading the bytes with `inspector`.
+    fn keeper(inspector: MockMediaInspector) -> MediaKeeper {
+        let mut fetcher = MockMediaFetcher::new();
+        fetcher.expect_fetch().returning(|_| Ok(FetchedMedia { bytes: vec![7; 64], content_type: None }));
+        let mut files = MockMediaFiles::new();
+        files.expect_store().returning(|bytes, _| {
+            Ok(StoredMedia { sha256: "0".repeat(64), relative_path: "00/file".into(), size: bytes.len() as u64 })
+        });
+        MediaKeeper::new(Arc::new(fetcher), Arc::new(files), Arc::new(inspector))
+    }
+
+    /// Before, a panic inside a decoder became "the file could not be read: task 12
+    /// panicked …" and the job failed without keeping the memory.
+    #[tokio::test]
+    async fn an_audio_decoder_panic_keeps_the_note_as_audio_with_a_clear_reason() {
+        let mut inspector = MockMediaInspector::new();
+        inspector.expect_sniff().returning(|_| Some("audio/ogg"));
+        inspector.expect_decode_audio().returning(|_, _, _| panic!("index out of bounds: the len is 0"));
+        let kept = keeper(inspector).fetch_and_keep("https://api.twilio.com/media", "audio/ogg").await.unwrap();
+        match kept.audio {
+            Some(AudioCheck::Unplayable(reason)) => {
+                assert_eq!(reason.to_string(), "the file is damaged (the decoder could not read it)")
+            }
+            other => panic!("expected an unplayable note, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn an_image_decoder_panic_keeps_the_photo_as_a_file() {
+        let mut inspector = MockMediaInspector::new();
+        inspector.expect_sniff().returning(|_| Some("image/png"));
+        inspector.expect_inspect_image().returning(|_| panic!("attempt to multiply with overflow"));
+        let kept = keeper(inspector).fetch_and_keep("https://api.twilio.com/media", "image/png").await.unwrap();
+        assert_eq!(kept.kind, MemoryKind::Image);
+        assert!(kept.facts.is_none());
     }
 }

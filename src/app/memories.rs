@@ -569,7 +569,6 @@ fn keep_error(error: KeepError) -> ApiError {
             tracing::error!(%error, "could not store a media file");
             ApiError::Unavailable("the media could not be stored now; try again shortly".into())
         }
-        KeepError::Inspect(error) => ApiError::Invalid(format!("the file could not be read: {error}")),
     }
 }
 

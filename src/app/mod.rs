@@ -1,6 +1,7 @@
 //! Use cases: they orchestrate the ports and own the transactions.
 
 pub mod activity;
+pub mod decoding;
 pub mod ingest;
 pub mod jobs;
 pub mod media;

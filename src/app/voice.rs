@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+use super::decoding::run_decoder;
 use super::jobs::{JobError, JobHandler};
 use super::notify::{queue_reply, queue_reply_alone, QueuedReply};
 use super::outbox::Outbox;
@@ -120,9 +121,9 @@ impl JobHandler for TranscribeJobHandler {
         })?;
         let (inspector, max) = (self.inspector.clone(), self.max_seconds);
         let (raw, content_type) = (bytes.clone(), note.content_type.clone());
-        let decoded = tokio::task::spawn_blocking(move || inspector.decode_audio(&raw, &content_type, max))
+        let decoded = run_decoder(move || inspector.decode_audio(&raw, &content_type, max))
             .await
-            .map_err(|e| JobError::Permanent(format!("decoding stopped: {e}")))?
+            .unwrap_or_else(|failure| Err(AudioError::Corrupt(failure.to_string())))
             .map_err(audio_error)?;
         let audio = SpeechAudio { bytes, content_type: note.content_type.clone(), decoded };
         let transcript = transcriber.transcribe(&audio).await.map_err(transcribe_error)?;

@@ -29,6 +29,18 @@ enum Command {
         #[arg(long)]
         hashes: bool,
     },
+    /// Write a consistent copy of the database (SQLite) and the media files, with a
+    /// manifest of counts and checksums, into DIR (new or empty); safe while serving.
+    Backup {
+        /// Where the backup goes.
+        dir: std::path::PathBuf,
+    },
+    /// Restore the backup in DIR into an empty data directory (DATABASE_URL's file must
+    /// not exist yet, STORAGE_DIR must be empty), after checking it against its manifest.
+    Restore {
+        /// The backup to restore.
+        dir: std::path::PathBuf,
+    },
     /// Print the OpenAPI document.
     Openapi {
         /// json or yaml.
@@ -102,6 +114,26 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             eprintln!("queued {queued} memories for embedding; the server's workers embed them");
             Ok(())
         }
+        Command::Backup { dir } => {
+            let manifest = whatsapp_memory::backup::backup(&config, &dir).await?;
+            eprintln!(
+                "backed up {} media files{} into {}",
+                manifest.media.len(),
+                describe_counts(&manifest),
+                dir.display()
+            );
+            Ok(())
+        }
+        Command::Restore { dir } => {
+            let manifest = whatsapp_memory::backup::restore(&config, &dir).await?;
+            eprintln!(
+                "restored {} media files{} from {}",
+                manifest.media.len(),
+                describe_counts(&manifest),
+                dir.display()
+            );
+            Ok(())
+        }
         Command::Openapi { format } => {
             let api = whatsapp_memory::http::api_service();
             match format.as_str() {
@@ -130,6 +162,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// ", and the database (12 memories, …)" for SQLite; for PostgreSQL a pointer to pg_dump.
+fn describe_counts(manifest: &whatsapp_memory::backup::Manifest) -> String {
+    if manifest.database_file.is_none() {
+        return " (PostgreSQL: back up the database itself with pg_dump, see the README)".into();
+    }
+    let counts: Vec<String> = manifest.counts.iter().map(|(table, n)| format!("{n} {table}")).collect();
+    format!(" and the database ({})", counts.join(", "))
 }
 
 /// Resolves on Ctrl-C or SIGTERM, so in-flight requests can finish.

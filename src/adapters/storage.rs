@@ -61,6 +61,11 @@ impl MediaStorage {
             .map_err(io::Error::other)?
     }
 
+    /// The directory every stored file is under.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
     /// The absolute path of a stored file from its `relative_path`.
     ///
     /// # Errors

@@ -2,6 +2,7 @@
 //! them, and a real database: an SQLite file, or a fresh PostgreSQL database per test
 //! when `TEST_DATABASE_URL` names a server.
 
+mod backup;
 mod commands;
 mod connections;
 mod control_characters;

@@ -24,7 +24,7 @@ pub(crate) fn twilio_vars(twilio: &FakeTwilio) -> Vec<(String, String)> {
     ]
 }
 
-async fn app_with_twilio() -> (TestApp, FakeTwilio) {
+pub(crate) async fn app_with_twilio() -> (TestApp, FakeTwilio) {
     let twilio = fake_twilio::start().await;
     let vars = twilio_vars(&twilio);
     let app = spawn_app_with(move |all| all.extend(vars)).await;
@@ -42,13 +42,13 @@ pub(crate) fn media_form(phone: &str, caption: &str, media: &[(String, &str)]) -
     form
 }
 
-async fn send_media(app: &TestApp, phone: &str, caption: &str, media: &[(String, &str)]) {
+pub(crate) async fn send_media(app: &TestApp, phone: &str, caption: &str, media: &[(String, &str)]) {
     let response = app.post_webhook(&media_form(phone, caption, media)).await;
     assert_eq!(response.status(), 200);
     assert!(response.text().await.unwrap().ends_with("<Response/>"), "media is answered later");
 }
 
-async fn wait_for_replies(twilio: &FakeTwilio, count: usize) -> Vec<String> {
+pub(crate) async fn wait_for_replies(twilio: &FakeTwilio, count: usize) -> Vec<String> {
     eventually(&format!("{count} replies"), || async { twilio.sent().len() >= count }).await;
     twilio.sent().into_iter().map(|m| m.body).collect()
 }

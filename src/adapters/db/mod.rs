@@ -19,7 +19,7 @@ pub use local_store::LocalStore;
 use migration_lock::MigrationLock;
 pub use postgres::PostgresRepository;
 pub use reads::PoolReads;
-pub use sqlite::{SqliteReaders, SqliteRepository};
+pub use sqlite::{file_path as sqlite_file_path, SqliteReaders, SqliteRepository};
 
 /// Replaces an image's perceptual hash and its six bands (`$1` the hash, `$2`..`$7` the
 /// bands, `$8` the asset), written once for both engines (SQLite numbers them `?n`).

@@ -39,6 +39,12 @@ pub enum IngestError {
 }
 
 impl IngestError {
+    /// Whether the message names something that belongs to another sender (its
+    /// `MessageSid`): refused, never answered with their reply.
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, IngestError::Repository(RepositoryError::Conflict(_)))
+    }
+
     /// Whether a redelivery of the same message could succeed.
     pub fn is_retryable(&self) -> bool {
         match self {
@@ -197,9 +203,18 @@ async fn record_and_reply(
 ) -> Result<String, RepositoryError> {
     let user = tx.find_or_create_user(&message.wa_id, &message.phone_number, message.profile_name.clone(), now).await?;
     let inbound = match tx.insert_inbound(user.id, &message).await? {
-        InboundInsert::AlreadyHandled { reply } => {
+        InboundInsert::AlreadyHandled { reply, sender } if sender == user.id => {
             tracing::info!("redelivery of a message already handled; answering as before");
             return Ok(reply.unwrap_or_default());
+        }
+        InboundInsert::AlreadyHandled { .. } => {
+            // Never another sender's reply; the transaction rolls back, so nothing of
+            // this delivery (not even its sender) is stored.
+            tracing::warn!("a MessageSid already stored for another sender; refused");
+            return Err(RepositoryError::Conflict(format!(
+                "MessageSid {} belongs to another sender's message",
+                message.sid.0
+            )));
         }
         InboundInsert::New(id) => id,
     };
@@ -449,13 +464,30 @@ mod tests {
     async fn a_redelivery_answers_as_before_and_changes_nothing() {
         let mut tx = MockUnitOfWork::new();
         tx.expect_find_or_create_user().returning(|_, _, _, _| Ok(user(None)));
-        tx.expect_insert_inbound()
-            .returning(|_, _| Ok(InboundInsert::AlreadyHandled { reply: Some(MEMORY_SAVED.into()) }));
+        tx.expect_insert_inbound().returning(|_, _| {
+            Ok(InboundInsert::AlreadyHandled { reply: Some(MEMORY_SAVED.into()), sender: UserId(7) })
+        });
         tx.expect_save_memory().never();
         tx.expect_record_reply().never();
         tx.expect_update_display_name().never();
         let p = Ports { tx, repository: MockRepository::new(), store: MockMemoryStore::new() };
         assert_eq!(ingest(p, message("buy milk")).await.unwrap(), MEMORY_SAVED);
+    }
+
+    /// Before, a known sid from another sender was answered with the first sender's reply.
+    #[tokio::test]
+    async fn a_known_sid_from_another_sender_is_refused_not_answered() {
+        let mut tx = MockUnitOfWork::new();
+        tx.expect_find_or_create_user().returning(|_, _, _, _| Ok(user(None)));
+        tx.expect_insert_inbound().returning(|_, _| {
+            Ok(InboundInsert::AlreadyHandled { reply: Some("1. Bob's secret".into()), sender: UserId(8) })
+        });
+        tx.expect_save_memory().never();
+        tx.expect_record_reply().never();
+        let p = Ports { tx, repository: MockRepository::new(), store: MockMemoryStore::new() };
+        let error = ingest(p, message("buy milk")).await.unwrap_err();
+        assert!(error.is_conflict(), "{error}");
+        assert!(!error.to_string().contains("Bob"));
     }
 
     #[tokio::test]

@@ -27,6 +27,10 @@ pub enum RepositoryError {
     /// not commit, the other worker's will.
     #[error("job {0} is no longer this worker's: its lease expired and it was claimed again")]
     LeaseLost(i64),
+    /// A unique key the caller presented belongs to someone else's row (a `MessageSid`
+    /// reused by another sender): nothing was changed, and retrying will not help.
+    #[error("{0}")]
+    Conflict(String),
 }
 
 impl RepositoryError {
@@ -41,8 +45,9 @@ impl RepositoryError {
 pub enum InboundInsert {
     /// A message we have not seen: go on and handle it.
     New(InteractionId),
-    /// A redelivery of a `MessageSid` already handled; `reply` is what we answered then.
-    AlreadyHandled { reply: Option<String> },
+    /// A `MessageSid` already stored; `reply` is what we answered then, `sender` whose
+    /// message it was (a redelivery only when it is the same sender).
+    AlreadyHandled { reply: Option<String>, sender: UserId },
 }
 
 /// A memory about to be saved.

@@ -135,6 +135,9 @@ async fn handle(state: &AppState, params: &[(String, String)]) -> Response {
     };
     match state.ingest.ingest_message(message).await {
         Ok(reply) => twiml(&reply),
+        Err(error) if error.is_conflict() => {
+            problem(StatusCode::CONFLICT, "This MessageSid belongs to another sender's message; nothing was stored.")
+        }
         Err(error) if error.is_retryable() => {
             tracing::warn!(%error, "message not stored; Twilio will deliver it again");
             let mut response = problem(

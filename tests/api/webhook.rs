@@ -292,3 +292,26 @@ async fn simulate_media_plays_twilio_and_prints_the_late_reply() {
     assert_eq!(replies, vec!["📷 Photo saved ✅".to_string()]);
     assert!(app.send_text(ADA, "/search spinach").await.contains("penne with spinach"));
 }
+
+/// Before, a known `MessageSid` sent by another sender was answered with the first
+/// sender's reply (their search results, say).
+#[tokio::test]
+async fn a_known_message_sid_from_another_sender_gets_409_and_not_their_reply() {
+    let app = spawn_app().await;
+    app.send_text(ADA, "my secret plan").await;
+    let ada = text_form(ADA, "/search secret");
+    let sid = ada.iter().find(|(k, _)| k == "MessageSid").unwrap().1.clone();
+    let first = app.post_webhook(&ada).await.text().await.unwrap();
+    assert!(first.contains("my secret plan"));
+    let mut bob = text_form(BOB, "/search secret");
+    for field in ["MessageSid", "SmsMessageSid", "SmsSid"] {
+        bob = with_field(bob, field, &sid);
+    }
+    let response = app.post_webhook(&bob).await;
+    assert_eq!(response.status(), 409);
+    assert_eq!(response.headers()["content-type"], "application/problem+json");
+    assert!(!response.text().await.unwrap().contains("secret plan"));
+    assert_eq!(app.count("users").await, 1, "nothing of Bob's delivery is stored");
+    // Ada's own redelivery still answers as the first time.
+    assert_eq!(app.post_webhook(&ada).await.text().await.unwrap(), first);
+}

@@ -90,7 +90,9 @@ impl From<RepositoryError> for MemoryStoreError {
         match error {
             RepositoryError::Unavailable(e) => MemoryStoreError::Unavailable(e),
             RepositoryError::Internal(e) => MemoryStoreError::Rejected(e),
-            error @ RepositoryError::LeaseLost(_) => MemoryStoreError::Rejected(error.to_string()),
+            error @ (RepositoryError::LeaseLost(_) | RepositoryError::Conflict(_)) => {
+                MemoryStoreError::Rejected(error.to_string())
+            }
         }
     }
 }

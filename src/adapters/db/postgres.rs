@@ -207,10 +207,13 @@ impl UnitOfWork for PostgresTransaction {
             return Ok(InboundInsert::New(InteractionId(get(&row, "id")?)));
         }
         let row = self
-            .one("SELECT reply FROM interactions WHERE twilio_message_sid = $1", vec![message.sid.0.clone().into()])
+            .one(
+                "SELECT reply, user_id FROM interactions WHERE twilio_message_sid = $1",
+                vec![message.sid.0.clone().into()],
+            )
             .await?
             .ok_or_else(|| RepositoryError::Internal("a conflicting interaction is not visible".into()))?;
-        Ok(InboundInsert::AlreadyHandled { reply: get(&row, "reply")? })
+        Ok(InboundInsert::AlreadyHandled { reply: get(&row, "reply")?, sender: UserId(get(&row, "user_id")?) })
     }
 
     async fn record_reply(

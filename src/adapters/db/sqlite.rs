@@ -304,12 +304,12 @@ impl UnitOfWork for SqliteTransaction<'_> {
         if let Some(id) = inserted {
             return Ok(InboundInsert::New(InteractionId(id)));
         }
-        let reply: Option<String> = self
+        let (reply, sender): (Option<String>, i64) = self
             .connection
-            .prepare_cached("SELECT reply FROM interactions WHERE twilio_message_sid = ?1")
-            .and_then(|mut s| s.query_row(params![message.sid.0], |row| row.get(0)))
+            .prepare_cached("SELECT reply, user_id FROM interactions WHERE twilio_message_sid = ?1")
+            .and_then(|mut s| s.query_row(params![message.sid.0], |row| Ok((row.get(0)?, row.get(1)?))))
             .map_err(map_sqlite_err)?;
-        Ok(InboundInsert::AlreadyHandled { reply })
+        Ok(InboundInsert::AlreadyHandled { reply, sender: UserId(sender) })
     }
 
     async fn record_reply(

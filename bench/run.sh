@@ -70,6 +70,7 @@ TARGET_TRANSCRIBE_MS=1500
 TARGET_RSS_MB=400
 TARGET_HYBRID_P95_MS=20
 TARGET_SEMANTIC_DROP_PCT=10
+TARGET_CATEGORY_RECALL=0.8
 
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 SERVER_BIN=$TARGET_DIR/release/whatsapp-memory
@@ -78,6 +79,7 @@ NEAR_DUP=$TARGET_DIR/release/examples/near_duplicate
 API_LATENCY=$TARGET_DIR/release/examples/api_latency
 TRANSCRIBE=$TARGET_DIR/release/examples/transcribe_latency
 EMBED_THROUGHPUT=$TARGET_DIR/release/examples/embed_throughput
+CATEGORY_RECALL=$TARGET_DIR/release/examples/category_recall
 SEED_VECTORS=$TARGET_DIR/release/examples/seed_vectors
 EMBED_MODEL_DIR=${BENCH_EMBED_MODEL_DIR:-$ROOT/models/all-minilm-l6-v2}
 RESULTS_DIR=$ROOT/bench-results
@@ -87,12 +89,13 @@ log() { printf '==> %s\n' "$*" >&2; }
 if [[ ${BENCH_SKIP_BUILD:-0} != 1 ]]; then
     log "building whatsapp-memory and the bench examples (release)"
     cargo build --release --quiet --bin whatsapp-memory --example loadgen --example near_duplicate \
-        --example api_latency --example transcribe_latency --example embed_throughput --example seed_vectors
+        --example api_latency --example transcribe_latency --example embed_throughput --example seed_vectors \
+        --example category_recall
     scripts/whisper-model/provision.sh
     scripts/embed-model/provision.sh
 fi
 command -v python3 >/dev/null || { echo "python3 is needed for bench/fake_twilio.py" >&2; exit 1; }
-for bin in "$SERVER_BIN" "$LOADGEN" "$NEAR_DUP" "$API_LATENCY" "$TRANSCRIBE" "$EMBED_THROUGHPUT" "$SEED_VECTORS"; do
+for bin in "$SERVER_BIN" "$LOADGEN" "$NEAR_DUP" "$API_LATENCY" "$TRANSCRIBE" "$EMBED_THROUGHPUT" "$SEED_VECTORS" "$CATEGORY_RECALL"; do
     [[ -x $bin ]] || { echo "missing $bin" >&2; exit 1; }
 done
 
@@ -300,6 +303,10 @@ cp "$WORK/webhook_off_$(median_round off).kv" "$WORK/webhook_off.kv"
 log "embedding throughput and query latency (examples/embed_throughput)"
 "$EMBED_THROUGHPUT" --model-dir "$EMBED_MODEL_DIR" --fixture "$ROOT/tests/fixtures/paraphrase_search.json" \
     --threads 1 --out "$WORK/embed.kv" >/dev/null || FAILED+=("embed_throughput failed")
+log "search-by-meaning recall of the category and paraphrase sets (examples/category_recall)"
+"$CATEGORY_RECALL" --model-dir "$EMBED_MODEL_DIR" --categories "$ROOT/tests/fixtures/category_search.json" \
+    --paraphrases "$ROOT/tests/fixtures/paraphrase_search.json" --out "$WORK/recall.kv" >/dev/null ||
+    FAILED+=("category_recall failed")
 
 # start_fake_twilio NAME FLAG FILE: the fake Twilio API serving FILE (--jpeg or --ogg) on
 # $FAKE_BASE, its counts in $WORK/NAME.kv once stopped.
@@ -507,6 +514,15 @@ mkdir -p "$RESULTS_DIR"
     printf '  batched       %s notes/s (as the indexer embeds, 16 at a time)\n' "$(kv embed batch_notes_per_s)"
     printf '  a query       p50 %s ms, p95 %s ms (model load %s ms, once)\n' "$(kv embed query_p50_ms)" \
         "$(kv embed query_p95_ms)" "$(kv embed load_ms)"
+    echo
+    echo "search by meaning: recall@5 by vectors (before: the selection before issue 15; other hits per query in brackets)"
+    printf '  category queries    before %s (%s)  now %-6s (%s)  target >= %s %s\n' \
+        "$(kv recall category_recall_at_5_before)" "$(kv recall category_other_hits_before)" \
+        "$(kv recall category_recall_at_5_now)" "$(kv recall category_other_hits_now)" "$TARGET_CATEGORY_RECALL" \
+        "$(verdict "$(kv recall category_recall_at_5_now)" '>=' "$TARGET_CATEGORY_RECALL")"
+    printf '  paraphrased queries before %s (%s)  now %-6s (%s)\n' \
+        "$(kv recall paraphrase_recall_at_5_before)" "$(kv recall paraphrase_other_hits_before)" \
+        "$(kv recall paraphrase_recall_at_5_now)" "$(kv recall paraphrase_other_hits_now)"
     echo
     echo "POST /webhook with a photo: $media_s s, $MEDIA_CONNECTIONS connections, $MEDIA_USERS users, new signed messages with NumMedia=1, $MEDIA_WORKERS workers, fresh SQLite"
     printf '  requests/s    %s\n' "$(kv media rps)"

@@ -3,6 +3,7 @@
 //! when `TEST_DATABASE_URL` names a server.
 
 mod backup;
+mod category_search;
 mod commands;
 mod connections;
 mod control_characters;

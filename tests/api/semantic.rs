@@ -35,23 +35,23 @@ async fn semantic_app_over(database_url: Option<String>) -> TestApp {
     .await
 }
 
-async fn semantic_app() -> TestApp {
+pub(crate) async fn semantic_app() -> TestApp {
     semantic_app_over(None).await
 }
 
 /// The REST user id of a phone number.
-fn user_id(phone: &str) -> String {
+pub(crate) fn user_id(phone: &str) -> String {
     phone.trim_start_matches('+').to_string()
 }
 
-async fn create(app: &TestApp, phone: &str, text: &str) -> i64 {
+pub(crate) async fn create(app: &TestApp, phone: &str, text: &str) -> i64 {
     let path = format!("/memories?user_id={}", user_id(phone));
     let created = app.api_json(Method::POST, &path, Some(json!({ "memory_type": "text", "text": text })), 201).await;
     created["id"].as_i64().unwrap()
 }
 
 /// The texts `GET /memories?query=` returns for `phone`, best first.
-async fn search(app: &TestApp, phone: &str, query: &str, limit: u32) -> Vec<(i64, String, String)> {
+pub(crate) async fn search(app: &TestApp, phone: &str, query: &str, limit: u32) -> Vec<(i64, String, String)> {
     let path = format!("/memories?user_id={}&limit={limit}&query={}", user_id(phone), urlencode(query));
     let found = app.api_json(Method::GET, &path, None, 200).await;
     found["results"]
@@ -73,7 +73,7 @@ fn urlencode(text: &str) -> String {
     url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
 }
 
-async fn wait_for_embeddings(app: &TestApp, count: i64) {
+pub(crate) async fn wait_for_embeddings(app: &TestApp, count: i64) {
     eventually(&format!("{count} embeddings"), || async { app.count("memory_embeddings").await >= count }).await;
 }
 

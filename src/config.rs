@@ -86,6 +86,8 @@ pub struct Config {
     pub semantic: SemanticConfig,
     /// How long clients may take and how many connections may be open.
     pub connections: ConnectionLimits,
+    /// Reading the text in photos, screenshots and PDFs.
+    pub ocr: OcrConfig,
 }
 
 /// Limits on client connections, so slow or idle clients cannot hold the server's file
@@ -111,6 +113,21 @@ impl Default for ConnectionLimits {
             max_connections: 4096,
         }
     }
+}
+
+/// Text recognition (OCR) settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OcrConfig {
+    /// `OCR=off` turns it off: photos and documents are kept as before, without their text.
+    pub enabled: bool,
+    /// Tesseract's languages, `+`-joined (`eng`, `eng+deu`): any installed traineddata.
+    pub languages: String,
+    /// Larger images are scaled down to this many pixels before recognition (never refused).
+    pub max_pixels: u64,
+    /// Longest the recognition of one image (or one PDF page) may take.
+    pub time_cap: std::time::Duration,
+    /// How many pages of a PDF are read (text layer or rendered and recognised).
+    pub pdf_max_pages: u32,
 }
 
 /// Semantic-search settings.
@@ -308,6 +325,7 @@ impl Config {
                 1..=1_000_000,
             )? as usize,
         };
+        let ocr = ocr_config(&get)?;
         let openai_api_key = get("OPENAI_API_KEY").map(Secret::new);
         if voice.transcriber == TranscriberChoice::OpenAi && openai_api_key.is_none() {
             return Err(invalid("OPENAI_API_KEY", "is required when TRANSCRIBER=openai"));
@@ -338,6 +356,7 @@ impl Config {
             voice,
             semantic,
             connections,
+            ocr,
         })
     }
 
@@ -345,6 +364,31 @@ impl Config {
     pub fn twilio_rest(&self) -> Option<(String, Secret, String)> {
         Some((self.twilio_account_sid.clone()?, self.twilio_auth_token.clone()?, self.twilio_whatsapp_number.clone()?))
     }
+}
+
+fn ocr_config(get: &dyn Fn(&str) -> Option<String>) -> Result<OcrConfig, ConfigError> {
+    let languages = get("OCR_LANGUAGES").unwrap_or_else(|| "eng".into());
+    let well_formed = languages.split('+').all(|language| {
+        !language.is_empty() && language.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    });
+    if !well_formed {
+        return Err(invalid(
+            "OCR_LANGUAGES",
+            format!("{languages:?} is not Tesseract languages such as eng or eng+deu"),
+        ));
+    }
+    Ok(OcrConfig {
+        enabled: parse_bool("OCR", get("OCR"), true)?,
+        languages,
+        max_pixels: parse_number("OCR_MAX_PIXELS", get("OCR_MAX_PIXELS"), 12_000_000, 100_000..=40_000_000)?,
+        time_cap: std::time::Duration::from_secs(parse_number(
+            "OCR_TIMEOUT_SECONDS",
+            get("OCR_TIMEOUT_SECONDS"),
+            20,
+            1..=600,
+        )?),
+        pdf_max_pages: parse_number("PDF_MAX_PAGES", get("PDF_MAX_PAGES"), 10, 1..=1000)? as u32,
+    })
 }
 
 fn voice_config(get: &dyn Fn(&str) -> Option<String>) -> Result<VoiceConfig, ConfigError> {

@@ -25,7 +25,9 @@ use adapters::media_ports::ContentInspector;
 use adapters::mem0::{Mem0Settings, Mem0Store};
 use adapters::minilm::{MiniLmEmbedder, MiniLmSettings};
 use adapters::openai_stt::OpenAiTranscriber;
+use adapters::pdf::PopplerReader;
 use adapters::storage::MediaStorage;
+use adapters::tesseract::{TesseractRecognizer, TesseractSettings};
 use adapters::twilio::media::TwilioMediaFetcher;
 use adapters::twilio::sender::TwilioSender;
 use adapters::twilio::signature::SignatureValidator;
@@ -38,6 +40,7 @@ use app::media::{MediaJobHandler, MediaKeeper, MediaSettings};
 use app::mem0::{Mem0DeleteHandler, Mem0IndexHandler, MEM0_DELETE_JOB_KIND, MEM0_ERASE_JOB_KIND, MEM0_INDEX_JOB_KIND};
 use app::memories::MemoryService;
 use app::notify::{SendJobHandler, SEND_JOB_KIND};
+use app::ocr::{OcrJobHandler, TextReading, OCR_JOB_KIND};
 use app::outbox::Outbox;
 use app::rehash::{ImageRehasher, RehashReport};
 use app::search::MemorySearch;
@@ -46,8 +49,8 @@ use app::voice::{TranscribeJobHandler, TRANSCRIBE_JOB_KIND};
 use config::{Config, Environment, TranscriberChoice};
 use domain::ports::Clock;
 use domain::ports::{
-    MediaFetcher, MediaFiles, MediaInspector, MemoryStore, MemoryStoreError, MessageSender, ReadModel, TextEmbedder,
-    Transcriber,
+    DocumentReader, MediaFetcher, MediaFiles, MediaInspector, MemoryStore, MemoryStoreError, MessageSender, ReadModel,
+    TextEmbedder, TextRecognizer, Transcriber,
 };
 use http::auth::ApiKeys;
 use http::webhook::WebhookState;
@@ -109,6 +112,59 @@ fn transcriber(config: &Config) -> anyhow::Result<Option<Arc<dyn Transcriber>>> 
             )?))
         }
     })
+}
+
+/// Recognitions that run at once: one core each, and one core stays with the server (as
+/// with transcription) on the two-core machines this service targets.
+const OCR_CONCURRENCY: usize = 1;
+
+/// What reads the text of photos and PDFs: Tesseract and poppler when `OCR` is on and they
+/// are installed. A missing one is said loudly, once, at start; photos and documents are
+/// then kept as before, without their text.
+pub fn text_readers(config: &Config) -> TextReaders {
+    let ocr = &config.ocr;
+    if !ocr.enabled {
+        tracing::info!("OCR=off: photos and documents are kept without reading their text");
+        return TextReaders { recognizer: None, documents: None };
+    }
+    let settings = TesseractSettings {
+        languages: ocr.languages.clone(),
+        max_pixels: ocr.max_pixels,
+        time_cap: ocr.time_cap,
+        concurrency: OCR_CONCURRENCY,
+    };
+    let recognizer: Option<Arc<dyn TextRecognizer>> = match TesseractRecognizer::load(settings) {
+        Ok(recognizer) => {
+            tracing::info!(
+                version = %TesseractRecognizer::version(),
+                languages = %ocr.languages,
+                "text recognition is on: the text in photos and screenshots is read in the background"
+            );
+            Some(Arc::new(recognizer))
+        }
+        Err(error) => {
+            tracing::warn!(
+                %error,
+                "TESSERACT IS NOT AVAILABLE: photos are kept without their text (install tesseract-ocr and \
+                 tesseract-ocr-{} from your distribution, or set OCR=off to silence this)",
+                ocr.languages.split('+').next().unwrap_or("eng")
+            );
+            None
+        }
+    };
+    let documents: Option<Arc<dyn DocumentReader>> = if PopplerReader::available() {
+        Some(Arc::new(PopplerReader::new(ocr.time_cap)))
+    } else {
+        tracing::warn!("PDFTOTEXT IS NOT AVAILABLE: PDFs are kept without their text (install poppler-utils)");
+        None
+    };
+    TextReaders { recognizer, documents }
+}
+
+/// What reads the text of saved files; `None` where it is off or not installed.
+pub struct TextReaders {
+    pub recognizer: Option<Arc<dyn TextRecognizer>>,
+    pub documents: Option<Arc<dyn DocumentReader>>,
 }
 
 /// The sentence-embedding model when semantic search is on and the model loads; `None`
@@ -185,6 +241,17 @@ async fn rehash_in_background(rehasher: ImageRehasher) {
             "recomputing image hashes stopped; the rest are done at the next start or by `reindex --hashes`"
         ),
     }
+}
+
+/// Queues the reading of every photo and PDF whose text was never read (saved before OCR
+/// was on), due at `now` (the servers' clock); returns how many. A running server's
+/// workers read them.
+///
+/// # Errors
+/// When the database fails.
+pub async fn reindex_ocr(config: &Config, now: chrono::DateTime<chrono::Utc>) -> anyhow::Result<u64> {
+    let database = Database::open(&config.database_url, true).await?;
+    Ok(app::ocr::reindex(&*database.repository, &*database.reads, now).await?)
 }
 
 /// Longest one Mem0 call may take (adds and deletes, in jobs; searches have their own
@@ -320,6 +387,8 @@ pub async fn build_state(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Resu
     let max_audio_seconds = config.voice.max_seconds as f64;
     let keeper = MediaKeeper::new(fetcher, files.clone(), inspector.clone()).with_max_audio_seconds(max_audio_seconds);
     let transcriber = transcriber(config)?;
+    let TextReaders { recognizer, documents } = text_readers(config);
+    let read_text = TextReading { images: recognizer.is_some(), pdfs: documents.is_some() };
     let memories = MemoryService::new(
         repository.clone(),
         reads.clone(),
@@ -330,6 +399,7 @@ pub async fn build_state(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Resu
     )
     .with_media(keeper.clone(), config.near_duplicate_distance)
     .with_transcription(transcriber.is_some())
+    .with_text_reading(read_text)
     .with_outbox(outbox);
     let media = MediaJobHandler::new(
         repository.clone(),
@@ -339,6 +409,7 @@ pub async fn build_state(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Resu
             near_duplicate_distance: config.near_duplicate_distance,
             default_timezone: config.default_timezone,
             transcribe: transcriber.is_some(),
+            read_text,
         },
     )
     .with_outbox(outbox);
@@ -356,6 +427,14 @@ pub async fn build_state(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Resu
     )
     .handle(MEDIA_JOB_KIND, Arc::new(media))
     .handle(SEND_JOB_KIND, Arc::new(SendJobHandler::new(repository.clone(), sender, clock.clone())))
+    .handle(
+        OCR_JOB_KIND,
+        Arc::new(
+            OcrJobHandler::new(repository.clone(), files.clone(), recognizer, documents, clock.clone())
+                .with_pdf_limits(config.ocr.pdf_max_pages, config.ocr.time_cap)
+                .with_outbox(outbox),
+        ),
+    )
     .handle(
         TRANSCRIBE_JOB_KIND,
         Arc::new(

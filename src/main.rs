@@ -28,6 +28,10 @@ enum Command {
         /// an earlier hash function made (`make migrate` runs this after migrating).
         #[arg(long)]
         hashes: bool,
+        /// Instead, queue the reading of the text of every photo and PDF saved before OCR
+        /// was on (or whose reading failed).
+        #[arg(long, conflicts_with = "hashes")]
+        ocr: bool,
     },
     /// Write a consistent copy of the database (SQLite) and the media files, with a
     /// manifest of counts and checksums, into DIR (new or empty); safe while serving.
@@ -101,7 +105,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             eprintln!("database is up to date");
             Ok(())
         }
-        Command::Reindex { hashes: true } => {
+        Command::Reindex { ocr: true, .. } => {
+            let queued = whatsapp_memory::reindex_ocr(&config, chrono::Utc::now()).await?;
+            eprintln!("queued {queued} photos and documents for reading their text; the server's workers read them");
+            Ok(())
+        }
+        Command::Reindex { hashes: true, .. } => {
             let report = whatsapp_memory::rehash_images(&config).await?;
             eprintln!(
                 "recomputed the hashes of {} images ({} kept their hash: file missing or unreadable)",
@@ -109,7 +118,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Reindex { hashes: false } => {
+        Command::Reindex { .. } => {
             let queued = whatsapp_memory::reindex(&config).await?;
             eprintln!("queued {queued} memories for embedding; the server's workers embed them");
             Ok(())

@@ -10,6 +10,7 @@ mod m20261127_000004_queue_priority_and_hash_indexes;
 mod m20261127_000005_mem0_index;
 mod m20261127_000006_memory_embeddings;
 mod m20261206_000007_image_rehash_queue;
+mod m20261206_000008_extracted_text;
 
 /// Every migration, in the order they must run.
 pub struct Migrator;
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000005_mem0_index::Migration),
             Box::new(m20261127_000006_memory_embeddings::Migration),
             Box::new(m20261206_000007_image_rehash_queue::Migration),
+            Box::new(m20261206_000008_extracted_text::Migration),
         ]
     }
 }

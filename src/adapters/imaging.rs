@@ -62,16 +62,28 @@ impl From<ImageError> for ImagingError {
 
 /// Decodes `bytes` and returns the image's displayed dimensions, aHash and real format.
 ///
+/// This is CPU-heavy (about 100 ms for a 12-megapixel JPEG in a release build): async
+/// callers must run it inside `tokio::task::spawn_blocking`.
+///
+/// # Errors
+/// As [`decode_image`].
+pub fn inspect_image(bytes: &[u8]) -> Result<ImageInfo, ImagingError> {
+    let (image, format) = decode_image(bytes)?;
+    Ok(ImageInfo { width: image.width(), height: image.height(), hash: perceptual_hash(&image), format })
+}
+
+/// Decodes `bytes` into the image as displayed (its EXIF orientation applied), with the
+/// format found in the bytes: what hashing and text recognition both start from.
+///
 /// The format is guessed from the bytes, never from a declared content type, and decoding is
-/// bounded (40 megapixels, 512 MiB), so hostile input fails cleanly. This is CPU-heavy
-/// (about 100 ms for a 12-megapixel JPEG in a release build): async callers must run it inside
-/// `tokio::task::spawn_blocking`.
+/// bounded (40 megapixels, 512 MiB), so hostile input fails cleanly. CPU-heavy: call it on
+/// the blocking pool.
 ///
 /// # Errors
 /// [`ImagingError::Unsupported`] for anything but JPEG, PNG, WebP or GIF,
 /// [`ImagingError::TooLarge`] past the limits, [`ImagingError::Corrupt`] when the bytes do
 /// not decode.
-pub fn inspect_image(bytes: &[u8]) -> Result<ImageInfo, ImagingError> {
+pub fn decode_image(bytes: &[u8]) -> Result<(DynamicImage, &'static str), ImagingError> {
     let mut reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|error| ImagingError::Corrupt(error.to_string()))?;
@@ -80,6 +92,9 @@ pub fn inspect_image(bytes: &[u8]) -> Result<ImageInfo, ImagingError> {
         Some(ImageFormat::Png) => "png",
         Some(ImageFormat::WebP) => "webp",
         Some(ImageFormat::Gif) => "gif",
+        // Pages of a scanned PDF rendered for OCR (`pdftoppm` writes uncompressed PGM
+        // fifteen times faster than PNG); never sniffed as the type of a file a user sent.
+        Some(ImageFormat::Pnm) => "pnm",
         _ => return Err(ImagingError::Unsupported),
     };
     // The JPEG decoder renders a truncated scan as grey instead of failing, which would give
@@ -102,8 +117,7 @@ pub fn inspect_image(bytes: &[u8]) -> Result<ImageInfo, ImagingError> {
     let orientation = decoder.orientation()?;
     let mut image = DynamicImage::from_decoder(decoder)?;
     image.apply_orientation(orientation);
-
-    Ok(ImageInfo { width: image.width(), height: image.height(), hash: perceptual_hash(&image), format })
+    Ok((image, format))
 }
 
 /// The 64-bit perceptual hash of an image: `image_hasher`'s mean hash (aHash) on an

@@ -8,6 +8,8 @@ pub mod media_ports;
 pub mod mem0;
 pub mod minilm;
 pub mod openai_stt;
+pub mod pdf;
 pub mod storage;
+pub mod tesseract;
 pub mod twilio;
 pub mod whisper;

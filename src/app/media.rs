@@ -11,6 +11,7 @@ use chrono_tz::Tz;
 use super::decoding::run_decoder;
 use super::jobs::{JobError, JobHandler};
 use super::notify::{queue_reply, queue_reply_alone, QueuedReply};
+use super::ocr::{ocr_job, OcrJob, TextReading};
 use super::outbox::Outbox;
 use super::voice::{TranscribeJob, TRANSCRIBE_JOB_KIND};
 use crate::domain::model::{InteractionId, Job, MediaAsset, MediaAssetId, MemoryId, MemoryKind, UserId};
@@ -43,6 +44,8 @@ pub struct MediaSettings {
     pub default_timezone: Tz,
     /// Whether a playable voice note gets a transcription job (a transcriber is set up).
     pub transcribe: bool,
+    /// Which saved photos and documents get an `ocr` job that reads their text.
+    pub read_text: TextReading,
 }
 
 /// Attempts for a transcription: a hosted transcriber that is down gets a few tries.
@@ -381,7 +384,8 @@ impl JobHandler for MediaJobHandler {
         let zone = item.timezone.as_deref().and_then(|z| z.parse().ok()).unwrap_or(self.settings.default_timezone);
         let text = describe(&file, &item.caption, now.with_timezone(&zone));
         let max_distance = self.settings.near_duplicate_distance;
-        let transcribe = self.settings.transcribe;
+        let (transcribe, read_text) = (self.settings.transcribe, self.settings.read_text);
+        let saved_text = text.clone();
         let (job_id, attempt, outbox) = (job.id, job.attempts, self.outbox);
         transact(&*self.repository, move |tx| {
             Box::pin(async move {
@@ -402,6 +406,20 @@ impl JobHandler for MediaJobHandler {
                             phone: Some(item.phone.clone()),
                         };
                         tx.enqueue_job(transcription(&job, now)).await?;
+                        None
+                    }
+                    // A photo or PDF to read: its job confirms with the text it found.
+                    (Remembered::Saved { memory, .. }, None) if read_text.reads(&file.content_type) => {
+                        let job = OcrJob {
+                            user_id: item.user_id,
+                            interaction_id: Some(item.interaction_id),
+                            memory_id: memory.0,
+                            local_path: file.stored.relative_path.clone(),
+                            content_type: file.content_type.clone(),
+                            saved_text,
+                            phone: Some(item.phone.clone()),
+                        };
+                        tx.enqueue_job(ocr_job(&job, now)).await?;
                         None
                     }
                     (outcome, audio) => Some(reply_text(&outcome, audio.as_ref(), transcribe, zone)),

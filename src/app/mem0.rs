@@ -343,6 +343,7 @@ mod tests {
             labels: vec![],
             interaction_id: None,
             media_asset_id: None,
+            extracted_text: None,
             mem0: Some(Mem0Status { state: Mem0State::Pending, error: None, event_id: event_id.map(str::to_string) }),
         }
     }

@@ -16,6 +16,7 @@ use crate::domain::ports::{
 use crate::domain::time_range::parse_time_range;
 
 use super::media::{describe, remember_media, transcription, AudioCheck, KeepError, MediaKeeper, Remembered};
+use super::ocr::{ocr_job, OcrJob, TextReading};
 use super::outbox::Outbox;
 use super::search::MemorySearch;
 use super::voice::TranscribeJob;
@@ -125,6 +126,8 @@ pub struct MemoryService {
     media: Option<(MediaKeeper, u32)>,
     /// Whether audio added here is queued for transcription, as a voice note in the chat is.
     transcribe: bool,
+    /// Which added photos and PDFs get their text read.
+    read_text: TextReading,
     /// Queues the indexing (Mem0, embeddings) of what is saved, changed, deleted or erased.
     outbox: Outbox,
 }
@@ -158,6 +161,7 @@ impl MemoryService {
             media: None,
             outbox: Outbox::NONE,
             transcribe: false,
+            read_text: TextReading::OFF,
         }
     }
 
@@ -178,6 +182,12 @@ impl MemoryService {
     /// Queues audio added through the API for transcription (a transcriber is set up).
     pub fn with_transcription(mut self, transcribe: bool) -> Self {
         self.transcribe = transcribe;
+        self
+    }
+
+    /// Queues photos and PDFs added through the API for reading their text.
+    pub fn with_text_reading(mut self, read_text: TextReading) -> Self {
+        self.read_text = read_text;
         self
     }
 
@@ -207,7 +217,8 @@ impl MemoryService {
         let now = self.clock.now();
         let (zone, outbox) = (self.default_timezone, self.outbox);
         let text = describe(&file, caption.as_deref().unwrap_or_default(), now.with_timezone(&zone));
-        let transcribe = self.transcribe;
+        let (transcribe, read_text) = (self.transcribe, self.read_text);
+        let saved_text = text.clone();
         let remembered = transact(&*self.repository, move |tx| {
             Box::pin(async move {
                 let user = tx.find_or_create_user(&wa_id, &format!("+{wa_id}"), None, now).await?;
@@ -227,6 +238,21 @@ impl MemoryService {
                         phone: None,
                     };
                     tx.enqueue_job(transcription(&job, now)).await?;
+                }
+                if let Remembered::Saved { memory, .. } = remembered {
+                    if read_text.reads(&file.content_type) {
+                        // Its text follows the description once read; nobody to reply to.
+                        let job = OcrJob {
+                            user_id: user.id.0,
+                            interaction_id: None,
+                            memory_id: memory.0,
+                            local_path: file.stored.relative_path.clone(),
+                            content_type: file.content_type.clone(),
+                            saved_text,
+                            phone: None,
+                        };
+                        tx.enqueue_job(ocr_job(&job, now)).await?;
+                    }
                 }
                 Ok(remembered)
             })
@@ -684,6 +710,7 @@ mod tests {
             labels: vec![],
             interaction_id: None,
             media_asset_id: None,
+            extracted_text: None,
             mem0: None,
         }
     }

@@ -8,6 +8,7 @@ pub mod media;
 pub mod mem0;
 pub mod memories;
 pub mod notify;
+pub mod ocr;
 pub mod outbox;
 pub mod rehash;
 pub mod search;

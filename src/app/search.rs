@@ -291,6 +291,7 @@ mod tests {
             labels: vec![],
             interaction_id: None,
             media_asset_id: None,
+            extracted_text: None,
             mem0: None,
         }
     }

@@ -303,6 +303,8 @@ pub struct MemoryRecord {
     /// The message it came from (none for one created through the API).
     pub interaction_id: Option<InteractionId>,
     pub media_asset_id: Option<MediaAssetId>,
+    /// The text read from its photo or document (`None`: not read, or there was none).
+    pub extracted_text: Option<String>,
     /// Its copy in Mem0; `None` when Mem0 is not configured (or never had it).
     pub mem0: Option<Mem0Status>,
 }

@@ -14,6 +14,9 @@ use super::perceptual::ImageHash;
 use super::time_range::TimeRange;
 use std::time::Duration;
 
+mod text_recognition;
+pub use text_recognition::*;
+
 /// Why the system of record failed.
 #[derive(Debug, thiserror::Error)]
 pub enum RepositoryError {
@@ -302,6 +305,18 @@ pub trait UnitOfWork: Send {
         memory: MemoryId,
         text: Option<String>,
         labels: Option<Vec<String>>,
+    ) -> Result<bool, RepositoryError>;
+
+    /// Keeps the text read from a media memory's file (`extracted`, empty when there was
+    /// none) and, if the memory's text is still `saved_text` (no one edited it meanwhile),
+    /// replaces it with `text` (the caption followed by the words read); the full-text
+    /// index follows. `false` when there is no such memory (deleted meanwhile).
+    async fn record_extracted_text(
+        &mut self,
+        memory: MemoryId,
+        extracted: &str,
+        saved_text: &str,
+        text: &str,
     ) -> Result<bool, RepositoryError>;
 
     /// Erases a user and everything held about them (interactions, memories and their
@@ -610,6 +625,23 @@ pub trait ReadModel: Send + Sync {
         after: MemoryId,
         limit: u32,
     ) -> Result<Vec<(MemoryId, UserId)>, RepositoryError>;
+
+    /// Media memories after `after` whose file's text was never read (photos and PDFs
+    /// saved before OCR was on, or whose reading failed), in id order, at most `limit`:
+    /// what `reindex --ocr` queues.
+    async fn memories_awaiting_text(&self, after: MemoryId, limit: u32) -> Result<Vec<AwaitingText>, RepositoryError>;
+}
+
+/// A media memory whose file's text was never read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AwaitingText {
+    pub memory: MemoryId,
+    pub user: UserId,
+    /// The memory's text now (its caption or description).
+    pub text: String,
+    /// The kept file, relative to the storage root.
+    pub local_path: String,
+    pub content_type: String,
 }
 
 /// The current time. A port so that every date rule can be tested at a fixed instant.

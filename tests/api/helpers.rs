@@ -130,6 +130,8 @@ async fn test_vars(
         ("TRANSCRIBER", "none".to_string()),
         // Semantic-search tests turn it on; the others rank by words alone, as they assert.
         ("SEMANTIC_SEARCH", "off".to_string()),
+        // OCR tests turn it on; the others confirm photos at once, as they assert.
+        ("OCR", "off".to_string()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))

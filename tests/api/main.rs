@@ -16,6 +16,8 @@ mod helpers;
 mod jobs;
 mod media;
 mod mem0;
+mod ocr;
+mod ocr_fixtures;
 mod process;
 mod rest;
 mod semantic;

@@ -279,6 +279,23 @@ impl UnitOfWork for PostgresTransaction {
         Ok(changed > 0)
     }
 
+    async fn record_extracted_text(
+        &mut self,
+        memory: MemoryId,
+        extracted: &str,
+        saved_text: &str,
+        text: &str,
+    ) -> Result<bool, RepositoryError> {
+        let changed = self
+            .execute(
+                "UPDATE memories SET extracted_text = $2, text = CASE WHEN text = $3 THEN $4 ELSE text END \
+                 WHERE id = $1",
+                vec![memory.0.into(), extracted.into(), saved_text.into(), text.into()],
+            )
+            .await?;
+        Ok(changed > 0)
+    }
+
     async fn erase_user(&mut self, user: UserId) -> Result<Vec<String>, RepositoryError> {
         let rows = self
             .transaction

@@ -17,7 +17,7 @@ use crate::domain::model::{
 use async_trait::async_trait;
 
 use crate::domain::embedding::QuantizedEmbedding;
-use crate::domain::ports::{ReadModel, RepositoryError, StoredEmbedding};
+use crate::domain::ports::{AwaitingText, ReadModel, RepositoryError, StoredEmbedding};
 use crate::domain::time_range::TimeRange;
 
 /// The user with this WhatsApp id.
@@ -570,6 +570,28 @@ impl ReadModel for PoolReads {
                 let memory: i64 = row.try_get("", "id").map_err(map_db_err)?;
                 let user: i64 = row.try_get("", "user_id").map_err(map_db_err)?;
                 Ok((MemoryId(memory), UserId(user)))
+            })
+            .collect()
+    }
+
+    async fn memories_awaiting_text(&self, after: MemoryId, limit: u32) -> Result<Vec<AwaitingText>, RepositoryError> {
+        let sql = numbered(
+            &self.pool,
+            "SELECT m.id, m.user_id, m.text, a.local_path, a.content_type FROM memories m \
+             JOIN media_assets a ON a.id = m.media_asset_id WHERE m.id > $1 AND m.extracted_text IS NULL \
+             AND (a.content_type LIKE 'image/%' OR a.content_type = 'application/pdf') ORDER BY m.id LIMIT $2",
+        );
+        let rows = raw_rows(&self.pool, &sql, vec![after.0.into(), i64::from(limit).into()]).await?;
+        rows.iter()
+            .map(|row| {
+                let column = |name: &str| row.try_get::<String>("", name).map_err(map_db_err);
+                Ok(AwaitingText {
+                    memory: MemoryId(row.try_get("", "id").map_err(map_db_err)?),
+                    user: UserId(row.try_get("", "user_id").map_err(map_db_err)?),
+                    text: column("text")?,
+                    local_path: column("local_path")?,
+                    content_type: column("content_type")?,
+                })
             })
             .collect()
     }

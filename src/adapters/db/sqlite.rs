@@ -387,6 +387,23 @@ impl UnitOfWork for SqliteTransaction<'_> {
             .map_err(map_sqlite_err)
     }
 
+    async fn record_extracted_text(
+        &mut self,
+        memory: MemoryId,
+        extracted: &str,
+        saved_text: &str,
+        text: &str,
+    ) -> Result<bool, RepositoryError> {
+        self.connection
+            .prepare_cached(
+                "UPDATE memories SET extracted_text = ?2, text = CASE WHEN text = ?3 THEN ?4 ELSE text END \
+                 WHERE id = ?1",
+            )
+            .and_then(|mut s| s.execute(params![memory.0, extracted, saved_text, text]))
+            .map(|changed| changed > 0)
+            .map_err(map_sqlite_err)
+    }
+
     async fn erase_user(&mut self, user: UserId) -> Result<Vec<String>, RepositoryError> {
         let orphaned: Vec<String> = self
             .connection

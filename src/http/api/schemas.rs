@@ -139,6 +139,9 @@ pub struct MemoryRead {
     pub interaction_id: Option<i64>,
     /// The stored file, for media (`GET /media/{id}`).
     pub media_id: Option<i64>,
+    /// The text read from a photo, screenshot or PDF (OCR or the PDF's text layer); absent
+    /// until it was read, or when there was none. `text` carries it too, after the caption.
+    pub extracted_text: Option<String>,
     /// When it was saved.
     pub created_at: DateTime<Utc>,
     /// Its copy in Mem0; absent when the server has no Mem0 account configured.
@@ -199,6 +202,7 @@ impl MemoryRead {
             labels: record.labels,
             interaction_id: record.interaction_id.map(|i| i.0),
             media_id: record.media_asset_id.map(|m| m.0),
+            extracted_text: record.extracted_text,
             created_at: record.memory.created_at,
             mem0: record.mem0.map(Into::into),
         }
@@ -215,6 +219,7 @@ impl Example for MemoryRead {
             labels: vec!["family".into()],
             interaction_id: Some(17),
             media_id: None,
+            extracted_text: None,
             created_at: example_time(),
             mem0: Some(Mem0Read::example()),
         }

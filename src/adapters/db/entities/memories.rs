@@ -17,6 +17,8 @@ pub struct Model {
     pub text: String,
     pub labels: Option<Json>,
     pub created_at: DateTimeUtc,
+    /// The text read from its photo or document: `NULL` until read, empty when there was none.
+    pub extracted_text: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -62,6 +64,7 @@ impl Model {
             interaction_id: row.interaction_id.map(crate::domain::model::InteractionId),
             media_asset_id: row.media_asset_id.map(crate::domain::model::MediaAssetId),
             labels,
+            extracted_text: row.extracted_text.clone().filter(|text| !text.is_empty()),
             mem0: None,
             memory: row.into(),
         }

@@ -18,6 +18,13 @@
 #    duplicates) while the workers transcribe; waits for the transcriptions, reads the
 #    server's peak RSS, then times one note's decode + transcription on a quiet machine
 #    (examples/transcribe_latency.rs);
+# 6b. text in photos: renders a 1080 x 2400 phone screenshot (ImageMagick) and writes a
+#    10-page PDF with a text layer, times their reading on one thread
+#    (examples/ocr_latency.rs), then a fourth server (OCR on, MiniLM and Whisper configured)
+#    whose fake Twilio serves the screenshot: POST /webhook with photo messages from
+#    BENCH_OCR_USERS users (each user's first photo is new and recognised, the rest are
+#    duplicates) while the workers recognise them; waits for the recognitions and reads the
+#    server's peak RSS;
 # 7. times 2,000 near-duplicate photo lookups for one user holding 100,000 images
 #    (examples/near_duplicate.rs, fresh SQLite; also PostgreSQL if BENCH_POSTGRES_URL is set);
 # 8. prints a summary with PASS/MISS per target and writes it to bench-results/latest.txt.
@@ -30,7 +37,7 @@
 # BENCH_MEDIA_DURATION=$BENCH_DURATION BENCH_MEDIA_CONNECTIONS=$BENCH_CONNECTIONS
 # BENCH_MEDIA_USERS=$BENCH_USERS BENCH_MEDIA_WORKERS=2 BENCH_PHOTO=<a JPEG>
 # BENCH_VOICE_DURATION=$BENCH_DURATION BENCH_VOICE_USERS=20 BENCH_VOICE_NOTE=<an Ogg/Opus note>
-# BENCH_WHISPER_MODEL=models/ggml-tiny.en.bin BENCH_NEAR_DUP_IMAGES=100000 BENCH_NEAR_DUP_LOOKUPS=2000 BENCH_POSTGRES_URL=<server URL>
+# BENCH_OCR_USERS=20 BENCH_WHISPER_MODEL=models/ggml-tiny.en.bin BENCH_NEAR_DUP_IMAGES=100000 BENCH_NEAR_DUP_LOOKUPS=2000 BENCH_POSTGRES_URL=<server URL>
 # BENCH_SKIP_BUILD=1 (use the binaries already built) BENCH_KEEP=1 (keep the temp dir with
 # the databases and server logs) BENCH_TMPDIR=<dir for the temp dir> RUST_LOG=warn.
 set -euo pipefail
@@ -71,6 +78,11 @@ TARGET_RSS_MB=400
 TARGET_HYBRID_P95_MS=20
 TARGET_SEMANTIC_DROP_PCT=10
 TARGET_CATEGORY_RECALL=0.8
+TARGET_OCR_MS=1500
+TARGET_PDF_MS=200
+TARGET_OCR_WEBHOOK_P99_MS=20
+TARGET_OCR_RSS_MB=450
+OCR_USERS=${BENCH_OCR_USERS:-20}
 
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 SERVER_BIN=$TARGET_DIR/release/whatsapp-memory
@@ -81,6 +93,7 @@ TRANSCRIBE=$TARGET_DIR/release/examples/transcribe_latency
 EMBED_THROUGHPUT=$TARGET_DIR/release/examples/embed_throughput
 CATEGORY_RECALL=$TARGET_DIR/release/examples/category_recall
 SEED_VECTORS=$TARGET_DIR/release/examples/seed_vectors
+OCR_LATENCY=$TARGET_DIR/release/examples/ocr_latency
 EMBED_MODEL_DIR=${BENCH_EMBED_MODEL_DIR:-$ROOT/models/all-minilm-l6-v2}
 RESULTS_DIR=$ROOT/bench-results
 
@@ -90,12 +103,13 @@ if [[ ${BENCH_SKIP_BUILD:-0} != 1 ]]; then
     log "building whatsapp-memory and the bench examples (release)"
     cargo build --release --quiet --bin whatsapp-memory --example loadgen --example near_duplicate \
         --example api_latency --example transcribe_latency --example embed_throughput --example seed_vectors \
-        --example category_recall
+        --example category_recall --example ocr_latency
+    scripts/ocr-tools.sh test
     scripts/whisper-model/provision.sh
     scripts/embed-model/provision.sh
 fi
 command -v python3 >/dev/null || { echo "python3 is needed for bench/fake_twilio.py" >&2; exit 1; }
-for bin in "$SERVER_BIN" "$LOADGEN" "$NEAR_DUP" "$API_LATENCY" "$TRANSCRIBE" "$EMBED_THROUGHPUT" "$SEED_VECTORS" "$CATEGORY_RECALL"; do
+for bin in "$SERVER_BIN" "$LOADGEN" "$NEAR_DUP" "$API_LATENCY" "$TRANSCRIBE" "$EMBED_THROUGHPUT" "$SEED_VECTORS" "$CATEGORY_RECALL" "$OCR_LATENCY"; do
     [[ -x $bin ]] || { echo "missing $bin" >&2; exit 1; }
 done
 
@@ -423,6 +437,83 @@ else
     log "voice phase skipped: no voice note at $VOICE_NOTE or no model at $WHISPER_MODEL"
 fi
 
+# Text in photos: a rendered phone screenshot and a 10-page text PDF, timed on one thread,
+# then a server recognising BENCH_OCR_USERS users' screenshots while the webhook is loaded.
+OCR_RAN=0
+if command -v convert >/dev/null && command -v pdftotext >/dev/null; then
+    OCR_RAN=1
+    SHOT=$WORK/screenshot.png
+    FONT=/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf
+    convert -size 1080x2400 xc:'#ece5dd' -fill '#075e54' -draw 'rectangle 0,0 1080,170' \
+        -font "$FONT" -pointsize 40 -fill white -annotate +40+105 'Home Network' \
+        -fill '#dcf8c6' -draw 'roundrectangle 40,230 1040,900 24,24' -fill '#111111' -pointsize 34 \
+        -annotate +70+310 'WIFI Bluebird-5G password maple-orange-tiger-42' \
+        -annotate +70+380 'Router admin page is behind the kitchen shelf' -pointsize 24 \
+        -annotate +70+450 'Booking reference QX7HPL for the Lisbon flight on Friday' \
+        -annotate +70+510 'Dentist appointment moved to Thursday at 9:30' -pointsize 16 \
+        -annotate +70+570 'Receipt total 42.50 paid with card ending 1234 at Corner Bakery' \
+        -annotate +70+620 'Pick up the parcel from the post office before Saturday noon' \
+        -fill '#f0f0f0' -draw 'rectangle 0,2260 1080,2400' -fill '#075e54' -pointsize 26 \
+        -annotate +60+2345 'Chats Status Calls' "$SHOT"
+    PDF=$WORK/ten-pages.pdf
+    python3 - "$PDF" <<'PY'
+import sys
+pages = [f"Page {n}: invoice line {n} for the garden shed, delivery on Monday, reference QX{n}HPL" for n in range(1, 11)]
+objects = [b"<< /Type /Catalog /Pages 2 0 R >>",
+           ("<< /Type /Pages /Kids [%s] /Count %d >>" % (" ".join(f"{4 + 2 * i} 0 R" for i in range(10)), 10)).encode(),
+           b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"]
+for i, text in enumerate(pages):
+    content = ("BT /F1 11 Tf 72 720 Td " + " ".join(f"({text}) Tj 0 -14 Td" for _ in range(45)) + " ET").encode()
+    objects.append(f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 3 0 R >> >> /Contents {5 + 2 * i} 0 R >>".encode())
+    objects.append(b"<< /Length %d >>\nstream\n" % len(content) + content + b"\nendstream")
+out, offsets = b"%PDF-1.4\n", []
+for number, body in enumerate(objects, 1):
+    offsets.append(len(out))
+    out += f"{number} 0 obj\n".encode() + body + b"\nendobj\n"
+xref = len(out)
+out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode() + b"".join(f"{o:010d} 00000 n \n".encode() for o in offsets)
+out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
+open(sys.argv[1], "wb").write(out)
+PY
+    log "OCR of a phone screenshot and a 10-page text PDF (examples/ocr_latency)"
+    "$OCR_LATENCY" --image "$SHOT" --pdf "$PDF" --runs 5 --out "$WORK/ocr.kv" >/dev/null ||
+        FAILED+=("ocr: ocr_latency failed or read no text")
+
+    OCR_DB=$WORK/ocr.db
+    mkdir -p "$WORK/ocr-storage"
+    start_fake_twilio fake_ocr --jpeg "$SHOT"
+    PORT=$("$LOADGEN" free-port)
+    BASE=http://127.0.0.1:$PORT
+    start_server "$OCR_DB" "$WORK/ocr-storage" "$WORK/server-ocr.log" \
+        TWILIO_API_BASE_URL="$FAKE_BASE" WORKERS="$MEDIA_WORKERS" TRANSCRIBER=whisper \
+        WHISPER_MODEL_PATH="$WHISPER_MODEL" OCR=on
+    run_phase ocr_webhook media --url "$BASE/webhook" --token "$TOKEN" --account-sid "$ACCOUNT_SID" \
+        --to-number "$WHATSAPP_NUMBER" --verify-db "$OCR_DB" --media-base "$FAKE_BASE" \
+        --duration "$MEDIA_DURATION" --connections "$MEDIA_CONNECTIONS" --users "$OCR_USERS" || true
+    log "waiting for one recognition per user (at most 300 s)"
+    recognised() {
+        python3 - "$OCR_DB" <<'PY'
+import sqlite3, sys
+db = sqlite3.connect(f"file:{sys.argv[1]}?mode=ro", uri=True, timeout=5)
+print(db.execute("SELECT count(*) FROM jobs WHERE kind = 'media.ocr' AND state = 'done'").fetchone()[0])
+PY
+    }
+    ocr_by=$((SECONDS + 300))
+    while (($(recognised) < OCR_USERS)) && ((SECONDS < ocr_by)); do sleep 1; done
+    OCR_RECOGNISED=$(recognised)
+    OCR_HWM_MB=$(awk '/^VmHWM/ { printf "%.0f", $2 / 1024 }' "/proc/$SERVER_PID/status" 2>/dev/null || echo n/a)
+    log "stopping the OCR server and the fake Twilio API"
+    stop_pid "$SERVER_PID" 15
+    SERVER_PID=
+    stop_pid "$FAKE_PID"
+    FAKE_PID=
+    if [[ $OCR_RECOGNISED != "$OCR_USERS" ]]; then
+        FAILED+=("ocr: $OCR_RECOGNISED recognitions done, expected one per user ($OCR_USERS)")
+    fi
+else
+    log "OCR phase skipped: ImageMagick (convert) or poppler (pdftotext) is missing"
+fi
+
 # near_dup NAME DATABASE-URL: times the near-duplicate lookup, results in $WORK/NAME.kv.
 near_dup() {
     local name=$1 url=$2 rc=0
@@ -558,6 +649,26 @@ mkdir -p "$RESULTS_DIR"
         echo
     else
         echo "(voice phase skipped: no voice note at $VOICE_NOTE or no model at $WHISPER_MODEL)"
+        echo
+    fi
+    if ((OCR_RAN)); then
+        op50=$(kv ocr image_p50_ms)
+        pp50=$(kv ocr pdf_p50_ms)
+        owp99=$(kv ocr_webhook p99_ms)
+        echo "text in photos: a rendered 1080 x 2400 phone screenshot ($(kv ocr image_words) words read) and a 10-page text PDF, $(kv ocr runs) runs each, one thread, quiet machine"
+        printf '  OCR p50 ms    %-10s target <= %-6s %s (max %s)\n' "$op50" "$TARGET_OCR_MS" "$(verdict "$op50" '<=' "$TARGET_OCR_MS")" "$(kv ocr image_max_ms)"
+        printf '  PDF p50 ms    %-10s target <= %-6s %s (max %s; %s characters, pdftotext in a child process)\n' "$pp50" "$TARGET_PDF_MS" \
+            "$(verdict "$pp50" '<=' "$TARGET_PDF_MS")" "$(kv ocr pdf_max_ms)" "$(kv ocr pdf_chars)"
+        echo "POST /webhook with a screenshot: $(kv ocr_webhook elapsed_s) s, $MEDIA_CONNECTIONS connections, $OCR_USERS users, $MEDIA_WORKERS workers recognising meanwhile (OCR on, MiniLM loaded, Whisper configured)"
+        printf '  p50 ms        %s\n' "$(kv ocr_webhook p50_ms)"
+        printf '  p99 ms        %-10s target <= %-6s %s\n' "$owp99" "$TARGET_OCR_WEBHOOK_P99_MS" "$(verdict "$owp99" '<=' "$TARGET_OCR_WEBHOOK_P99_MS")"
+        printf '  answers       %s x 200, %s failed; rows %s; %s screenshots recognised\n' "$(kv ocr_webhook ok)" \
+            "$(kv ocr_webhook errors)" "$(kv ocr_webhook verify)" "$OCR_RECOGNISED"
+        printf '  server RSS MB %-10s target <= %-6s %s (peak, Tesseract and MiniLM working; the voice phase above adds Whisper)\n' \
+            "$OCR_HWM_MB" "$TARGET_OCR_RSS_MB" "$(verdict "$OCR_HWM_MB" '<=' "$TARGET_OCR_RSS_MB")"
+        echo
+    else
+        echo "(OCR phase skipped: ImageMagick or poppler missing)"
         echo
     fi
     for nd in near_dup near_dup_pg; do

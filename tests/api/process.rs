@@ -35,6 +35,8 @@ impl Server {
             .env("TWILIO_WHATSAPP_NUMBER", "+14155238886")
             .env("PUBLIC_BASE_URL", PUBLIC_BASE_URL)
             .env("WORKERS", "4")
+            // The queue under test is the photos' own; their OCR has tests of its own.
+            .env("OCR", "off")
             .env("JOB_LEASE_SECONDS", "2")
             .env("RUST_LOG", "warn")
             .env("NO_COLOR", "1")

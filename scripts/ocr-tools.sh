@@ -15,7 +15,9 @@ ldconfig -p 2>/dev/null | grep -q 'libtesseract\.so\.5' || missing+=(tesseract-o
 [ -e /usr/share/tesseract-ocr/5/tessdata/eng.traineddata ] || missing+=(tesseract-ocr-eng)
 command -v pdftotext >/dev/null 2>&1 || missing+=(poppler-utils)
 if [ "$mode" = test ]; then
-    command -v convert >/dev/null 2>&1 || missing+=(imagemagick)
+    # Not `command -v convert`: some machines carry a stand-in `convert` in /usr/local/bin
+    # that only forwards to the real ImageMagick when it is installed.
+    [ -x /usr/bin/convert ] || missing+=(imagemagick)
     command -v qpdf >/dev/null 2>&1 || missing+=(qpdf)
     [ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing+=(fonts-dejavu-core)
     [ -e /usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf ] || missing+=(fonts-liberation)

@@ -76,7 +76,7 @@ async fn run(args: Args) -> Result<()> {
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let model = embedder.model_id();
     let database = Database::open(&args.database_url, false).await?;
-    let user = database.repository.find_user(&args.user).await?.context("no such user")?;
+    let user = database.reads.find_user(&args.user).await?.context("no such user")?;
 
     // The user's memories without a vector, with their texts.
     let mut memories: Vec<(MemoryId, String)> = Vec::new();

@@ -49,7 +49,7 @@ use app::voice::{TranscribeJobHandler, TRANSCRIBE_JOB_KIND};
 use config::{Config, Environment, TranscriberChoice};
 use domain::ports::Clock;
 use domain::ports::{
-    DocumentReader, MediaFetcher, MediaFiles, MediaInspector, MemoryStore, MemoryStoreError, MessageSender, ReadModel,
+    DocumentReader, ExternalIndex, MediaFetcher, MediaFiles, MediaInspector, MemoryStoreError, MessageSender, ReadModel,
     TextEmbedder, TextRecognizer, Transcriber,
 };
 use http::auth::ApiKeys;
@@ -270,7 +270,7 @@ const MEM0_CHECK_TIMEOUT: Duration = Duration::from_secs(10);
 ///
 /// # Errors
 /// In production, when Mem0 refuses the key; when the HTTP client cannot be built.
-pub async fn connect_mem0(config: &Config) -> anyhow::Result<Option<Arc<dyn MemoryStore>>> {
+pub async fn connect_mem0(config: &Config) -> anyhow::Result<Option<Arc<Mem0Store>>> {
     let Some(api_key) = &config.mem0_api_key else {
         return Ok(None);
     };
@@ -350,9 +350,10 @@ pub async fn build_state(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Resu
         }
         search
     };
-    let ingest = IngestService::new(repository.clone(), search(), clock.clone(), config.default_timezone)
-        .with_job_signal(job_signal.clone())
-        .with_outbox(outbox);
+    let ingest =
+        IngestService::new(repository.clone(), reads.clone(), search(), clock.clone(), config.default_timezone)
+            .with_job_signal(job_signal.clone())
+            .with_outbox(outbox);
     let files: Arc<dyn MediaFiles> = Arc::new(MediaStorage::new(config.storage_dir.clone()));
     let api_keys = Arc::new(ApiKeys::new(&api_keys_or_generated(config)?));
     let webhook = WebhookState {

@@ -1,4 +1,5 @@
-//! `Mem0Store`: the Mem0 Platform's REST API as a [`MemoryStore`], exactly as
+//! `Mem0Store`: the Mem0 Platform's REST API as a [`MemoryFinder`] and an
+//! [`ExternalIndex`], exactly as
 //! `CONTRACTS.md` describes it: v3 add (asynchronous with inference, polled through
 //! `GET /v1/event/{id}/`) and search, v1 delete one and delete all, `GET /v1/ping/`.
 //! Every failure becomes a typed [`MemoryStoreError`] that says whether a retry helps;
@@ -15,7 +16,7 @@ use serde_json::{json, Value};
 use crate::config::Secret;
 use crate::domain::model::{MemoryId, User};
 use crate::domain::ports::{
-    ExternalMemory, Indexing, MemoryHit, MemoryStore, MemoryStoreError, MemoryToIndex, Recalled,
+    ExternalIndex, ExternalMemory, Indexing, MemoryFinder, MemoryHit, MemoryStoreError, MemoryToIndex, Recalled,
 };
 
 use super::twilio::sender::{api_url, describe_transport_error_of, retry_after};
@@ -40,7 +41,7 @@ pub struct Mem0Settings {
     pub infer: bool,
     /// Bounds each HTTP call.
     pub request_timeout: Duration,
-    /// How long [`MemoryStore::indexing_status`] keeps polling an event before it
+    /// How long [`ExternalIndex::indexing_status`] keeps polling an event before it
     /// answers "still pending" (the job then tries again later, polling the same event).
     pub event_wait: Duration,
 }
@@ -121,7 +122,7 @@ impl Mem0Store {
 }
 
 #[async_trait]
-impl MemoryStore for Mem0Store {
+impl MemoryFinder for Mem0Store {
     #[tracing::instrument(skip_all)]
     async fn search(&self, user: &User, query: &str, limit: u32) -> Result<Vec<MemoryHit>, MemoryStoreError> {
         let body = json!({
@@ -133,7 +134,10 @@ impl MemoryStore for Mem0Store {
         let answer = self.call(self.client.post(self.url(&["v3", "memories", "search"])?).json(&body)).await?;
         Ok(parse_search(&answer, &user.wa_id))
     }
+}
 
+#[async_trait]
+impl ExternalIndex for Mem0Store {
     #[tracing::instrument(skip_all, fields(memory = memory.memory.0))]
     async fn index(&self, memory: &MemoryToIndex) -> Result<Indexing, MemoryStoreError> {
         let body = json!({

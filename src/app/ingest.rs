@@ -15,8 +15,8 @@ use super::search::MemorySearch;
 use crate::domain::command::{parse_command, Command, HELP_TEXT};
 use crate::domain::model::{InboundMessage, InteractionId, MaskedPhone, MemoryKind, User};
 use crate::domain::ports::{
-    transact, Clock, InboundInsert, JobPriority, MemoryStoreError, NewJob, NewMemory, Repository, RepositoryError,
-    UnitOfWork,
+    transact, Clock, InboundInsert, JobPriority, JobTransaction, MemoryStoreError, NewJob, NewMemory, ReadModel,
+    Repository, RepositoryError, UnitOfWork,
 };
 use crate::domain::reply::{echo, format_memory_list, format_search_results, truncate_chars, MEMORY_SAVED, NO_MATCHES};
 use crate::domain::time_range::{parse_time_range, KNOWN_PHRASES};
@@ -57,6 +57,8 @@ impl IngestError {
 /// Handles inbound messages.
 pub struct IngestService {
     repository: Arc<dyn Repository>,
+    /// Who wrote and what they saved, for commands that only read.
+    reads: Arc<dyn ReadModel>,
     search: MemorySearch,
     clock: Arc<dyn Clock>,
     default_timezone: Tz,
@@ -88,11 +90,12 @@ impl IngestService {
     /// Wires the use case to its ports.
     pub fn new(
         repository: Arc<dyn Repository>,
+        reads: Arc<dyn ReadModel>,
         search: MemorySearch,
         clock: Arc<dyn Clock>,
         default_timezone: Tz,
     ) -> Self {
-        Self { repository, search, clock, default_timezone, job_signal: None, outbox: Outbox::NONE }
+        Self { repository, reads, search, clock, default_timezone, job_signal: None, outbox: Outbox::NONE }
     }
 
     /// Queues the indexing (Mem0, embeddings) of every memory a message saves (or `/undo`
@@ -141,7 +144,7 @@ impl IngestService {
             Command::Undo => return Ok(Plan::Write(Change::Undo)),
             reads_only => reads_only,
         };
-        let user = self.repository.find_user(&message.wa_id).await?;
+        let user = self.reads.find_user(&message.wa_id).await?;
         let zone = user.as_ref().map_or(self.default_timezone, |u| u.zone_or(self.default_timezone));
         Ok(Plan::Answer(self.answer(command, user.as_ref(), zone, now).await?))
     }
@@ -176,7 +179,7 @@ impl IngestService {
                 match user {
                     None => NO_MATCHES.to_string(),
                     Some(user) => {
-                        let page = self.repository.list_memories(user.id, range, CHAT_RESULT_LIMIT).await?;
+                        let page = self.reads.list_memories(user.id, range, CHAT_RESULT_LIMIT).await?;
                         format_memory_list(&page.memories, page.total, zone)
                     }
                 }
@@ -235,7 +238,7 @@ async fn record_and_reply(
 /// Media is fetched off the request path, one job per item; the user hears back when it
 /// is saved, so the webhook answers with no message now.
 async fn queue_media(
-    tx: &mut dyn UnitOfWork,
+    tx: &mut (impl JobTransaction + ?Sized),
     user: &User,
     inbound: InteractionId,
     message: &InboundMessage,
@@ -326,7 +329,9 @@ async fn write(
 mod tests {
     use super::*;
     use crate::domain::model::{MediaItem, Memory, MemoryId, MemoryPage, MessageSid, SharedLocation, UserId};
-    use crate::domain::ports::{MemoryHit, MockClock, MockMemoryStore, MockRepository, MockUnitOfWork, Recalled};
+    use crate::domain::ports::{
+        MemoryHit, MockClock, MockMemoryFinder, MockReadModel, MockRepository, MockUnitOfWork, Recalled,
+    };
     use chrono::TimeZone;
     use mockall::predicate::eq;
     use std::sync::Mutex;
@@ -360,11 +365,11 @@ mod tests {
         }
     }
 
-    /// The mocked ports of one message: the transaction, the repository's reads, search.
+    /// The mocked ports of one message: the transaction, the reads, search.
     struct Ports {
         tx: MockUnitOfWork,
-        repository: MockRepository,
-        store: MockMemoryStore,
+        reads: MockReadModel,
+        store: MockMemoryFinder,
     }
 
     /// Ports for a known user whose message is new.
@@ -373,9 +378,9 @@ mod tests {
         let known = user.clone();
         tx.expect_find_or_create_user().returning(move |_, _, _, _| Ok(known.clone()));
         tx.expect_insert_inbound().returning(|_, _| Ok(InboundInsert::New(InteractionId(100))));
-        let mut repository = MockRepository::new();
-        repository.expect_find_user().returning(move |_| Ok(Some(user.clone())));
-        Ports { tx, repository, store: MockMemoryStore::new() }
+        let mut reads = MockReadModel::new();
+        reads.expect_find_user().returning(move |_| Ok(Some(user.clone())));
+        Ports { tx, reads, store: MockMemoryFinder::new() }
     }
 
     /// Runs the use case; the repository hands the work to the mocked transaction, as
@@ -386,15 +391,17 @@ mod tests {
 
     /// As [`ingest`], with the outbox as given.
     async fn ingest_with(ports: Ports, message: InboundMessage, outbox: Outbox) -> Result<String, IngestError> {
-        let Ports { tx, mut repository, store } = ports;
+        let Ports { tx, reads, store } = ports;
         let tx = Mutex::new(Some(tx));
+        let mut repository = MockRepository::new();
         repository.expect_run_in_transaction().times(..=1).returning(move |work| {
             let mut tx = tx.lock().unwrap().take().expect("one transaction per message");
             futures::executor::block_on(work(&mut tx))
         });
         let mut clock = MockClock::new();
         clock.expect_now().return_const(now());
-        IngestService::new(Arc::new(repository), MemorySearch::local(Arc::new(store)), Arc::new(clock), chrono_tz::UTC)
+        let search = MemorySearch::local(Arc::new(store));
+        IngestService::new(Arc::new(repository), Arc::new(reads), search, Arc::new(clock), chrono_tz::UTC)
             .with_outbox(outbox)
             .ingest_message(message)
             .await
@@ -470,7 +477,7 @@ mod tests {
         tx.expect_save_memory().never();
         tx.expect_record_reply().never();
         tx.expect_update_display_name().never();
-        let p = Ports { tx, repository: MockRepository::new(), store: MockMemoryStore::new() };
+        let p = Ports { tx, reads: MockReadModel::new(), store: MockMemoryFinder::new() };
         assert_eq!(ingest(p, message("buy milk")).await.unwrap(), MEMORY_SAVED);
     }
 
@@ -536,8 +543,8 @@ mod tests {
     #[tokio::test]
     async fn a_first_time_sender_has_nothing_to_search() {
         let mut p = ports(user(None));
-        p.repository = MockRepository::new();
-        p.repository.expect_find_user().returning(|_| Ok(None));
+        p.reads = MockReadModel::new();
+        p.reads.expect_find_user().returning(|_| Ok(None));
         p.store.expect_search().never();
         expect_reply(&mut p.tx, "No matching memories found.");
         ingest(p, message("/search milk")).await.unwrap();
@@ -556,7 +563,7 @@ mod tests {
     async fn list_last_week_asks_for_the_previous_calendar_week_in_the_users_zone() {
         let berlin = chrono_tz::Europe::Berlin;
         let mut p = ports(user(Some(berlin)));
-        p.repository
+        p.reads
             .expect_list_memories()
             .withf(move |_, range, _| {
                 let range = range.expect("a range");
@@ -572,7 +579,7 @@ mod tests {
     #[tokio::test]
     async fn a_list_says_how_many_more_there_are_than_fetched() {
         let mut p = ports(user(None));
-        p.repository
+        p.reads
             .expect_list_memories()
             .returning(|_, _, _| Ok(MemoryPage { memories: vec![memory("a", now())], total: 3 }));
         p.tx.expect_record_reply().returning(|_, _, _, _| Ok(()));
@@ -582,7 +589,7 @@ mod tests {
     #[tokio::test]
     async fn an_unknown_range_lists_the_known_phrases_and_reads_nothing() {
         let mut p = ports(user(None));
-        p.repository.expect_list_memories().never();
+        p.reads.expect_list_memories().never();
         p.tx.expect_record_reply().returning(|_, _, _, _| Ok(()));
         let reply = ingest(p, message("/list sometime soonish")).await.unwrap();
         assert!(reply.contains("sometime soonish"));
@@ -699,7 +706,7 @@ mod tests {
         let mut tx = MockUnitOfWork::new();
         tx.expect_find_or_create_user()
             .returning(|_, _, _, _| Err(RepositoryError::Unavailable("disk I/O error".into())));
-        let p = Ports { tx, repository: MockRepository::new(), store: MockMemoryStore::new() };
+        let p = Ports { tx, reads: MockReadModel::new(), store: MockMemoryFinder::new() };
         let error = ingest(p, message("buy milk")).await.unwrap_err();
         assert!(matches!(error, IngestError::Repository(_)));
         assert!(error.is_retryable());

@@ -18,7 +18,8 @@ use crate::domain::model::{InteractionId, Job, MediaAsset, MediaAssetId, MemoryI
 use crate::domain::perceptual::{bands, hamming, ImageHash};
 use crate::domain::ports::{
     transact, AudioError, Clock, FetchError, ImageFacts, ImageHashCandidate, JobPriority, JobSettlement, MediaFetcher,
-    MediaFiles, MediaInspector, NewJob, NewMediaAsset, NewMemory, Repository, StoredMedia, UnitOfWork,
+    MediaFiles, MediaInspector, MediaTransaction, NewJob, NewMediaAsset, NewMemory, Repository, StoredMedia,
+    UnitOfWork,
 };
 
 /// What the webhook queued for one media item.
@@ -458,7 +459,7 @@ impl JobHandler for MediaJobHandler {
 /// This user's image within `max_distance` of the new one, found through the indexed
 /// hash bands.
 async fn near_duplicate(
-    tx: &mut dyn UnitOfWork,
+    tx: &mut (impl MediaTransaction + ?Sized),
     user: UserId,
     facts: Option<&ImageFacts>,
     max_distance: u32,
@@ -476,7 +477,7 @@ async fn near_duplicate(
 /// # Errors
 /// When the database fails.
 pub async fn find_near_duplicate(
-    tx: &mut dyn UnitOfWork,
+    tx: &mut (impl MediaTransaction + ?Sized),
     user: UserId,
     hash: ImageHash,
     max_distance: u32,

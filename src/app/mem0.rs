@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 use super::jobs::{JobError, JobHandler};
 use crate::domain::model::{Job, Mem0State, MemoryId, UserId};
 use crate::domain::ports::{
-    transact, Clock, Indexing, JobPriority, JobSettlement, Mem0IndexChange, MemoryStore, MemoryStoreError,
-    MemoryToIndex, NewJob, ReadModel, Repository, RepositoryError, UnitOfWork,
+    transact, Clock, ExternalIndex, IndexTransaction, Indexing, JobPriority, JobSettlement, JobTransaction,
+    Mem0IndexChange, MemoryStoreError, MemoryToIndex, NewJob, ReadModel, Repository, RepositoryError,
 };
 
 /// Adds one memory to Mem0.
@@ -66,7 +66,7 @@ fn mem0_job(kind: &str, payload: serde_json::Value, now: DateTime<Utc>) -> NewJo
 /// # Errors
 /// When the database fails; the caller's whole transaction rolls back.
 pub(super) async fn queue_index(
-    tx: &mut dyn UnitOfWork,
+    tx: &mut (impl IndexTransaction + JobTransaction + ?Sized),
     memory: MemoryId,
     user: UserId,
     now: DateTime<Utc>,
@@ -82,7 +82,7 @@ pub(super) async fn queue_index(
 /// # Errors
 /// When the database fails.
 pub(super) async fn queue_forget(
-    tx: &mut dyn UnitOfWork,
+    tx: &mut (impl IndexTransaction + JobTransaction + ?Sized),
     memory: MemoryId,
     now: DateTime<Utc>,
 ) -> Result<(), RepositoryError> {
@@ -97,7 +97,7 @@ pub(super) async fn queue_forget(
 /// # Errors
 /// When the database fails.
 pub(super) async fn queue_erase(
-    tx: &mut dyn UnitOfWork,
+    tx: &mut (impl JobTransaction + ?Sized),
     wa_id: &str,
     now: DateTime<Utc>,
 ) -> Result<(), RepositoryError> {
@@ -107,7 +107,7 @@ pub(super) async fn queue_erase(
 
 /// Queues the deletion of these Mem0 memories (and an event's results), if any.
 async fn queue_delete(
-    tx: &mut dyn UnitOfWork,
+    tx: &mut (impl JobTransaction + ?Sized),
     mem0_ids: Vec<String>,
     event_id: Option<String>,
     now: DateTime<Utc>,
@@ -138,7 +138,7 @@ fn payload<T: for<'de> Deserialize<'de>>(job: &Job) -> Result<T, JobError> {
 pub struct Mem0IndexHandler {
     repository: Arc<dyn Repository>,
     reads: Arc<dyn ReadModel>,
-    store: Arc<dyn MemoryStore>,
+    store: Arc<dyn ExternalIndex>,
     clock: Arc<dyn Clock>,
 }
 
@@ -147,7 +147,7 @@ impl Mem0IndexHandler {
     pub fn new(
         repository: Arc<dyn Repository>,
         reads: Arc<dyn ReadModel>,
-        store: Arc<dyn MemoryStore>,
+        store: Arc<dyn ExternalIndex>,
         clock: Arc<dyn Clock>,
     ) -> Self {
         Self { repository, reads, store, clock }
@@ -259,12 +259,12 @@ impl JobHandler for Mem0IndexHandler {
 
 /// Deletes Mem0 memories: those of a deleted memory, or all of an erased user's.
 pub struct Mem0DeleteHandler {
-    store: Arc<dyn MemoryStore>,
+    store: Arc<dyn ExternalIndex>,
 }
 
 impl Mem0DeleteHandler {
     /// Deletes through `store` (Mem0).
-    pub fn new(store: Arc<dyn MemoryStore>) -> Self {
+    pub fn new(store: Arc<dyn ExternalIndex>) -> Self {
         Self { store }
     }
 }
@@ -310,7 +310,7 @@ impl JobHandler for Mem0DeleteHandler {
 mod tests {
     use super::*;
     use crate::domain::model::{Mem0Status, Memory, MemoryKind, MemoryRecord};
-    use crate::domain::ports::{MockClock, MockMemoryStore, MockReadModel, MockRepository, MockUnitOfWork};
+    use crate::domain::ports::{MockClock, MockExternalIndex, MockReadModel, MockRepository, MockUnitOfWork};
     use chrono::TimeZone;
     use mockall::predicate::eq;
     use std::sync::Mutex;
@@ -359,7 +359,7 @@ mod tests {
         repository
     }
 
-    fn handler(tx: MockUnitOfWork, reads: MockReadModel, store: MockMemoryStore) -> Mem0IndexHandler {
+    fn handler(tx: MockUnitOfWork, reads: MockReadModel, store: MockExternalIndex) -> Mem0IndexHandler {
         let mut clock = MockClock::new();
         clock.expect_now().return_const(now());
         Mem0IndexHandler::new(Arc::new(repository(tx)), Arc::new(reads), Arc::new(store), Arc::new(clock))
@@ -416,7 +416,7 @@ mod tests {
     async fn an_inferred_add_records_its_event_then_its_memories_and_settles_with_them() {
         let mut reads = MockReadModel::new();
         reads.expect_find_memory().returning(|_| Ok(Some(record(None))));
-        let mut store = MockMemoryStore::new();
+        let mut store = MockExternalIndex::new();
         store
             .expect_index()
             .withf(|m| m.memory == MemoryId(3) && m.owner == "15551234567" && m.text == "buy milk")
@@ -453,7 +453,7 @@ mod tests {
     async fn a_retry_polls_the_earlier_event_instead_of_adding_the_memory_twice() {
         let mut reads = MockReadModel::new();
         reads.expect_find_memory().returning(|_| Ok(Some(record(Some("ev-1")))));
-        let mut store = MockMemoryStore::new();
+        let mut store = MockExternalIndex::new();
         store.expect_index().never();
         store.expect_indexing_status().with(eq("ev-1")).returning(|_| Ok(Indexing::Pending("ev-1".into())));
         let error = handler(MockUnitOfWork::new(), reads, store).run(&index_job()).await.unwrap_err();
@@ -466,7 +466,7 @@ mod tests {
     async fn an_add_is_undone_when_it_finishes_to_find(text: &'static str, recorded: &'static [&'static str]) {
         let mut reads = MockReadModel::new();
         reads.expect_find_memory().returning(|_| Ok(Some(record(None))));
-        let mut store = MockMemoryStore::new();
+        let mut store = MockExternalIndex::new();
         store.expect_index().returning(|_| Ok(Indexing::Indexed(vec!["m-new".into()])));
         let mut tx = MockUnitOfWork::new();
         tx.expect_memory_text().returning(move |_| Ok(Some(text.into())));
@@ -499,7 +499,7 @@ mod tests {
     async fn an_add_that_finishes_after_the_memory_was_deleted_queues_its_own_undoing() {
         let mut reads = MockReadModel::new();
         reads.expect_find_memory().returning(|_| Ok(Some(record(None))));
-        let mut store = MockMemoryStore::new();
+        let mut store = MockExternalIndex::new();
         store.expect_index().returning(|_| Ok(Indexing::Indexed(vec!["m-1".into()])));
         let mut tx = MockUnitOfWork::new();
         tx.expect_memory_text().returning(|_| Ok(None));
@@ -517,7 +517,7 @@ mod tests {
         let run = |error: MemoryStoreError| async move {
             let mut reads = MockReadModel::new();
             reads.expect_find_memory().returning(|_| Ok(Some(record(None))));
-            let mut store = MockMemoryStore::new();
+            let mut store = MockExternalIndex::new();
             store.expect_index().returning(move |_| Err(error.clone()));
             handler(MockUnitOfWork::new(), reads, store).run(&index_job()).await.unwrap_err()
         };
@@ -542,7 +542,7 @@ mod tests {
             indexed.mem0 = Some(Mem0Status { state: Mem0State::Indexed, error: None, event_id: None });
             Ok(Some(indexed))
         });
-        let mut store = MockMemoryStore::new();
+        let mut store = MockExternalIndex::new();
         store.expect_index().never();
         handler(MockUnitOfWork::new(), reads, store).run(&index_job()).await.unwrap();
     }
@@ -554,12 +554,12 @@ mod tests {
             .with(eq(MemoryId(3)), eq(Mem0IndexChange::Failed("Mem0 refused".into())), eq(now()))
             .times(1)
             .returning(|_, _, _| Ok(true));
-        handler(tx, MockReadModel::new(), MockMemoryStore::new()).dead_lettered(&index_job(), "Mem0 refused").await;
+        handler(tx, MockReadModel::new(), MockExternalIndex::new()).dead_lettered(&index_job(), "Mem0 refused").await;
     }
 
     #[tokio::test]
     async fn deleting_resolves_an_unfinished_add_and_deletes_everything_and_erasing_deletes_all() {
-        let mut store = MockMemoryStore::new();
+        let mut store = MockExternalIndex::new();
         store.expect_indexing_status().with(eq("ev")).returning(|_| Ok(Indexing::Indexed(vec!["c".into()])));
         let deleted = Arc::new(Mutex::new(Vec::new()));
         let seen = deleted.clone();

@@ -451,7 +451,7 @@ impl MemoryService {
     /// to know who they are.
     async fn known_user(&self, user_id: &str) -> Result<User, ApiError> {
         let wa_id = wa_id(user_id)?;
-        self.repository
+        self.reads
             .find_user(&wa_id)
             .await?
             .ok_or_else(|| ApiError::NotFound(format!("no user with WhatsApp id {wa_id}")))
@@ -659,7 +659,7 @@ fn page_cursor(cursor: Option<&str>) -> Result<Option<PageCursor>, ApiError> {
 mod tests {
     use super::*;
     use crate::domain::model::{Memory, User, UserId};
-    use crate::domain::ports::{MemoryHit, MockMediaFiles, MockMemoryStore, MockReadModel, MockRepository};
+    use crate::domain::ports::{MemoryHit, MockMediaFiles, MockMemoryFinder, MockReadModel, MockRepository};
     use chrono::{TimeZone, Utc};
 
     struct FixedClock;
@@ -670,11 +670,10 @@ mod tests {
     }
 
     /// A service whose repository knows one user (Ada, in Berlin).
-    fn service(reads: MockReadModel, store: MockMemoryStore) -> MemoryService {
-        let mut repository = MockRepository::new();
-        repository.expect_find_user().returning(|_| Ok(Some(user_record().user)));
+    fn service(mut reads: MockReadModel, store: MockMemoryFinder) -> MemoryService {
+        reads.expect_find_user().returning(|_| Ok(Some(user_record().user)));
         MemoryService::new(
-            Arc::new(repository),
+            Arc::new(MockRepository::new()),
             Arc::new(reads),
             Arc::new(MockMediaFiles::new()),
             MemorySearch::local(Arc::new(store)),
@@ -718,7 +717,7 @@ mod tests {
     #[tokio::test]
     async fn bad_input_is_refused_before_the_database_is_touched() {
         // No expectations: any call to a port would panic.
-        let service = service(MockReadModel::new(), MockMemoryStore::new());
+        let service = service(MockReadModel::new(), MockMemoryFinder::new());
         let text = |t: &str| MemoryInput { kind: MemoryKind::Text, text: t.into(), labels: vec![] };
         assert!(matches!(service.create("nope", text("x")).await, Err(ApiError::Invalid(_))));
         assert!(matches!(service.create("15551234567", text("  ")).await, Err(ApiError::Invalid(_))));
@@ -740,14 +739,14 @@ mod tests {
             assert_eq!(range.start, Utc.with_ymd_and_hms(2026, 11, 25, 23, 0, 0).unwrap());
             Ok(Page { items: vec![record(1)], next: None })
         });
-        let page = service(repository, MockMemoryStore::new()).list("+15551234567", Some("today"), None, 20).await;
+        let page = service(repository, MockMemoryFinder::new()).list("+15551234567", Some("today"), None, 20).await;
         assert_eq!(page.unwrap().items.len(), 1);
     }
 
     #[tokio::test]
     async fn an_unknown_range_phrase_is_a_clear_error() {
         let repository = MockReadModel::new();
-        let error = service(repository, MockMemoryStore::new())
+        let error = service(repository, MockMemoryFinder::new())
             .list("15551234567", Some("whenever"), None, 20)
             .await
             .unwrap_err();
@@ -757,7 +756,7 @@ mod tests {
     #[tokio::test]
     async fn search_keeps_the_stores_ranking_and_drops_hits_deleted_meanwhile() {
         let mut repository = MockReadModel::new();
-        let mut store = MockMemoryStore::new();
+        let mut store = MockMemoryFinder::new();
         store.expect_search().returning(|_, _, _| {
             Ok(vec![
                 MemoryHit { recalled: Recalled::Memory(record(2).memory), score: 2.0 },
@@ -779,7 +778,7 @@ mod tests {
     async fn an_unavailable_database_is_a_retryable_error_not_a_crash() {
         let mut repository = MockReadModel::new();
         repository.expect_find_user_record().returning(|_| Err(RepositoryError::Unavailable("locked".into())));
-        let error = service(repository, MockMemoryStore::new()).user("15551234567").await.unwrap_err();
+        let error = service(repository, MockMemoryFinder::new()).user("15551234567").await.unwrap_err();
         assert!(matches!(error, ApiError::Unavailable(_)));
     }
 
@@ -794,17 +793,18 @@ mod tests {
             .in_sequence(&mut order)
             .returning(|_| Ok(()));
         let tx = std::sync::Mutex::new(Some(tx));
+        let mut reads = MockReadModel::new();
+        reads.expect_find_user().returning(|_| Ok(Some(user_record().user)));
         let mut repository = MockRepository::new();
-        repository.expect_find_user().returning(|_| Ok(Some(user_record().user)));
         repository.expect_run_in_transaction().times(1).returning(move |work| {
             let mut tx = tx.lock().unwrap().take().expect("one transaction");
             futures::executor::block_on(work(&mut tx))
         });
         let service = MemoryService::new(
             Arc::new(repository),
-            Arc::new(MockReadModel::new()),
+            Arc::new(reads),
             Arc::new(MockMediaFiles::new()),
-            MemorySearch::local(Arc::new(MockMemoryStore::new())),
+            MemorySearch::local(Arc::new(MockMemoryFinder::new())),
             Arc::new(FixedClock),
             chrono_tz::UTC,
         )

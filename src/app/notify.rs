@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use super::jobs::{JobError, JobHandler};
 use crate::domain::model::{InteractionId, Job, MaskedPhone, UserId};
 use crate::domain::ports::{
-    transact, Clock, Delivery, JobPriority, JobSettlement, MessageSender, NewJob, Repository, SendError, UnitOfWork,
+    transact, Clock, Delivery, JobPriority, JobSettlement, JobTransaction, MessageSender, NewJob, Repository, SendError,
 };
 
 /// The job kind that sends one WhatsApp message.
@@ -34,7 +34,7 @@ pub struct QueuedReply {
 /// # Errors
 /// When the job cannot be written.
 pub async fn queue_reply(
-    tx: &mut dyn UnitOfWork,
+    tx: &mut (impl JobTransaction + ?Sized),
     reply: QueuedReply,
     now: DateTime<Utc>,
 ) -> Result<(), crate::domain::ports::RepositoryError> {

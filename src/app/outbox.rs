@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 
 use super::{mem0, semantic};
 use crate::domain::model::{MemoryId, UserId};
-use crate::domain::ports::{RepositoryError, UnitOfWork};
+use crate::domain::ports::{IndexTransaction, JobTransaction, RepositoryError};
 
 /// Which indexes a change queues work for. Decided once at start (is `MEM0_API_KEY` set?
 /// is semantic search on?) and handed to every use case that writes memories.
@@ -49,7 +49,7 @@ impl Outbox {
     /// When the database fails; the caller's whole transaction rolls back.
     pub async fn memory_saved(
         self,
-        tx: &mut dyn UnitOfWork,
+        tx: &mut (impl IndexTransaction + JobTransaction + ?Sized),
         memory: MemoryId,
         user: UserId,
         now: DateTime<Utc>,
@@ -70,7 +70,7 @@ impl Outbox {
     /// When the database fails.
     pub async fn memory_deleted(
         self,
-        tx: &mut dyn UnitOfWork,
+        tx: &mut (impl IndexTransaction + JobTransaction + ?Sized),
         memory: MemoryId,
         now: DateTime<Utc>,
     ) -> Result<(), RepositoryError> {
@@ -87,7 +87,7 @@ impl Outbox {
     /// When the database fails.
     pub async fn user_erased(
         self,
-        tx: &mut dyn UnitOfWork,
+        tx: &mut (impl JobTransaction + ?Sized),
         wa_id: &str,
         now: DateTime<Utc>,
     ) -> Result<(), RepositoryError> {

@@ -11,11 +11,11 @@ use std::time::Duration;
 use super::semantic::SemanticIndex;
 use crate::domain::fusion::{reciprocal_rank_fusion, RRF_K};
 use crate::domain::model::{Memory, MemoryId, User};
-use crate::domain::ports::{ExternalMemory, MemoryHit, MemoryStore, MemoryStoreError, ReadModel, Recalled};
+use crate::domain::ports::{ExternalMemory, MemoryFinder, MemoryHit, MemoryStoreError, ReadModel, Recalled};
 
 /// Mem0 beside the local index.
 struct Mem0Search {
-    store: Arc<dyn MemoryStore>,
+    store: Arc<dyn MemoryFinder>,
     /// Maps Mem0's ids back to our memories.
     reads: Arc<dyn ReadModel>,
     /// How long a search waits for Mem0 before answering from the local index alone.
@@ -35,7 +35,7 @@ const VECTOR_HITS: u32 = 20;
 
 /// The search every use case runs (chat `/search` and questions, REST `?query=`).
 pub struct MemorySearch {
-    local: Arc<dyn MemoryStore>,
+    local: Arc<dyn MemoryFinder>,
     semantic: Option<SemanticSearch>,
     mem0: Option<Mem0Search>,
 }
@@ -49,7 +49,7 @@ enum Key {
 
 impl MemorySearch {
     /// Search in the local full-text index only.
-    pub fn local(local: Arc<dyn MemoryStore>) -> Self {
+    pub fn local(local: Arc<dyn MemoryFinder>) -> Self {
         Self { local, semantic: None, mem0: None }
     }
 
@@ -61,7 +61,7 @@ impl MemorySearch {
 
     /// Also asks `store` (Mem0), waiting at most `timeout` for it; `reads` maps its hits
     /// back to our memories.
-    pub fn with_mem0(mut self, store: Arc<dyn MemoryStore>, reads: Arc<dyn ReadModel>, timeout: Duration) -> Self {
+    pub fn with_mem0(mut self, store: Arc<dyn MemoryFinder>, reads: Arc<dyn ReadModel>, timeout: Duration) -> Self {
         self.mem0 = Some(Mem0Search { store, reads, timeout });
         self
     }
@@ -247,7 +247,7 @@ fn fuse(lists: Vec<Vec<Recalled>>, limit: usize) -> Vec<MemoryHit> {
 mod tests {
     use super::*;
     use crate::domain::model::{MemoryKind, MemoryRecord, UserId};
-    use crate::domain::ports::{MockMemoryStore, MockReadModel};
+    use crate::domain::ports::{MockMemoryFinder, MockReadModel};
     use chrono::{TimeZone, Utc};
 
     fn user() -> User {
@@ -296,7 +296,7 @@ mod tests {
         }
     }
 
-    fn hybrid(local: MockMemoryStore, mem0: MockMemoryStore, reads: MockReadModel, timeout_ms: u64) -> MemorySearch {
+    fn hybrid(local: MockMemoryFinder, mem0: MockMemoryFinder, reads: MockReadModel, timeout_ms: u64) -> MemorySearch {
         MemorySearch::local(Arc::new(local)).with_mem0(
             Arc::new(mem0),
             Arc::new(reads),
@@ -306,7 +306,7 @@ mod tests {
 
     #[tokio::test]
     async fn without_mem0_the_local_ranking_and_scores_are_returned_as_they_are() {
-        let mut local = MockMemoryStore::new();
+        let mut local = MockMemoryFinder::new();
         local.expect_search().returning(|_, _, _| Ok(vec![local_hit(1)]));
         let hits = MemorySearch::local(Arc::new(local)).search(&user(), "milk", 10).await.unwrap();
         assert_eq!(hits, vec![local_hit(1)]);
@@ -314,9 +314,9 @@ mod tests {
 
     #[tokio::test]
     async fn mem0_hits_map_to_our_memories_and_facts_without_a_single_source_stay_facts() {
-        let mut local = MockMemoryStore::new();
+        let mut local = MockMemoryFinder::new();
         local.expect_search().returning(|_, _, _| Ok(vec![local_hit(1), local_hit(2)]));
-        let mut mem0 = MockMemoryStore::new();
+        let mut mem0 = MockMemoryFinder::new();
         // m-2 is memory 2 (also found locally), m-3 memory 3 (only Mem0 found it),
         // m-9 came from two memories, m-x from nowhere we know, m-dead from a deleted one.
         mem0.expect_search().returning(|_, _, _| {
@@ -351,7 +351,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_late_mem0_leaves_the_local_results_alone_within_the_timeout() {
-        let mut local = MockMemoryStore::new();
+        let mut local = MockMemoryFinder::new();
         local.expect_search().returning(|_, _, _| Ok(vec![local_hit(1)]));
         let mem0 = SlowStore;
         let reads = MockReadModel::new();
@@ -366,16 +366,16 @@ mod tests {
 
     #[tokio::test]
     async fn a_failing_mem0_is_left_out_but_a_failing_local_index_is_an_error() {
-        let mut local = MockMemoryStore::new();
+        let mut local = MockMemoryFinder::new();
         local.expect_search().returning(|_, _, _| Ok(vec![local_hit(1)]));
-        let mut mem0 = MockMemoryStore::new();
+        let mut mem0 = MockMemoryFinder::new();
         mem0.expect_search().returning(|_, _, _| Err(MemoryStoreError::Unavailable("503".into())));
         let hits = hybrid(local, mem0, MockReadModel::new(), 500).search(&user(), "milk", 10).await.unwrap();
         assert_eq!(hits.len(), 1);
 
-        let mut local = MockMemoryStore::new();
+        let mut local = MockMemoryFinder::new();
         local.expect_search().returning(|_, _, _| Err(MemoryStoreError::Unavailable("locked".into())));
-        let mut mem0 = MockMemoryStore::new();
+        let mut mem0 = MockMemoryFinder::new();
         mem0.expect_search().returning(|_, _, _| Ok(vec![]));
         assert!(hybrid(local, mem0, MockReadModel::new(), 500).search(&user(), "milk", 10).await.is_err());
     }
@@ -410,7 +410,7 @@ mod tests {
 
     #[tokio::test]
     async fn vector_hits_join_the_full_text_ones_and_a_deleted_memory_is_left_out_and_forgotten() {
-        let mut local = MockMemoryStore::new();
+        let mut local = MockMemoryFinder::new();
         local.expect_search().returning(|_, _, _| Ok(vec![local_hit(4)]));
         let mut reads = MockReadModel::new();
         // Memory 2 was deleted: the read model no longer has it.
@@ -434,28 +434,10 @@ mod tests {
     struct SlowStore;
 
     #[async_trait::async_trait]
-    impl MemoryStore for SlowStore {
+    impl MemoryFinder for SlowStore {
         async fn search(&self, _: &User, _: &str, _: u32) -> Result<Vec<MemoryHit>, MemoryStoreError> {
             tokio::time::sleep(Duration::from_secs(30)).await;
             Ok(vec![mem0_hit("late", None)])
-        }
-        async fn index(
-            &self,
-            _: &crate::domain::ports::MemoryToIndex,
-        ) -> Result<crate::domain::ports::Indexing, MemoryStoreError> {
-            unreachable!("search only")
-        }
-        async fn indexing_status(&self, _: &str) -> Result<crate::domain::ports::Indexing, MemoryStoreError> {
-            unreachable!("search only")
-        }
-        async fn delete(&self, _: &str) -> Result<(), MemoryStoreError> {
-            unreachable!("search only")
-        }
-        async fn delete_all(&self, _: &str) -> Result<(), MemoryStoreError> {
-            unreachable!("search only")
-        }
-        async fn check(&self) -> Result<(), MemoryStoreError> {
-            unreachable!("search only")
         }
     }
 }

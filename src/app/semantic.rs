@@ -17,7 +17,7 @@ use super::activity::RequestRate;
 use crate::domain::embedding::{Neighbour, QuantizedEmbedding, VectorSet};
 use crate::domain::model::{MemoryId, UserId};
 use crate::domain::ports::{
-    transact, EmbedError, EmbedPurpose, ReadModel, Repository, RepositoryError, TextEmbedder, UnitOfWork,
+    transact, EmbedError, EmbedPurpose, IndexTransaction, ReadModel, Repository, RepositoryError, TextEmbedder,
 };
 
 /// Memories embedded in one pass: batching by similar length roughly doubles the rate of
@@ -32,7 +32,10 @@ const INDEX_MAX_BACKOFF: Duration = Duration::from_secs(60);
 ///
 /// # Errors
 /// When the database fails; the caller's transaction rolls back.
-pub async fn queue_embedding(tx: &mut dyn UnitOfWork, memory: MemoryId) -> Result<(), RepositoryError> {
+pub async fn queue_embedding(
+    tx: &mut (impl IndexTransaction + ?Sized),
+    memory: MemoryId,
+) -> Result<(), RepositoryError> {
     tx.queue_embedding(memory).await
 }
 

@@ -270,7 +270,9 @@ mod adapter {
     use whatsapp_memory::adapters::mem0::{Mem0Settings, Mem0Store};
     use whatsapp_memory::config::Secret;
     use whatsapp_memory::domain::model::{MemoryId, MemoryKind, User, UserId};
-    use whatsapp_memory::domain::ports::{Indexing, MemoryStore, MemoryStoreError, MemoryToIndex, Recalled};
+    use whatsapp_memory::domain::ports::{
+        ExternalIndex, Indexing, MemoryFinder, MemoryStoreError, MemoryToIndex, Recalled,
+    };
 
     use super::{ADA_WA_ID, MEM0_KEY};
     use crate::fake_mem0::{self, FakeMem0, Mode};

@@ -110,7 +110,7 @@ async fn paraphrased_questions_find_their_notes_where_full_text_alone_does_not()
 
     // Full text alone: the same local index the server searches, without vectors.
     let database = Database::open(&app.database_url, false).await.unwrap();
-    let ada = database.repository.find_user(&user_id(ADA)).await.unwrap().expect("Ada exists");
+    let ada = database.reads.find_user(&user_id(ADA)).await.unwrap().expect("Ada exists");
     let mut misses = Vec::new();
     for (pair, id) in pairs.iter().zip(&ids) {
         let words_only = database.memory_store.search(&ada, &pair.query, 5).await.unwrap();

@@ -1,4 +1,4 @@
-//! `LocalStore`, the embedded `MemoryStore`: full-text search in the same database as
+//! `LocalStore`, the embedded [`MemoryFinder`]: full-text search in the same database as
 //! everything else, so search works with no outside account. The database indexes a
 //! memory in the transaction that saves it (SQLite triggers into FTS5, a generated
 //! `tsvector` on PostgreSQL), so there is no separate indexing step to fail.
@@ -9,12 +9,11 @@ use std::collections::HashMap;
 use rusqlite::Connection;
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, QueryResult, Statement};
 
-use super::map_db_err;
-use super::sqlite::{memory_from_row, SqliteReaders};
+use super::pool::map_db_err;
+use super::sqlite::SqliteReaders;
+use super::sqlite_transaction::memory_from_row;
 use crate::domain::model::{Memory, MemoryId, MemoryKind, User, UserId};
-use crate::domain::ports::{
-    Indexing, MemoryHit, MemoryStore, MemoryStoreError, MemoryToIndex, Recalled, RepositoryError,
-};
+use crate::domain::ports::{MemoryFinder, MemoryHit, MemoryStoreError, Recalled, RepositoryError};
 use crate::domain::query::{rank_term_matches, search_terms, TermMatch};
 
 /// Full-text search over the `memories` table.
@@ -98,7 +97,7 @@ impl From<RepositoryError> for MemoryStoreError {
 }
 
 #[async_trait]
-impl MemoryStore for LocalStore {
+impl MemoryFinder for LocalStore {
     async fn search(&self, user: &User, query: &str, limit: u32) -> Result<Vec<MemoryHit>, MemoryStoreError> {
         let user = user.id;
         let terms = search_terms(query);
@@ -122,31 +121,6 @@ impl MemoryStore for LocalStore {
                     .map_err(|e| MemoryStoreError::from(map_db_err(e)))
             }
         }
-    }
-
-    /// Nothing to do: the database indexed the memory in the transaction that saved it.
-    async fn index(&self, _memory: &MemoryToIndex) -> Result<Indexing, MemoryStoreError> {
-        Ok(Indexing::Indexed(Vec::new()))
-    }
-
-    /// Nothing is ever pending here (see [`LocalStore::index`]).
-    async fn indexing_status(&self, _event: &str) -> Result<Indexing, MemoryStoreError> {
-        Ok(Indexing::Indexed(Vec::new()))
-    }
-
-    /// Nothing to do: a memory's search entry goes with its row, in the same transaction.
-    async fn delete(&self, _id: &str) -> Result<(), MemoryStoreError> {
-        Ok(())
-    }
-
-    /// Nothing to do: erasing a user deletes their search entries with their rows.
-    async fn delete_all(&self, _owner: &str) -> Result<(), MemoryStoreError> {
-        Ok(())
-    }
-
-    /// The database's health is `/readyz`'s business; the index is part of it.
-    async fn check(&self) -> Result<(), MemoryStoreError> {
-        Ok(())
     }
 }
 

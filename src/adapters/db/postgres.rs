@@ -10,18 +10,18 @@ use sea_orm::{
     Value,
 };
 
-use super::{claim_candidates, is_migrated, labels_json, map_db_err};
+use super::pool::{is_migrated, map_db_err};
+use super::statements::{claim_candidates, labels_json, IMAGE_REHASH_DEQUEUE, REHASHED_IMAGE_UPDATE};
 use crate::domain::embedding::QuantizedEmbedding;
 use crate::domain::model::{
-    InboundMessage, InteractionId, Job, JobId, MediaAsset, MediaAssetId, Memory, MemoryId, MemoryKind, MemoryPage,
-    User, UserId,
+    InboundMessage, InteractionId, Job, JobId, MediaAsset, MediaAssetId, Memory, MemoryId, MemoryKind, User, UserId,
 };
 use crate::domain::perceptual::{bands, ImageHash};
 use crate::domain::ports::{
-    Delivery, ImageHashCandidate, InboundInsert, JobSettlement, Mem0Copies, Mem0IndexChange, NewJob, NewMediaAsset,
-    NewMemory, Repository, RepositoryError, UnitOfWork, Work,
+    Delivery, ImageHashCandidate, InboundInsert, IndexTransaction, JobSettlement, JobTransaction, MediaTransaction,
+    Mem0Copies, Mem0IndexChange, MemoryTransaction, NewJob, NewMediaAsset, NewMemory, Repository, RepositoryError,
+    UserTransaction, Work,
 };
-use crate::domain::time_range::TimeRange;
 
 /// The PostgreSQL system of record.
 pub struct PostgresRepository {
@@ -48,19 +48,6 @@ impl Repository for PostgresRepository {
                 Err(error)
             }
         }
-    }
-
-    async fn find_user(&self, wa_id: &str) -> Result<Option<User>, RepositoryError> {
-        super::reads::find_user(&self.pool, wa_id).await
-    }
-
-    async fn list_memories(
-        &self,
-        user: UserId,
-        range: Option<TimeRange>,
-        limit: u32,
-    ) -> Result<MemoryPage, RepositoryError> {
-        super::reads::list_memories(&self.pool, user, range, limit).await
     }
 
     async fn is_ready(&self) -> Result<bool, RepositoryError> {
@@ -139,7 +126,7 @@ fn memory_from_row(row: &QueryResult) -> Result<Memory, RepositoryError> {
 }
 
 #[async_trait]
-impl UnitOfWork for PostgresTransaction {
+impl UserTransaction for PostgresTransaction {
     async fn find_or_create_user(
         &mut self,
         wa_id: &str,
@@ -179,6 +166,15 @@ impl UnitOfWork for PostgresTransaction {
         self.execute(
             "UPDATE users SET display_name = $2, updated_at = $3 WHERE id = $1",
             vec![user.0.into(), name.into(), now.into()],
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn set_timezone(&mut self, user: UserId, zone: &str, now: DateTime<Utc>) -> Result<(), RepositoryError> {
+        self.execute(
+            "UPDATE users SET timezone = $2, updated_at = $3 WHERE id = $1",
+            vec![user.0.into(), zone.into(), now.into()],
         )
         .await
         .map(drop)
@@ -236,6 +232,56 @@ impl UnitOfWork for PostgresTransaction {
         .map(drop)
     }
 
+    async fn record_delivery(&mut self, delivery: Delivery) -> Result<(), RepositoryError> {
+        self.execute(
+            "INSERT INTO interactions (user_id, twilio_message_sid, direction, message_type, body, in_reply_to, \
+             occurred_at, delivery_status, error_code, error_message) \
+             VALUES ($1, $2, 'outbound', 'text', $3, $4, $5, $6, $7, $8)",
+            vec![
+                delivery.user_id.0.into(),
+                delivery.twilio_sid.into(),
+                delivery.body.into(),
+                delivery.in_reply_to.map(|i| i.0).into(),
+                delivery.occurred_at.into(),
+                delivery.status.into(),
+                delivery.error_code.into(),
+                delivery.error_message.into(),
+            ],
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn erase_user(&mut self, user: UserId) -> Result<Vec<String>, RepositoryError> {
+        let rows = self
+            .transaction
+            .query_all_raw(statement(
+                "SELECT DISTINCT local_path FROM media_assets WHERE user_id = $1 \
+                 AND local_path NOT IN (SELECT local_path FROM media_assets WHERE user_id <> $1)",
+                vec![user.0.into()],
+            ))
+            .await
+            .map_err(map_db_err)?;
+        let orphaned = rows.iter().map(|row| get::<String>(row, "local_path")).collect::<Result<Vec<_>, _>>()?;
+        // Work queued for them would act on a user who no longer exists.
+        self.execute(
+            "DELETE FROM jobs WHERE state IN ('queued', 'dead') AND (payload->>'user_id')::bigint = $1",
+            vec![user.0.into()],
+        )
+        .await?;
+        // Mem0 bookkeeping has no foreign key (see the mem0 migration); their Mem0
+        // copies go through one delete-all the caller queues.
+        for table in ["mem0_links", "mem0_index"] {
+            self.execute(&format!("DELETE FROM {table} WHERE user_id = $1"), vec![user.0.into()]).await?;
+        }
+        // Interactions, memories, media records go with the user through ON DELETE CASCADE.
+        self.execute("DELETE FROM users WHERE id = $1", vec![user.0.into()]).await?;
+        Ok(orphaned)
+    }
+}
+
+#[async_trait]
+impl MemoryTransaction for PostgresTransaction {
     async fn save_memory(&mut self, memory: NewMemory) -> Result<MemoryId, RepositoryError> {
         let row = self
             .one(
@@ -296,33 +342,6 @@ impl UnitOfWork for PostgresTransaction {
         Ok(changed > 0)
     }
 
-    async fn erase_user(&mut self, user: UserId) -> Result<Vec<String>, RepositoryError> {
-        let rows = self
-            .transaction
-            .query_all_raw(statement(
-                "SELECT DISTINCT local_path FROM media_assets WHERE user_id = $1 \
-                 AND local_path NOT IN (SELECT local_path FROM media_assets WHERE user_id <> $1)",
-                vec![user.0.into()],
-            ))
-            .await
-            .map_err(map_db_err)?;
-        let orphaned = rows.iter().map(|row| get::<String>(row, "local_path")).collect::<Result<Vec<_>, _>>()?;
-        // Work queued for them would act on a user who no longer exists.
-        self.execute(
-            "DELETE FROM jobs WHERE state IN ('queued', 'dead') AND (payload->>'user_id')::bigint = $1",
-            vec![user.0.into()],
-        )
-        .await?;
-        // Mem0 bookkeeping has no foreign key (see the mem0 migration); their Mem0
-        // copies go through one delete-all the caller queues.
-        for table in ["mem0_links", "mem0_index"] {
-            self.execute(&format!("DELETE FROM {table} WHERE user_id = $1"), vec![user.0.into()]).await?;
-        }
-        // Interactions, memories, media records go with the user through ON DELETE CASCADE.
-        self.execute("DELETE FROM users WHERE id = $1", vec![user.0.into()]).await?;
-        Ok(orphaned)
-    }
-
     async fn delete_last_memory(&mut self, user: UserId) -> Result<Option<Memory>, RepositoryError> {
         let sql = format!(
             "DELETE FROM memories WHERE id = \
@@ -332,15 +351,18 @@ impl UnitOfWork for PostgresTransaction {
         self.one(&sql, vec![user.0.into()]).await?.as_ref().map(memory_from_row).transpose()
     }
 
-    async fn set_timezone(&mut self, user: UserId, zone: &str, now: DateTime<Utc>) -> Result<(), RepositoryError> {
-        self.execute(
-            "UPDATE users SET timezone = $2, updated_at = $3 WHERE id = $1",
-            vec![user.0.into(), zone.into(), now.into()],
-        )
-        .await
-        .map(drop)
+    async fn memory_text(&mut self, memory: MemoryId) -> Result<Option<String>, RepositoryError> {
+        // The row lock makes two transactions deciding about one memory take turns (the
+        // second sees what the first recorded); it does not block new rows referring to it.
+        match self.one("SELECT text FROM memories WHERE id = $1 FOR NO KEY UPDATE", vec![memory.0.into()]).await? {
+            Some(row) => get::<String>(&row, "text").map(Some),
+            None => Ok(None),
+        }
     }
+}
 
+#[async_trait]
+impl JobTransaction for PostgresTransaction {
     async fn enqueue_job(&mut self, job: NewJob) -> Result<(), RepositoryError> {
         self.execute(
             "INSERT INTO jobs (kind, payload, state, attempts, max_attempts, due_at, created_at, updated_at, priority) \
@@ -434,7 +456,10 @@ impl UnitOfWork for PostgresTransaction {
             .await?;
         Ok(changed > 0)
     }
+}
 
+#[async_trait]
+impl MediaTransaction for PostgresTransaction {
     async fn find_media_by_sha256(
         &mut self,
         user: UserId,
@@ -522,35 +547,21 @@ impl UnitOfWork for PostgresTransaction {
         .map(drop)
     }
 
-    async fn record_delivery(&mut self, delivery: Delivery) -> Result<(), RepositoryError> {
-        self.execute(
-            "INSERT INTO interactions (user_id, twilio_message_sid, direction, message_type, body, in_reply_to, \
-             occurred_at, delivery_status, error_code, error_message) \
-             VALUES ($1, $2, 'outbound', 'text', $3, $4, $5, $6, $7, $8)",
-            vec![
-                delivery.user_id.0.into(),
-                delivery.twilio_sid.into(),
-                delivery.body.into(),
-                delivery.in_reply_to.map(|i| i.0).into(),
-                delivery.occurred_at.into(),
-                delivery.status.into(),
-                delivery.error_code.into(),
-                delivery.error_message.into(),
-            ],
-        )
-        .await
-        .map(drop)
+    async fn store_rehashed_image(&mut self, media: MediaAssetId, hash: ImageHash) -> Result<(), RepositoryError> {
+        let mut values: Vec<Value> = vec![hash.to_i64().into()];
+        values.extend(bands(hash).map(Value::from));
+        values.push(media.0.into());
+        self.execute(REHASHED_IMAGE_UPDATE, values).await?;
+        self.drop_image_rehash(media).await
     }
 
-    async fn memory_text(&mut self, memory: MemoryId) -> Result<Option<String>, RepositoryError> {
-        // The row lock makes two transactions deciding about one memory take turns (the
-        // second sees what the first recorded); it does not block new rows referring to it.
-        match self.one("SELECT text FROM memories WHERE id = $1 FOR NO KEY UPDATE", vec![memory.0.into()]).await? {
-            Some(row) => get::<String>(&row, "text").map(Some),
-            None => Ok(None),
-        }
+    async fn drop_image_rehash(&mut self, media: MediaAssetId) -> Result<(), RepositoryError> {
+        self.execute(IMAGE_REHASH_DEQUEUE, vec![media.0.into()]).await.map(drop)
     }
+}
 
+#[async_trait]
+impl IndexTransaction for PostgresTransaction {
     async fn mem0_copies(&mut self, memory: MemoryId) -> Result<Mem0Copies, RepositoryError> {
         let rows = self
             .transaction
@@ -633,18 +644,6 @@ impl UnitOfWork for PostgresTransaction {
             vec![model.into()],
         )
         .await
-    }
-
-    async fn store_rehashed_image(&mut self, media: MediaAssetId, hash: ImageHash) -> Result<(), RepositoryError> {
-        let mut values: Vec<Value> = vec![hash.to_i64().into()];
-        values.extend(bands(hash).map(Value::from));
-        values.push(media.0.into());
-        self.execute(super::REHASHED_IMAGE_UPDATE, values).await?;
-        self.drop_image_rehash(media).await
-    }
-
-    async fn drop_image_rehash(&mut self, media: MediaAssetId) -> Result<(), RepositoryError> {
-        self.execute(super::IMAGE_REHASH_DEQUEUE, vec![media.0.into()]).await.map(drop)
     }
 
     async fn dequeue_embeddings(&mut self, memories: &[MemoryId]) -> Result<(), RepositoryError> {

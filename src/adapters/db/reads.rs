@@ -9,7 +9,8 @@ use sea_orm::{
 };
 
 use super::entities::{interactions, media_assets, memories, users};
-use super::map_db_err;
+use super::pool::map_db_err;
+use super::sqlite_connection::sqlite_timestamp;
 use crate::domain::model::{
     Analytics, Interaction, InteractionId, MediaAsset, MediaAssetId, Mem0Counts, Mem0State, Mem0Status, MemoryId,
     MemoryPage, MemoryRecord, Page, PageCursor, User, UserData, UserId, UserRecord,
@@ -21,13 +22,13 @@ use crate::domain::ports::{AwaitingText, ReadModel, RepositoryError, StoredEmbed
 use crate::domain::time_range::TimeRange;
 
 /// The user with this WhatsApp id.
-pub(super) async fn find_user(pool: &DatabaseConnection, wa_id: &str) -> Result<Option<User>, RepositoryError> {
+async fn find_user(pool: &DatabaseConnection, wa_id: &str) -> Result<Option<User>, RepositoryError> {
     let row = users::Entity::find().filter(users::Column::WaId.eq(wa_id)).one(pool).await.map_err(map_db_err)?;
     Ok(row.map(User::from))
 }
 
 /// One user's memories in `range`, newest first, and how many there are in all.
-pub(super) async fn list_memories(
+async fn list_memories(
     pool: &DatabaseConnection,
     user: UserId,
     range: Option<TimeRange>,
@@ -54,7 +55,7 @@ pub(super) async fn list_memories(
 /// microseconds, so the bound value must be that exact text form.
 fn timestamp_value(pool: &DatabaseConnection, t: DateTime<Utc>) -> Value {
     match pool.get_database_backend() {
-        DbBackend::Sqlite => Value::from(super::sqlite::sqlite_timestamp(t)),
+        DbBackend::Sqlite => Value::from(sqlite_timestamp(t)),
         _ => Value::from(t),
     }
 }
@@ -418,6 +419,19 @@ impl PoolReads {
 
 #[async_trait]
 impl ReadModel for PoolReads {
+    async fn find_user(&self, wa_id: &str) -> Result<Option<User>, RepositoryError> {
+        find_user(&self.pool, wa_id).await
+    }
+
+    async fn list_memories(
+        &self,
+        user: UserId,
+        range: Option<TimeRange>,
+        limit: u32,
+    ) -> Result<MemoryPage, RepositoryError> {
+        list_memories(&self.pool, user, range, limit).await
+    }
+
     async fn find_memory(&self, id: MemoryId) -> Result<Option<MemoryRecord>, RepositoryError> {
         Ok(self.with_mem0(find_memories(&self.pool, &[id]).await?).await?.pop())
     }

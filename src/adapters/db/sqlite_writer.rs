@@ -9,7 +9,8 @@ use std::path::Path;
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
-use super::sqlite::{map_sqlite_err, open_connection, SqliteTransaction};
+use super::sqlite_connection::{map_sqlite_err, open_connection};
+use super::sqlite_transaction::SqliteTransaction;
 use crate::domain::ports::{RepositoryError, Work};
 
 /// Messages committed together at most; bounds the latency one batch adds.

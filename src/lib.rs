@@ -49,8 +49,8 @@ use app::voice::{TranscribeJobHandler, TRANSCRIBE_JOB_KIND};
 use config::{Config, Environment, TranscriberChoice};
 use domain::ports::Clock;
 use domain::ports::{
-    DocumentReader, ExternalIndex, MediaFetcher, MediaFiles, MediaInspector, MemoryStoreError, MessageSender, ReadModel,
-    TextEmbedder, TextRecognizer, Transcriber,
+    DocumentReader, ExternalIndex, MediaFetcher, MediaFiles, MediaInspector, MemoryStoreError, MessageSender,
+    ReadModel, TextEmbedder, TextRecognizer, Transcriber,
 };
 use http::auth::ApiKeys;
 use http::webhook::WebhookState;

@@ -491,7 +491,7 @@ mod tests {
         });
         tx.expect_save_memory().never();
         tx.expect_record_reply().never();
-        let p = Ports { tx, repository: MockRepository::new(), store: MockMemoryStore::new() };
+        let p = Ports { tx, reads: MockReadModel::new(), store: MockMemoryFinder::new() };
         let error = ingest(p, message("buy milk")).await.unwrap_err();
         assert!(error.is_conflict(), "{error}");
         assert!(!error.to_string().contains("Bob"));
@@ -613,7 +613,7 @@ mod tests {
         let long = "x".repeat(5_000);
         for (text, help) in [(format!("/{long}"), HELP_TEXT), (format!("/list {long}"), KNOWN_PHRASES)] {
             let mut p = ports(user(None));
-            p.repository.expect_list_memories().never();
+            p.reads.expect_list_memories().never();
             p.tx.expect_save_memory().never();
             p.tx.expect_record_reply().returning(|_, _, _, _| Ok(()));
             let reply = ingest(p, message(&text)).await.unwrap();

@@ -71,7 +71,7 @@ async fn a_query_naming_a_category_finds_the_notes_of_that_category() {
     wait_for_all_embeddings(&app, ids.len() as i64).await;
 
     let database = Database::open(&app.database_url, false).await.unwrap();
-    let ada = database.repository.find_user(&user_id(ADA)).await.unwrap().expect("Ada exists");
+    let ada = database.reads.find_user(&user_id(ADA)).await.unwrap().expect("Ada exists");
     let (mut recall, mut misses) = (0.0, Vec::new());
     for category in &categories {
         let wanted: Vec<i64> = category.notes.iter().map(|note| ids[note]).collect();

@@ -402,25 +402,54 @@ pub struct PageCursor {
 }
 
 impl PageCursor {
-    /// The opaque text form clients pass back (`next_cursor`).
+    /// What every cursor looks like, for the API schema: the microseconds of the item's
+    /// time since 1970, a dash, its id. Every string of this shape is a valid position
+    /// (a page simply starts after it), so the schema describes cursors exactly and a
+    /// client can never send one that matches the pattern and is refused.
+    pub const PATTERN: &'static str = r"^[0-9]{1,16}-[0-9]{1,18}$";
+
+    /// The text form clients pass back (`next_cursor`).
     pub fn encode(self) -> String {
-        let raw = format!("{}.{}", self.created_at.timestamp_micros(), self.id);
-        raw.bytes().map(|b| format!("{b:02x}")).collect()
+        format!("{}-{}", self.created_at.timestamp_micros().max(0), self.id.max(0))
     }
 
-    /// The cursor a client passed back, or `None` when it is not one of ours.
+    /// The cursor a client passed back, or `None` when it does not have the shape of one
+    /// ([`Self::PATTERN`]).
     pub fn decode(text: &str) -> Option<Self> {
-        if !text.len().is_multiple_of(2) || text.len() > 80 {
+        let (micros, id) = text.split_once('-')?;
+        let digits =
+            |part: &str, max: usize| !part.is_empty() && part.len() <= max && part.bytes().all(|b| b.is_ascii_digit());
+        if !digits(micros, 16) || !digits(id, 18) {
             return None;
         }
-        let bytes = (0..text.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
-            .collect::<Option<Vec<u8>>>()?;
-        let raw = String::from_utf8(bytes).ok()?;
-        let (micros, id) = raw.split_once('.')?;
         let created_at = DateTime::from_timestamp_micros(micros.parse().ok()?)?;
         Some(Self { created_at, id: id.parse().ok()? })
+    }
+}
+
+#[cfg(test)]
+mod cursor_tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn a_cursor_round_trips_through_its_text() {
+        let cursor = PageCursor { created_at: Utc.with_ymd_and_hms(2026, 12, 6, 10, 0, 0).unwrap(), id: 42 };
+        assert_eq!(cursor.encode(), "1796551200000000-42");
+        assert_eq!(PageCursor::decode(&cursor.encode()), Some(cursor));
+    }
+
+    #[test]
+    fn every_string_of_the_documented_shape_decodes_and_nothing_else_does() {
+        let pattern = regex::Regex::new(PageCursor::PATTERN).unwrap();
+        for text in ["0-0", "9999999999999999-999999999999999999", "1-2"] {
+            assert!(pattern.is_match(text) && PageCursor::decode(text).is_some(), "{text}");
+        }
+        for text in
+            ["", "-", "1-", "-1", "1.2", "x-1", "+1-2", "1-+2", "10000000000000000-1", "1-1000000000000000000", "1-2-3"]
+        {
+            assert!(!pattern.is_match(text) && PageCursor::decode(text).is_none(), "{text}");
+        }
     }
 }
 

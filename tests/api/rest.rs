@@ -307,6 +307,13 @@ async fn json_values_of_the_wrong_type_are_refused_not_coerced() {
         (Method::PATCH, format!("/users/{ADA_ID}"), json!({ "display_name": 123 }), "display_name"),
         (Method::PATCH, format!("/users/{ADA_ID}"), json!({ "display_name": null }), "display_name"),
         (Method::PATCH, format!("/users/{ADA_ID}"), json!({ "timezone": false }), "timezone"),
+        // Found by schemathesis --checks all: `null` for the non-nullable enum was taken as absent.
+        (
+            Method::POST,
+            format!("/memories?user_id={ADA_ID}"),
+            json!({ "text": "x", "memory_type": null }),
+            "memory_type",
+        ),
     ];
     for (method, path, body, field) in cases {
         let problem = app.api_json(method.clone(), &path, Some(body.clone()), 400).await;
@@ -332,4 +339,57 @@ async fn a_bad_parameter_is_named_as_the_spec_names_it() {
         assert!(detail.contains("`id`"), "{path}: {detail}");
         assert!(!detail.contains("param0") && !detail.contains("int64"), "{path}: {detail}");
     }
+}
+
+/// What the schema says about a field is all a client needs: every value it allows is
+/// taken (found by schemathesis --checks all: any string was a documented cursor, and an
+/// empty text, label or name passed the schema but was refused), and every value it
+/// refuses is refused.
+#[tokio::test]
+async fn the_schema_states_the_rules_the_handlers_apply() {
+    let app = spawn_app().await;
+    let memory = create(&app, ADA_ID, "piano in September").await;
+    let id = memory["id"].as_i64().unwrap();
+    // Any cursor of the documented shape is a position to start after.
+    let spec = app.api_json(Method::GET, "/openapi.json", None, 200).await;
+    let mut cursors = 0;
+    for operation in spec["paths"].as_object().unwrap().values().flat_map(|p| p.as_object().unwrap().values()) {
+        for parameter in operation["parameters"].as_array().into_iter().flatten() {
+            if parameter["name"] == "cursor" {
+                assert_eq!(parameter["schema"]["pattern"], whatsapp_memory::domain::model::PageCursor::PATTERN);
+                cursors += 1;
+            }
+        }
+    }
+    assert_eq!(cursors, 3, "the three paged lists");
+    for path in [
+        format!("/memories/list?user_id={ADA_ID}&cursor=0-0"),
+        format!("/memories/list?user_id={ADA_ID}&cursor=9999999999999999-999999999999999999"),
+        format!("/interactions/recent?user_id={ADA_ID}&cursor=1796551200000000-42"),
+        "/users?cursor=12-3".to_string(),
+    ] {
+        app.api_json(Method::GET, &path, None, 200).await;
+    }
+    let newest_first = app
+        .api_json(Method::GET, &format!("/memories/list?user_id={ADA_ID}&cursor=9999999999999999-1"), None, 200)
+        .await;
+    assert_eq!(newest_first["items"][0]["id"], id, "a cursor after everything starts at the newest");
+    // Values the schema refuses are refused, with the field named.
+    let refused: Vec<(Method, String, Option<Value>, &str)> = vec![
+        (Method::GET, format!("/memories/list?user_id={ADA_ID}&cursor=6e6f6e"), None, "cursor"),
+        (Method::GET, format!("/memories/list?user_id={ADA_ID}&cursor="), None, "cursor"),
+        (Method::GET, format!("/memories?user_id={ADA_ID}&query=%01"), None, "query"),
+        (Method::PATCH, format!("/memories/{id}"), Some(json!({ "text": "" })), "text"),
+        (Method::PATCH, format!("/memories/{id}"), Some(json!({ "labels": [" "] })), "labels"),
+        (Method::PATCH, format!("/memories/{id}"), Some(json!({ "labels": ["x".repeat(65)] })), "labels"),
+        (Method::PATCH, format!("/users/{ADA_ID}"), Some(json!({ "display_name": "" })), "display_name"),
+        (Method::PATCH, format!("/users/{ADA_ID}"), Some(json!({ "display_name": " \u{1}" })), "display_name"),
+    ];
+    for (method, path, body, field) in refused {
+        let problem = app.api_json(method.clone(), &path, body, 400).await;
+        assert_problem(&problem, 400, field);
+    }
+    // A query of stop words alone is a valid question with nothing to find.
+    let found = app.api_json(Method::GET, &format!("/memories?user_id={ADA_ID}&query=the"), None, 200).await;
+    assert!(found["results"].as_array().is_some_and(|results| results.is_empty()), "{found}");
 }

@@ -217,10 +217,13 @@ else
   stage_failed "seed" ": could not put data in the server; schemathesis runs without it"
 fi
 t0=$(now)
-if (cd "$SCRATCH" && env "${HOOKS[@]}" "$VENV/bin/schemathesis" run "$SPEC" --url "$BASE_URL" \
+# One worker: with two, hypothesis describes filter lambdas with `ast.parse` on two threads
+# at once, which CPython 3.11.7 (this machine's) can fail with "AST constructor recursion
+# depth mismatch" as a runtime error of the coverage phase (seen with seed 777).
+if (cd "$SCRATCH" && env "${HOOKS[@]}" "$VENV/bin/schemathesis" --config-file "$HERE/schemathesis.toml" run "$SPEC" --url "$BASE_URL" \
       --header "Authorization: Bearer $API_KEY" \
-      --checks not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance \
-      --max-examples "$MAX_EXAMPLES" --seed "$SEED" --workers 2 --request-timeout 10 \
+      --checks all \
+      --max-examples "$MAX_EXAMPLES" --seed "$SEED" --workers 1 --request-timeout 10 \
       --generation-database none --no-color --report junit --report-dir "$SCRATCH/schemathesis" \
       >"$SCRATCH/schemathesis.log" 2>&1); then
   stage_ok "schemathesis" " (every operation, $MAX_EXAMPLES examples each, seed $SEED, $(( $(now) - t0 ))s)"

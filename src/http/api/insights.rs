@@ -47,6 +47,7 @@ impl InsightsApi {
         #[oai(validator(pattern = r"^(whatsapp:)?\+?[0-9]{6,15}$"))]
         user_id: Query<String>,
         /// The `next_cursor` of the previous page.
+        #[oai(validator(pattern = r"^[0-9]{1,16}-[0-9]{1,18}$"))]
         cursor: Query<Option<String>>,
         /// Page size (1 to 100).
         #[oai(default = "default_limit", validator(minimum(value = "1"), maximum(value = "100")))]

@@ -246,7 +246,9 @@ impl MemoriesApi {
         &self,
         state: Data<&Arc<AppState>>,
         _auth: ApiKeyAuth,
-        /// What to look for: words, or a question in your own words.
+        /// What to look for: words, or a question in your own words (at least one visible
+        /// character).
+        #[oai(validator(pattern = r"[^\s\x00-\x1f\x7f-\x9f]"))]
         query: Query<String>,
         /// The user's WhatsApp id: `15551234567`, `+15551234567` or `whatsapp:+15551234567`.
         #[oai(validator(pattern = r"^(whatsapp:)?\+?[0-9]{6,15}$"))]
@@ -280,6 +282,7 @@ impl MemoriesApi {
         /// A time range in words, e.g. `last week`; all memories when absent.
         range: Query<Option<String>>,
         /// The `next_cursor` of the previous page.
+        #[oai(validator(pattern = r"^[0-9]{1,16}-[0-9]{1,18}$"))]
         cursor: Query<Option<String>>,
         /// Page size (1 to 100).
         #[oai(default = "default_limit", validator(minimum(value = "1"), maximum(value = "100")))]

@@ -5,7 +5,7 @@ use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use poem_openapi::types::Example;
 use poem_openapi::{Enum, Object};
 
-use super::strict_json::{optional_string, optional_strings};
+use super::strict_json::{optional_enum, optional_string, optional_strings};
 use poem_openapi::types::ParseResult;
 
 use crate::app::memories::{InferredResult, SearchResult};
@@ -72,6 +72,9 @@ fn labels_field(value: Option<serde_json::Value>) -> ParseResult<Option<Vec<Stri
 fn display_name_field(value: Option<serde_json::Value>) -> ParseResult<Option<String>> {
     optional_string("display_name", value)
 }
+fn memory_type_field(value: Option<serde_json::Value>) -> ParseResult<Option<MemoryType>> {
+    optional_enum("memory_type", value)
+}
 fn timezone_field(value: Option<serde_json::Value>) -> ParseResult<Option<String>> {
     optional_string("timezone", value)
 }
@@ -82,15 +85,21 @@ fn timezone_field(value: Option<serde_json::Value>) -> ParseResult<Option<String
 #[derive(Debug, Clone, Object)]
 #[oai(example, skip_serializing_if_is_none)]
 pub struct MemoryCreate {
+    #[oai(deserialize_with = "memory_type_field")]
     pub memory_type: Option<MemoryType>,
-    /// The memory's text (required without `media_url`; a caption with it).
-    #[oai(validator(max_length = 65536), deserialize_with = "text_field")]
+    /// The memory's text (required without `media_url`; a caption with it); when given,
+    /// at least one visible character.
+    #[oai(validator(max_length = 65536, pattern = r"[^\s\x00-\x1f\x7f-\x9f]"), deserialize_with = "text_field")]
     pub text: Option<String>,
     /// A Twilio media URL to fetch and keep.
     #[oai(validator(max_length = 2048), deserialize_with = "media_url_field")]
     pub media_url: Option<String>,
-    /// The client's own tags, at most 20 of at most 64 characters; none when left out.
-    #[oai(validator(max_items = 20), deserialize_with = "labels_field")]
+    /// The client's own tags, at most 20 of at most 64 characters, each with a visible
+    /// character; none when left out.
+    #[oai(
+        validator(max_items = 20, min_length = 1, max_length = 64, pattern = r"[^\s\x00-\x1f\x7f-\x9f]"),
+        deserialize_with = "labels_field"
+    )]
     pub labels: Option<Vec<String>>,
 }
 
@@ -109,11 +118,15 @@ impl Example for MemoryCreate {
 #[derive(Debug, Clone, Object)]
 #[oai(example, skip_serializing_if_is_none)]
 pub struct MemoryUpdate {
-    /// New text (it is searchable at once).
-    #[oai(deserialize_with = "text_field")]
+    /// New text (it is searchable at once), with at least one visible character.
+    #[oai(validator(pattern = r"[^\s\x00-\x1f\x7f-\x9f]"), deserialize_with = "text_field")]
     pub text: Option<String>,
-    /// New labels, replacing the old ones; `[]` removes them all.
-    #[oai(validator(max_items = 20), deserialize_with = "labels_field")]
+    /// New labels, replacing the old ones; `[]` removes them all. At most 20 of at most
+    /// 64 characters, each with a visible character.
+    #[oai(
+        validator(max_items = 20, min_length = 1, max_length = 64, pattern = r"[^\s\x00-\x1f\x7f-\x9f]"),
+        deserialize_with = "labels_field"
+    )]
     pub labels: Option<Vec<String>>,
 }
 
@@ -464,8 +477,11 @@ impl Example for UserRead {
 #[derive(Debug, Clone, Object)]
 #[oai(example, skip_serializing_if_is_none)]
 pub struct UserUpdate {
-    /// 1 to 100 characters.
-    #[oai(deserialize_with = "display_name_field")]
+    /// 1 to 100 characters, at least one of them visible.
+    #[oai(
+        validator(min_length = 1, max_length = 100, pattern = r"[^\s\x00-\x1f\x7f-\x9f]"),
+        deserialize_with = "display_name_field"
+    )]
     pub display_name: Option<String>,
     /// An IANA zone such as `Europe/Berlin`; `""` returns to the service default.
     #[oai(deserialize_with = "timezone_field")]

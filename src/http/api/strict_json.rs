@@ -3,7 +3,7 @@
 //! "123", `labels: [false]` as `["false"]`) and `null` as "left out"; these readers
 //! refuse both, so a client's type error is a 400 naming the field, never a coerced value.
 
-use poem_openapi::types::{ParseError, ParseResult};
+use poem_openapi::types::{ParseError, ParseFromJSON, ParseResult};
 use serde_json::Value;
 
 /// The reason given for a JSON value of the wrong type at `place` (a field, an item).
@@ -29,6 +29,21 @@ pub fn optional_string(field: &str, value: Option<Value>) -> ParseResult<Option<
         None => Ok(None),
         Some(Value::String(text)) => Ok(Some(text)),
         Some(other) => Err(ParseError::custom(wrong_type(&format!("`{field}`"), &other, "a string"))),
+    }
+}
+
+/// The optional enumeration field `field`: absent is `None`; one of its strings is taken;
+/// `null` or anything else is refused (the schema does not declare the field nullable).
+///
+/// # Errors
+/// When the value is present and not one of the enumeration's strings.
+pub fn optional_enum<T: ParseFromJSON>(field: &str, value: Option<Value>) -> ParseResult<Option<T>> {
+    match value {
+        None => Ok(None),
+        Some(Value::Null) => Err(ParseError::custom(wrong_type(&format!("`{field}`"), &Value::Null, "a string"))),
+        Some(other) => T::parse_from_json(Some(other.clone())).map(Some).map_err(|_| {
+            ParseError::custom(format!("`{field}` must be one of the values the schema lists, not {other}"))
+        }),
     }
 }
 
@@ -81,5 +96,22 @@ mod tests {
         assert!(message(json!(["a", false])).ends_with("`labels` item 1 must be a string, not a boolean"));
         assert!(message(json!(null)).ends_with("`labels` must be an array of strings, not null"));
         assert!(message(json!("a")).ends_with("`labels` must be an array of strings, not a string"));
+    }
+
+    #[derive(Debug, PartialEq, poem_openapi::Enum)]
+    #[oai(rename_all = "lowercase")]
+    enum Kind {
+        Text,
+    }
+
+    #[test]
+    fn an_enumeration_takes_its_strings_and_refuses_null() {
+        assert_eq!(optional_enum::<Kind>("memory_type", None).unwrap(), None);
+        assert_eq!(optional_enum::<Kind>("memory_type", Some(json!("text"))).unwrap(), Some(Kind::Text));
+        let message = |value| optional_enum::<Kind>("memory_type", Some(value)).unwrap_err().into_message();
+        assert!(message(json!(null)).ends_with("`memory_type` must be a string, not null"));
+        assert!(message(json!("hologram"))
+            .ends_with("`memory_type` must be one of the values the schema lists, not \"hologram\""));
+        assert!(message(json!(3)).ends_with("`memory_type` must be one of the values the schema lists, not 3"));
     }
 }

@@ -61,6 +61,7 @@ impl UsersApi {
         state: Data<&Arc<AppState>>,
         _auth: ApiKeyAuth,
         /// The `next_cursor` of the previous page.
+        #[oai(validator(pattern = r"^[0-9]{1,16}-[0-9]{1,18}$"))]
         cursor: Query<Option<String>>,
         /// Page size (1 to 100).
         #[oai(default = "default_limit", validator(minimum(value = "1"), maximum(value = "100")))]

@@ -43,6 +43,7 @@
 # BENCH_VOICE_DURATION=$BENCH_DURATION BENCH_VOICE_USERS=20 BENCH_VOICE_NOTE=<an Ogg/Opus note>
 # BENCH_OCR_USERS=20 BENCH_WHISPER_MODEL=models/ggml-tiny.en.bin BENCH_NEAR_DUP_IMAGES=100000 BENCH_NEAR_DUP_LOOKUPS=2000 BENCH_POSTGRES_URL=<server URL>
 # BENCH_ONLY=webhook (only the text-webhook runs: SQLite, and PostgreSQL when set)
+# BENCH_SERVER_BIN=<a whatsapp-memory binary> (another commit's server, same load and checks)
 # BENCH_SKIP_BUILD=1 (use the binaries already built) BENCH_KEEP=1 (keep the temp dir with
 # the databases and server logs) BENCH_TMPDIR=<dir for the temp dir> RUST_LOG=warn.
 set -euo pipefail
@@ -98,7 +99,7 @@ TARGET_SQLITE_P99_MS=10
 OCR_USERS=${BENCH_OCR_USERS:-20}
 
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
-SERVER_BIN=$TARGET_DIR/release/whatsapp-memory
+SERVER_BIN=${BENCH_SERVER_BIN:-$TARGET_DIR/release/whatsapp-memory}
 LOADGEN=$TARGET_DIR/release/examples/loadgen
 NEAR_DUP=$TARGET_DIR/release/examples/near_duplicate
 API_LATENCY=$TARGET_DIR/release/examples/api_latency
@@ -112,7 +113,10 @@ RESULTS_DIR=$ROOT/bench-results
 
 log() { printf '==> %s\n' "$*" >&2; }
 
-if [[ ${BENCH_SKIP_BUILD:-0} != 1 ]]; then
+if [[ ${BENCH_SKIP_BUILD:-0} != 1 ]] && ((!FULL)); then
+    log "building whatsapp-memory and loadgen (release)"
+    cargo build --release --quiet --bin whatsapp-memory --example loadgen
+elif [[ ${BENCH_SKIP_BUILD:-0} != 1 ]]; then
     log "building whatsapp-memory and the bench examples (release)"
     cargo build --release --quiet --bin whatsapp-memory --example loadgen --example near_duplicate \
         --example api_latency --example transcribe_latency --example embed_throughput --example seed_vectors \
@@ -122,7 +126,9 @@ if [[ ${BENCH_SKIP_BUILD:-0} != 1 ]]; then
     scripts/embed-model/provision.sh
 fi
 command -v python3 >/dev/null || { echo "python3 is needed for bench/fake_twilio.py" >&2; exit 1; }
-for bin in "$SERVER_BIN" "$LOADGEN" "$NEAR_DUP" "$API_LATENCY" "$TRANSCRIBE" "$EMBED_THROUGHPUT" "$SEED_VECTORS" "$CATEGORY_RECALL" "$OCR_LATENCY"; do
+NEEDED=("$SERVER_BIN" "$LOADGEN")
+((FULL)) && NEEDED+=("$NEAR_DUP" "$API_LATENCY" "$TRANSCRIBE" "$EMBED_THROUGHPUT" "$SEED_VECTORS" "$CATEGORY_RECALL" "$OCR_LATENCY")
+for bin in "${NEEDED[@]}"; do
     [[ -x $bin ]] || { echo "missing $bin" >&2; exit 1; }
 done
 

@@ -60,8 +60,12 @@ ocr-tools: ## Tesseract and poppler for reading the text of photos and PDFs (ins
 ocr-test-tools: ## the same, and ImageMagick, fonts and qpdf for the OCR tests' fixtures (installed when root)
 	@scripts/ocr-tools.sh test
 
-bench: ## release build; text and photo webhook load, /search at 100k memories, near-duplicate lookup at 100k images (needs python3)
-	bash bench/run.sh
+bench: ## release build; text and photo webhook load (SQLite, PostgreSQL, two servers on PostgreSQL), /search at 100k memories, near-duplicate lookup at 100k images (needs python3)
+	@if [ -z "$$BENCH_POSTGRES_URL" ] && scripts/postgres-reachable.sh "$(TEST_POSTGRES_URL)"; then \
+		BENCH_POSTGRES_URL="$(TEST_POSTGRES_URL)" bash bench/run.sh; \
+	else \
+		bash bench/run.sh; \
+	fi
 
 fmt: ## format the code
 	cargo fmt --all

@@ -27,6 +27,10 @@
 #    server's peak RSS;
 # 7. times 2,000 near-duplicate photo lookups for one user holding 100,000 images
 #    (examples/near_duplicate.rs, fresh SQLite; also PostgreSQL if BENCH_POSTGRES_URL is set);
+# 7b. with BENCH_POSTGRES_URL: the text-webhook load of step 3 on PostgreSQL (a fresh
+#    database per run, alternating with SQLite's runs), then "two servers on PostgreSQL":
+#    two `serve` processes on one database, the load split over both, one killed (-9)
+#    half-way; every acknowledged message is looked up (lost / duplicated counts);
 # 8. prints a summary with PASS/MISS per target and writes it to bench-results/latest.txt.
 #
 # Exit status: non-zero when a request failed or rows do not match the answers (or the
@@ -38,6 +42,8 @@
 # BENCH_MEDIA_USERS=$BENCH_USERS BENCH_MEDIA_WORKERS=2 BENCH_PHOTO=<a JPEG>
 # BENCH_VOICE_DURATION=$BENCH_DURATION BENCH_VOICE_USERS=20 BENCH_VOICE_NOTE=<an Ogg/Opus note>
 # BENCH_OCR_USERS=20 BENCH_WHISPER_MODEL=models/ggml-tiny.en.bin BENCH_NEAR_DUP_IMAGES=100000 BENCH_NEAR_DUP_LOOKUPS=2000 BENCH_POSTGRES_URL=<server URL>
+# BENCH_ONLY=webhook (only the text-webhook runs: SQLite, and PostgreSQL when set)
+# BENCH_SERVER_BIN=<a whatsapp-memory binary> (another commit's server, same load and checks)
 # BENCH_SKIP_BUILD=1 (use the binaries already built) BENCH_KEEP=1 (keep the temp dir with
 # the databases and server logs) BENCH_TMPDIR=<dir for the temp dir> RUST_LOG=warn.
 set -euo pipefail
@@ -64,6 +70,9 @@ WHISPER_MODEL=${BENCH_WHISPER_MODEL:-$ROOT/models/ggml-tiny.en.bin}
 NEAR_DUP_IMAGES=${BENCH_NEAR_DUP_IMAGES:-100000}
 NEAR_DUP_LOOKUPS=${BENCH_NEAR_DUP_LOOKUPS:-2000}
 POSTGRES_URL=${BENCH_POSTGRES_URL:-}
+# 1: every phase; 0 (BENCH_ONLY=webhook): the text-webhook runs alone, for a quick comparison.
+FULL=1
+[[ ${BENCH_ONLY:-} == webhook ]] && FULL=0
 SEMANTIC_ROUNDS=${BENCH_SEMANTIC_ROUNDS:-3}
 
 # Targets from the issue.
@@ -82,10 +91,15 @@ TARGET_OCR_MS=1500
 TARGET_PDF_MS=200
 TARGET_OCR_WEBHOOK_P99_MS=20
 TARGET_OCR_RSS_MB=450
+# Issue 16: PostgreSQL with group commit, and SQLite no slower than before it.
+TARGET_PG_RPS=4000
+TARGET_PG_P99_MS=20
+TARGET_SQLITE_RPS=6400
+TARGET_SQLITE_P99_MS=10
 OCR_USERS=${BENCH_OCR_USERS:-20}
 
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
-SERVER_BIN=$TARGET_DIR/release/whatsapp-memory
+SERVER_BIN=${BENCH_SERVER_BIN:-$TARGET_DIR/release/whatsapp-memory}
 LOADGEN=$TARGET_DIR/release/examples/loadgen
 NEAR_DUP=$TARGET_DIR/release/examples/near_duplicate
 API_LATENCY=$TARGET_DIR/release/examples/api_latency
@@ -99,7 +113,10 @@ RESULTS_DIR=$ROOT/bench-results
 
 log() { printf '==> %s\n' "$*" >&2; }
 
-if [[ ${BENCH_SKIP_BUILD:-0} != 1 ]]; then
+if [[ ${BENCH_SKIP_BUILD:-0} != 1 ]] && ((!FULL)); then
+    log "building whatsapp-memory and loadgen (release)"
+    cargo build --release --quiet --bin whatsapp-memory --example loadgen
+elif [[ ${BENCH_SKIP_BUILD:-0} != 1 ]]; then
     log "building whatsapp-memory and the bench examples (release)"
     cargo build --release --quiet --bin whatsapp-memory --example loadgen --example near_duplicate \
         --example api_latency --example transcribe_latency --example embed_throughput --example seed_vectors \
@@ -109,7 +126,9 @@ if [[ ${BENCH_SKIP_BUILD:-0} != 1 ]]; then
     scripts/embed-model/provision.sh
 fi
 command -v python3 >/dev/null || { echo "python3 is needed for bench/fake_twilio.py" >&2; exit 1; }
-for bin in "$SERVER_BIN" "$LOADGEN" "$NEAR_DUP" "$API_LATENCY" "$TRANSCRIBE" "$EMBED_THROUGHPUT" "$SEED_VECTORS" "$CATEGORY_RECALL" "$OCR_LATENCY"; do
+NEEDED=("$SERVER_BIN" "$LOADGEN")
+((FULL)) && NEEDED+=("$NEAR_DUP" "$API_LATENCY" "$TRANSCRIBE" "$EMBED_THROUGHPUT" "$SEED_VECTORS" "$CATEGORY_RECALL" "$OCR_LATENCY")
+for bin in "${NEEDED[@]}"; do
     [[ -x $bin ]] || { echo "missing $bin" >&2; exit 1; }
 done
 
@@ -117,8 +136,11 @@ WORK=$(mktemp -d "${BENCH_TMPDIR:-${TMPDIR:-/tmp}}/whatsapp-memory-bench.XXXXXX"
 DB=$WORK/bench.db
 mkdir -p "$WORK/storage"
 SERVER_PID=
+SERVER2_PID=
 SERVER_LOG=$WORK/server.log
 FAKE_PID=
+# PostgreSQL databases this run created (dropped at exit unless BENCH_KEEP=1).
+PG_DATABASES=()
 
 # stop_pid PID [SECONDS]: SIGTERM, then SIGKILL after SECONDS (default 5); only our children.
 stop_pid() {
@@ -138,7 +160,15 @@ stop_pid() {
 cleanup() {
     local rc=$?
     stop_pid "$SERVER_PID"
+    stop_pid "$SERVER2_PID"
     stop_pid "$FAKE_PID"
+    if [[ ${BENCH_KEEP:-0} != 1 ]]; then
+        for name in "${PG_DATABASES[@]}"; do
+            psql "$POSTGRES_URL" -qAtX -c "DROP DATABASE IF EXISTS $name WITH (FORCE)" >/dev/null 2>&1 || true
+        done
+    elif ((${#PG_DATABASES[@]} > 0)); then
+        echo "kept the PostgreSQL databases ${PG_DATABASES[*]}" >&2
+    fi
     if [[ ${BENCH_KEEP:-0} == 1 ]]; then
         echo "kept $WORK (bench.db, media.db, server*.log, fake_twilio.*, *.kv)" >&2
     else
@@ -165,15 +195,18 @@ BASE=http://127.0.0.1:$PORT
 
 # start_server DB STORAGE LOG [VAR=value...]: starts `serve` on $BASE with signatures on,
 # the extra variables added, and waits up to 60 s for GET /readyz (exit 1 if it fails).
+# DB is an SQLite file, or a postgres:// URL.
 start_server() {
-    local db=$1 storage=$2
+    local db=$1 storage=$2 url
     SERVER_LOG=$3
     shift 3
+    url="sqlite://$db?mode=rwc"
+    [[ $db == postgres* ]] && url=$db
     log "starting the server on $BASE with a fresh database $db"
     # From the temp dir, so that a developer's .env in the repo cannot change the setup.
     (
         cd "$WORK"
-        export DATABASE_URL="sqlite://$db?mode=rwc" APP_HOST=127.0.0.1 APP_PORT=$PORT \
+        export DATABASE_URL="$url" APP_HOST=127.0.0.1 APP_PORT=$PORT \
             ENV=production API_KEYS=$TOKEN-api TWILIO_AUTH_TOKEN=$TOKEN TWILIO_ACCOUNT_SID=$ACCOUNT_SID \
             TWILIO_WHATSAPP_NUMBER=$WHATSAPP_NUMBER PUBLIC_BASE_URL=$BASE \
             STORAGE_DIR=$storage EMBED_MODEL_DIR=$EMBED_MODEL_DIR RUST_LOG=${RUST_LOG:-warn}
@@ -197,11 +230,7 @@ start_server() {
     log "server ready (pid $SERVER_PID)"
 }
 
-# The baseline: words only (SEMANTIC_SEARCH=off), its webhook throughput, then 100,000
-# memories for one user and search by words.
 WORDS_DB=$WORK/words.db
-start_server "$WORDS_DB" "$WORK/storage" "$WORK/server-words.log" SEMANTIC_SEARCH=off
-
 COMMON=(--url "$BASE/webhook" --token "$TOKEN" --account-sid "$ACCOUNT_SID"
     --to-number "$WHATSAPP_NUMBER" --verify-db "$WORDS_DB")
 FAILED=()
@@ -255,6 +284,10 @@ search_phases() {
     fi
 }
 
+# The baseline: words only (SEMANTIC_SEARCH=off), its webhook throughput, then 100,000
+# memories for one user and search by words.
+if ((FULL)); then
+start_server "$WORDS_DB" "$WORK/storage" "$WORK/server-words.log" SEMANTIC_SEARCH=off
 run_phase webhook_words webhook "${COMMON[@]}" --duration "$DURATION" \
     --connections "$CONNECTIONS" --users "$USERS" || true
 if kill -0 "$SERVER_PID" 2>/dev/null; then
@@ -276,19 +309,47 @@ search_phases ""
 log "stopping the server"
 stop_pid "$SERVER_PID" 15
 SERVER_PID=
+fi
+
+# pg_fresh: creates an empty database on BENCH_POSTGRES_URL's server; its URL in PG_DB_URL.
+pg_fresh() {
+    local name
+    name=wm_bench_$(hex16 | cut -c1-12)
+    psql "$POSTGRES_URL" -qAtX -v ON_ERROR_STOP=1 -c "CREATE DATABASE $name" >/dev/null
+    PG_DATABASES+=("$name")
+    PG_DB_URL=$(python3 -c 'import sys, urllib.parse as u; p = u.urlsplit(sys.argv[1]); print(u.urlunsplit(p._replace(path="/" + sys.argv[2])))' \
+        "$POSTGRES_URL" "$name")
+}
+WEBHOOK_MODES=(off on)
+if [[ -n $POSTGRES_URL ]]; then
+    if command -v psql >/dev/null; then
+        WEBHOOK_MODES+=(pg)
+    else
+        FAILED+=("postgres: psql (the PostgreSQL client) is needed for the PostgreSQL webhook phases")
+    fi
+fi
 
 # Webhook throughput with semantic search on (every message is also queued for embedding,
 # which waits while the service is busy) against the same load with it off. One run each
 # differs by up to ~15% on this host from run to run, so the two alternate,
 # $SEMANTIC_ROUNDS times each, each on a fresh file, and their medians are compared.
+# With BENCH_POSTGRES_URL, the same load (semantic search on) on PostgreSQL takes its turn
+# in each round, on a fresh database, so both engines are measured under the same
+# conditions; rows are checked there as in the file.
 for round in $(seq "$SEMANTIC_ROUNDS"); do
-    for mode in off on; do
+    for mode in "${WEBHOOK_MODES[@]}"; do
         DB=$WORK/webhook-$mode-$round.db
+        verify=(--verify-db "$DB")
+        if [[ $mode == pg ]]; then
+            pg_fresh
+            DB=$PG_DB_URL
+            verify=(--verify-url "$DB")
+        fi
         extra=()
         [[ $mode == off ]] && extra=(SEMANTIC_SEARCH=off)
         start_server "$DB" "$WORK/storage" "$WORK/server-webhook-$mode-$round.log" "${extra[@]}"
         COMMON=(--url "$BASE/webhook" --token "$TOKEN" --account-sid "$ACCOUNT_SID"
-            --to-number "$WHATSAPP_NUMBER" --verify-db "$DB")
+            --to-number "$WHATSAPP_NUMBER" "${verify[@]}")
         run_phase "webhook_${mode}_$round" webhook "${COMMON[@]}" --duration "$DURATION" \
             --connections "$CONNECTIONS" --users "$USERS" || true
         if [[ $mode == on ]]; then
@@ -313,7 +374,70 @@ median_round() {
 }
 cp "$WORK/webhook_on_$(median_round on).kv" "$WORK/webhook.kv"
 cp "$WORK/webhook_off_$(median_round off).kv" "$WORK/webhook_off.kv"
+PG_RAN=0
+[[ " ${WEBHOOK_MODES[*]} " == *" pg "* ]] && PG_RAN=1 && cp "$WORK/webhook_pg_$(median_round pg).kv" "$WORK/webhook_pg.kv"
 
+# Two servers on PostgreSQL: two `serve` processes on one fresh database, half the
+# connections on each, and the first killed (-9) half-way through. Every sid either one
+# answered 200 is then looked up: lost = acknowledged but without its interaction and
+# memory, duplicated = a message stored twice or a memory saved twice for one message.
+if ((PG_RAN)); then
+    pg_fresh
+    TWO_DB=$PG_DB_URL
+    start_server "$TWO_DB" "$WORK/storage" "$WORK/server-two-a.log"
+    SERVER2_PID=$SERVER_PID
+    BASE_A=$BASE
+    PORT=$("$LOADGEN" free-port)
+    BASE=http://127.0.0.1:$PORT
+    start_server "$TWO_DB" "$WORK/storage" "$WORK/server-two-b.log"
+    BASE_B=$BASE
+    half=$(((CONNECTIONS + 1) / 2))
+    log "two servers on PostgreSQL: $half connections on each for $DURATION s, the first killed (-9) at $((DURATION / 2)) s"
+    two_load() { # NAME BASE [ARGS...]
+        local name=$1 base=$2
+        shift 2
+        "$LOADGEN" webhook --url "$base/webhook" --token "$TOKEN" --account-sid "$ACCOUNT_SID" \
+            --to-number "$WHATSAPP_NUMBER" --duration "$DURATION" --connections "$half" --users "$USERS" \
+            --acked-out "$WORK/$name.acked" --out "$WORK/$name.kv" "$@" >"$WORK/$name.log" 2>&1
+    }
+    # The killed server's connections fail after the kill; that is the point.
+    two_load two_a "$BASE_A" --allow-errors &
+    LOAD_A=$!
+    two_load two_b "$BASE_B" &
+    LOAD_B=$!
+    sleep "$((DURATION / 2))"
+    kill -9 "$SERVER2_PID" 2>/dev/null || FAILED+=("two servers: the first server had died before its kill")
+    wait "$SERVER2_PID" 2>/dev/null || true
+    SERVER2_PID=
+    rc=0
+    wait "$LOAD_A" || rc=$?
+    ((rc == 0)) || FAILED+=("two servers: the load on the killed server exited with status $rc")
+    rc=0
+    wait "$LOAD_B" || rc=$?
+    ((rc == 0)) || FAILED+=("two servers: the survivor did not answer every request (loadgen status $rc, see two_b.log)")
+    cat "$WORK/two_a.acked" "$WORK/two_b.acked" >"$WORK/two.acked" 2>/dev/null || true
+    TWO_CHECK=$(psql "$TWO_DB" -qAtX -v ON_ERROR_STOP=1 -F ' ' <<SQL
+CREATE TEMP TABLE acked (sid text PRIMARY KEY);
+\copy acked FROM '$WORK/two.acked'
+SELECT (SELECT count(*) FROM acked),
+       (SELECT count(*) FROM acked a WHERE NOT EXISTS (SELECT 1 FROM interactions i JOIN memories m
+            ON m.interaction_id = i.id WHERE i.twilio_message_sid = a.sid AND i.direction = 'inbound')),
+       (SELECT count(*) - count(DISTINCT twilio_message_sid) FROM interactions WHERE direction = 'inbound')
+       + (SELECT count(*) FROM (SELECT interaction_id FROM memories WHERE interaction_id IS NOT NULL
+            GROUP BY interaction_id HAVING count(*) > 1) twice),
+       (SELECT count(*) FROM interactions WHERE direction = 'inbound');
+SQL
+) || TWO_CHECK="n/a n/a n/a n/a"
+    read -r TWO_ACKED TWO_LOST TWO_DUPLICATED TWO_STORED <<<"$TWO_CHECK"
+    log "stopping the surviving server"
+    stop_pid "$SERVER_PID" 15
+    SERVER_PID=
+    if [[ $TWO_LOST != 0 || $TWO_DUPLICATED != 0 ]]; then
+        FAILED+=("two servers: $TWO_LOST acknowledged messages lost, $TWO_DUPLICATED duplicated")
+    fi
+fi
+
+if ((FULL)); then
 log "embedding throughput and query latency (examples/embed_throughput)"
 "$EMBED_THROUGHPUT" --model-dir "$EMBED_MODEL_DIR" --fixture "$ROOT/tests/fixtures/paraphrase_search.json" \
     --threads 1 --out "$WORK/embed.kv" >/dev/null || FAILED+=("embed_throughput failed")
@@ -321,6 +445,7 @@ log "search-by-meaning recall of the category and paraphrase sets (examples/cate
 "$CATEGORY_RECALL" --model-dir "$EMBED_MODEL_DIR" --categories "$ROOT/tests/fixtures/category_search.json" \
     --paraphrases "$ROOT/tests/fixtures/paraphrase_search.json" --out "$WORK/recall.kv" >/dev/null ||
     FAILED+=("category_recall failed")
+fi
 
 # start_fake_twilio NAME FLAG FILE: the fake Twilio API serving FILE (--jpeg or --ogg) on
 # $FAKE_BASE, its counts in $WORK/NAME.kv once stopped.
@@ -344,6 +469,7 @@ start_fake_twilio() {
 }
 
 # Media: a second server on a fresh file, whose Twilio API is the loopback fake.
+if ((FULL)); then
 MEDIA_DB=$WORK/media.db
 mkdir -p "$WORK/media-storage"
 if [[ -f $PHOTO ]]; then
@@ -387,10 +513,11 @@ fi
 if [[ $(kv media media_jobs_done) == 0 ]]; then
     FAILED+=("media: no media job was done during the load (did the workers fetch anything?)")
 fi
+fi
 
 # Voice notes: a third server, its fake Twilio serving the voice note, local Whisper.
 VOICE_RAN=0
-if [[ -f $VOICE_NOTE && -f $WHISPER_MODEL ]]; then
+if ((FULL)) && [[ -f $VOICE_NOTE && -f $WHISPER_MODEL ]]; then
     VOICE_RAN=1
     VOICE_DB=$WORK/voice.db
     mkdir -p "$WORK/voice-storage"
@@ -440,7 +567,7 @@ fi
 # Text in photos: a rendered phone screenshot and a 10-page text PDF, timed on one thread,
 # then a server recognising BENCH_OCR_USERS users' screenshots while the webhook is loaded.
 OCR_RAN=0
-if command -v convert >/dev/null && command -v pdftotext >/dev/null; then
+if ((FULL)) && command -v convert >/dev/null && command -v pdftotext >/dev/null; then
     OCR_RAN=1
     SHOT=$WORK/screenshot.png
     FONT=/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf
@@ -526,9 +653,11 @@ near_dup() {
         FAILED+=("$name: near_duplicate exited with status $rc")
     fi
 }
-near_dup near_dup "sqlite://$WORK/near_duplicate.db?mode=rwc"
-if [[ -n $POSTGRES_URL ]]; then
-    near_dup near_dup_pg "$POSTGRES_URL"
+if ((FULL)); then
+    near_dup near_dup "sqlite://$WORK/near_duplicate.db?mode=rwc"
+    if [[ -n $POSTGRES_URL ]]; then
+        near_dup near_dup_pg "$POSTGRES_URL"
+    fi
 fi
 
 rps=$(kv webhook rps)
@@ -563,7 +692,43 @@ mkdir -p "$RESULTS_DIR"
     printf '  all runs      on: %s / off: %s requests/s\n' "$(all_rps on)" "$(all_rps off)"
     printf '  drop %%        %-10s target <= %-6s %s\n' "$drop" "$TARGET_SEMANTIC_DROP_PCT" \
         "$(verdict "$drop" '<=' "$TARGET_SEMANTIC_DROP_PCT")"
+    printf '  issue 16      requests/s %-8s target >= %-6s %s; p99 %s ms target <= %s %s (not slower than before PostgreSQL group commit)\n' \
+        "$rps" "$TARGET_SQLITE_RPS" "$(verdict "$rps" '>=' "$TARGET_SQLITE_RPS")" "$p99" "$TARGET_SQLITE_P99_MS" \
+        "$(verdict "$p99" '<=' "$TARGET_SQLITE_P99_MS")"
     echo
+    if ((PG_RAN)); then
+        pg_rps=$(kv webhook_pg rps)
+        pg_p99=$(kv webhook_pg p99_ms)
+        echo "POST /webhook on PostgreSQL: $(kv webhook_pg elapsed_s) s, the same load on a fresh database (group commit, synchronous_commit on), semantic search on; the median of $SEMANTIC_ROUNDS runs, alternating with SQLite's above"
+        printf '  requests/s    %-10s target >= %-6s %s (SQLite beside it: %s)\n' "$pg_rps" "$TARGET_PG_RPS" \
+            "$(verdict "$pg_rps" '>=' "$TARGET_PG_RPS")" "$rps"
+        printf '  p50 ms        %s\n' "$(kv webhook_pg p50_ms)"
+        printf '  p99 ms        %-10s target <= %-6s %s (SQLite beside it: %s)\n' "$pg_p99" "$TARGET_PG_P99_MS" \
+            "$(verdict "$pg_p99" '<=' "$TARGET_PG_P99_MS")" "$p99"
+        printf '  p90/max ms    %s / %s\n' "$(kv webhook_pg p90_ms)" "$(kv webhook_pg max_ms)"
+        printf '  answers       %s x 200, %s failed\n' "$(kv webhook_pg ok)" "$(kv webhook_pg errors)"
+        printf '  rows          %s (inbound interactions +%s, memories +%s, %s commit probes, %s missing)\n' \
+            "$(kv webhook_pg verify)" "$(kv webhook_pg inbound_delta)" "$(kv webhook_pg memories_delta)" \
+            "$(kv webhook_pg probes)" "$(kv webhook_pg probe_missing)"
+        printf '  all runs      %s requests/s\n' "$(all_rps pg)"
+        echo
+        two_rps=$(awk -v n="$TWO_ACKED" -v d="$DURATION" 'BEGIN { if (n ~ /^[0-9]+$/) printf "%.0f", n / d; else print "n/a" }')
+        echo "two servers on PostgreSQL: one database, $half connections on each for $DURATION s, the first killed (-9) at $((DURATION / 2)) s"
+        printf '  requests/s    %s (acknowledged by either, over the whole run)\n' "$two_rps"
+        printf '  p99 ms        %s on the survivor (p50 %s, max %s); %s on the killed one until its kill\n' \
+            "$(kv two_b p99_ms)" "$(kv two_b p50_ms)" "$(kv two_b max_ms)" "$(kv two_a p99_ms)"
+        printf '  answers       %s x 200 by the killed one, %s x 200 by the survivor (%s failed)\n' \
+            "$(kv two_a ok)" "$(kv two_b ok)" "$(kv two_b errors)"
+        printf '  stored        %s messages (acknowledged %s; a message committed as its server died is stored unanswered)\n' \
+            "$TWO_STORED" "$TWO_ACKED"
+        printf '  lost          %-10s target  = %-6s %s\n' "$TWO_LOST" 0 "$(verdict "$TWO_LOST" '<=' 0)"
+        printf '  duplicated    %-10s target  = %-6s %s\n' "$TWO_DUPLICATED" 0 "$(verdict "$TWO_DUPLICATED" '<=' 0)"
+        echo
+    elif [[ -z $POSTGRES_URL ]]; then
+        echo "(PostgreSQL webhook and two-server runs skipped: BENCH_POSTGRES_URL is not set)"
+        echo
+    fi
+    if ((FULL)); then
     echo "/search, hybrid (words + vectors): one user holding $(kv search user_memories) memories with $(kv vectors stored) vectors, $(kv search answered) queries, $SEARCH_CONNECTIONS connection(s)"
     printf '  p50 ms        %s\n' "$(kv search p50_ms)"
     printf '  p95 ms        %-10s target <= %-6s %s\n' "$sp95" "$TARGET_HYBRID_P95_MS" "$(verdict "$sp95" '<=' "$TARGET_HYBRID_P95_MS")"
@@ -630,6 +795,7 @@ mkdir -p "$RESULTS_DIR"
     printf '  fake Twilio   %s media fetched (%s), %s replies accepted, %s unauthorized, %s CDN requests with credentials\n' \
         "$(fake media_cdn)" "$PHOTO_NOTE" "$(fake messages_created)" "$(fake unauthorized)" "$(fake cdn_with_authorization)"
     echo
+    fi
     if ((VOICE_RAN)); then
         vp99=$(kv voice p99_ms)
         tp50=$(kv transcribe p50_ms)
@@ -647,7 +813,7 @@ mkdir -p "$RESULTS_DIR"
             "$(kv transcribe runs)" "$(kv transcribe decode_ms)" "$(kv transcribe load_ms)"
         printf '  heard         %s\n' "$(kv transcribe words)"
         echo
-    else
+    elif ((FULL)); then
         echo "(voice phase skipped: no voice note at $VOICE_NOTE or no model at $WHISPER_MODEL)"
         echo
     fi
@@ -667,11 +833,12 @@ mkdir -p "$RESULTS_DIR"
         printf '  server RSS MB %-10s target <= %-6s %s (peak, Tesseract and MiniLM working; the voice phase above adds Whisper)\n' \
             "$OCR_HWM_MB" "$TARGET_OCR_RSS_MB" "$(verdict "$OCR_HWM_MB" '<=' "$TARGET_OCR_RSS_MB")"
         echo
-    else
+    elif ((FULL)); then
         echo "(OCR phase skipped: ImageMagick or poppler missing)"
         echo
     fi
     for nd in near_dup near_dup_pg; do
+        ((FULL)) || continue
         [[ $nd == near_dup_pg && -z $POSTGRES_URL ]] && continue
         ndp99=$(kv "$nd" p99_ms)
         echo "near-duplicate photo lookup ($(kv "$nd" backend)): one user holding $(kv "$nd" images) images, $(kv "$nd" lookups) lookups, fresh database"
@@ -683,7 +850,7 @@ mkdir -p "$RESULTS_DIR"
             "$(kv "$nd" near_found)" "$(kv "$nd" near_probes)" "$(kv "$nd" random_hits)"
         echo
     done
-    if [[ -z $POSTGRES_URL ]]; then
+    if ((FULL)) && [[ -z $POSTGRES_URL ]]; then
         echo "(near-duplicate lookup on PostgreSQL skipped: BENCH_POSTGRES_URL is not set)"
         echo
     fi

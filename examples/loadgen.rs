@@ -48,6 +48,7 @@ use base64::Engine as _;
 use clap::{Args, Parser, Subcommand};
 use hmac::{Hmac, Mac};
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
+use sea_orm::ConnectionTrait as _;
 use sha1::Sha1;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -120,9 +121,17 @@ struct Target {
     threads: usize,
     /// SQLite file of the server: rows are counted before and after the run and must grow
     /// by exactly the number of 200 answers; it is also probed for committed sids meanwhile.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "verify_url")]
     verify_db: Option<PathBuf>,
-    /// During the run, check every Nth answered sid in --verify-db right after its 200
+    /// The same checks on a PostgreSQL server's database (`postgres://…`), instead of
+    /// --verify-db.
+    #[arg(long)]
+    verify_url: Option<String>,
+    /// Writes every sid answered `200` in the timed window to this file, one a line
+    /// (`SM…`), for checks the script makes itself (two servers on one database).
+    #[arg(long)]
+    acked_out: Option<PathBuf>,
+    /// During the run, check every Nth answered sid in the database right after its 200
     /// (0 = never): a missing row means the answer came before the commit.
     #[arg(long, default_value_t = 250)]
     probe_every: usize,
@@ -132,6 +141,17 @@ struct Target {
     /// Do not fail on non-200 answers or transport errors (row checks still apply).
     #[arg(long)]
     allow_errors: bool,
+}
+
+impl Target {
+    /// The database to check, when one is named.
+    fn store(&self) -> Option<Store> {
+        match (&self.verify_db, &self.verify_url) {
+            (Some(path), _) => Some(Store::Sqlite(path.clone())),
+            (None, Some(url)) => Some(Store::Postgres(url.clone())),
+            (None, None) => None,
+        }
+    }
 }
 
 /// Arguments of the throughput run.
@@ -381,8 +401,8 @@ async fn search(a: SearchArgs) -> Result<bool> {
     let vocab = Vocabulary::new();
     let mut rng = Rng::new(t.rng_seed ^ 0x5ea4c4);
     let user = User::new(a.user);
-    if let (Some(db), Some(want)) = (&t.verify_db, a.expect_user_memories) {
-        let have = db_counts(db, Some(&user.wa_id))?.user_memories;
+    if let (Some(db), Some(want)) = (t.store(), a.expect_user_memories) {
+        let have = db.counts(Some(&user.wa_id)).await?.user_memories;
         if have != Some(want) {
             eprintln!("[search] FAIL: {} holds {} memories, expected {want}", user.wa_id, fmt_opt(have));
             return Ok(false);
@@ -493,8 +513,9 @@ struct LoadRun {
 
 /// Opens the connections, runs the workers, prints and writes the results, checks rows.
 async fn execute(signer: &Signer, t: &Target, run: LoadRun, lists: Vec<Vec<Prepared>>) -> Result<bool> {
-    let before = match &t.verify_db {
-        Some(db) => Some(db_counts(db, run.user_for_count.as_deref())?),
+    let store = t.store();
+    let before = match &store {
+        Some(db) => Some(db.counts(run.user_for_count.as_deref()).await?),
         None => None,
     };
     let workers = lists.len();
@@ -511,13 +532,13 @@ async fn execute(signer: &Signer, t: &Target, run: LoadRun, lists: Vec<Vec<Prepa
         expect: run.expect,
         warmup: run.warmup,
         addr: signer.addr,
-        collect_sids: run.check_media && t.verify_db.is_some(),
+        collect_sids: (run.check_media && store.is_some()) || t.acked_out.is_some(),
     });
     let mut handles = Vec::with_capacity(workers);
     for (i, (conn, list)) in conns.into_iter().zip(lists).enumerate() {
         // Worker 0 alone probes the database, so that the probe costs one connection little.
-        let probe = match (&t.verify_db, i, t.probe_every) {
-            (Some(db), 0, n) if n > 0 => Some(Probe::open(db, n)?),
+        let probe = match (&store, i, t.probe_every) {
+            (Some(db), 0, n) if n > 0 => Some(Probe::open(db, n).await?),
             _ => None,
         };
         handles.push(tokio::spawn(worker(conn, list, barrier.clone(), settings.clone(), progress.clone(), probe)));
@@ -532,14 +553,22 @@ async fn execute(signer: &Signer, t: &Target, run: LoadRun, lists: Vec<Vec<Prepa
     reporter.abort();
     let wall = started.elapsed();
     let total = Totals::merge(stats, wall);
-    let after = match &t.verify_db {
-        Some(db) => Some(db_counts(db, run.user_for_count.as_deref())?),
+    let after = match &store {
+        Some(db) => Some(db.counts(run.user_for_count.as_deref()).await?),
         None => None,
     };
-    let media = match &t.verify_db {
-        Some(db) if run.check_media => Some(media_rows(db, &total.ok_sids)?),
+    let media = match &store {
+        Some(Store::Sqlite(db)) if run.check_media => Some(media_rows(db, &total.ok_sids)?),
+        Some(Store::Postgres(_)) if run.check_media => bail!("the media run checks an SQLite file only"),
         _ => None,
     };
+    if let Some(path) = &t.acked_out {
+        let mut lines = String::with_capacity(total.ok_sids.len() * 35);
+        for sid in &total.ok_sids {
+            let _ = writeln!(lines, "SM{sid:032x}");
+        }
+        std::fs::write(path, lines).with_context(|| format!("cannot write {}", path.display()))?;
+    }
     report(t, &run, &total, before.zip(after), media)
 }
 
@@ -697,7 +726,7 @@ async fn worker(
                         }
                     }
                     if let Some(p) = probe.as_mut() {
-                        p.maybe_check(st.ok, req.sid, &mut st);
+                        p.maybe_check(st.ok, req.sid, &mut st).await;
                     }
                 } else {
                     *st.statuses.entry(ans.status).or_default() += 1;
@@ -789,28 +818,49 @@ fn snippet(body: &[u8]) -> String {
 /// Checks, right after a `200`, that the request's sid is already in `interactions`: the
 /// issue demands that every message is committed before its answer.
 struct Probe {
-    db: Connection,
+    db: ProbeConnection,
     every: u64,
     hex: String,
 }
 
+/// The probe's own connection, kept for the whole run.
+enum ProbeConnection {
+    Sqlite(Connection),
+    Postgres(sea_orm::DatabaseConnection),
+}
+
 impl Probe {
     /// Opens its own read-only connection, kept for the whole run.
-    fn open(path: &Path, every: usize) -> Result<Self> {
-        Ok(Self { db: open_read_only(path)?, every: every as u64, hex: String::with_capacity(34) })
+    async fn open(store: &Store, every: usize) -> Result<Self> {
+        let db = match store {
+            Store::Sqlite(path) => ProbeConnection::Sqlite(open_read_only(path)?),
+            Store::Postgres(url) => ProbeConnection::Postgres(connect_postgres(url).await?),
+        };
+        Ok(Self { db, every: every as u64, hex: String::with_capacity(34) })
     }
 
     /// Looks the sid up after every `every`th `200`; a miss is counted as a failed check.
-    fn maybe_check(&mut self, ok_so_far: u64, sid: u128, st: &mut WorkerStats) {
+    async fn maybe_check(&mut self, ok_so_far: u64, sid: u128, st: &mut WorkerStats) {
         if !ok_so_far.is_multiple_of(self.every) {
             return;
         }
         self.hex.clear();
         let _ = write!(self.hex, "SM{sid:032x}");
-        let found = self
-            .db
-            .query_row("SELECT 1 FROM interactions WHERE twilio_message_sid = ?1", [&self.hex], |_| Ok(()))
-            .optional();
+        let found: Result<Option<()>, String> = match &self.db {
+            ProbeConnection::Sqlite(db) => db
+                .query_row("SELECT 1 FROM interactions WHERE twilio_message_sid = ?1", [&self.hex], |_| Ok(()))
+                .optional()
+                .map_err(|e| e.to_string()),
+            ProbeConnection::Postgres(db) => db
+                .query_one_raw(sea_orm::Statement::from_sql_and_values(
+                    sea_orm::DbBackend::Postgres,
+                    "SELECT 1 FROM interactions WHERE twilio_message_sid = $1",
+                    [self.hex.clone().into()],
+                ))
+                .await
+                .map(|row| row.map(drop))
+                .map_err(|e| e.to_string()),
+        };
         st.probes += 1;
         match found {
             Ok(Some(())) => {}
@@ -1179,6 +1229,69 @@ fn open_read_only(path: &Path) -> Result<Connection> {
         .with_context(|| format!("cannot open {} read-only", path.display()))?;
     db.busy_timeout(Duration::from_secs(5))?;
     Ok(db)
+}
+
+/// Where the server keeps its rows.
+#[derive(Clone)]
+enum Store {
+    /// Its SQLite file, opened read-only.
+    Sqlite(PathBuf),
+    /// A PostgreSQL database, by URL.
+    Postgres(String),
+}
+
+impl Store {
+    /// Counts the rows a run must change.
+    async fn counts(&self, user_wa_id: Option<&str>) -> Result<DbCounts> {
+        match self {
+            Store::Sqlite(path) => db_counts(path, user_wa_id),
+            Store::Postgres(url) => postgres_counts(url, user_wa_id).await,
+        }
+    }
+}
+
+/// One connection to the PostgreSQL database at `url`.
+async fn connect_postgres(url: &str) -> Result<sea_orm::DatabaseConnection> {
+    let mut options = sea_orm::ConnectOptions::new(url.to_string());
+    options.max_connections(1).sqlx_logging(false);
+    sea_orm::Database::connect(options).await.with_context(|| "cannot connect to the PostgreSQL database to check")
+}
+
+/// [`db_counts`] on PostgreSQL: the same counts, the same statements but for placeholders.
+async fn postgres_counts(url: &str, user_wa_id: Option<&str>) -> Result<DbCounts> {
+    use sea_orm::{DbBackend, Statement};
+    let db = connect_postgres(url).await?;
+    let counts = |sql: &'static str, values: Vec<sea_orm::Value>| {
+        let db = &db;
+        async move {
+            let row = db
+                .query_one_raw(Statement::from_sql_and_values(DbBackend::Postgres, sql, values))
+                .await
+                .with_context(|| format!("cannot run {sql}"))?
+                .context("no row")?;
+            let first: i64 = row.try_get_by_index(0)?;
+            let second: i64 = row.try_get_by_index(1).unwrap_or(0);
+            anyhow::Ok((first, second))
+        }
+    };
+    let (inbound, inbound_sids) = counts(
+        "SELECT COUNT(*), COUNT(DISTINCT twilio_message_sid) FROM interactions WHERE direction = 'inbound'",
+        vec![],
+    )
+    .await?;
+    let (outbound, _) = counts("SELECT COUNT(*) FROM interactions WHERE direction = 'outbound'", vec![]).await?;
+    let (memories, _) = counts("SELECT COUNT(*) FROM memories", vec![]).await?;
+    let user_memories = match user_wa_id {
+        Some(wa) => counts(
+            "SELECT COUNT(*) FROM memories WHERE user_id IN (SELECT id FROM users WHERE wa_id IN ($1, '+' || $1))",
+            vec![wa.into()],
+        )
+        .await
+        .ok()
+        .map(|(n, _)| n),
+        None => None,
+    };
+    Ok(DbCounts { inbound, inbound_sids, outbound, memories, user_memories })
 }
 
 /// Counts the rows a run must change, from the schema in `migration/`.

@@ -11,6 +11,7 @@ mod deploy;
 mod fake_mem0;
 mod fake_openai;
 mod fake_twilio;
+mod group_commit;
 mod health;
 mod helpers;
 mod jobs;

@@ -6,6 +6,8 @@ use std::collections::HashMap;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use futures::StreamExt;
+
 use crate::fake_twilio::{self, FakeTwilio};
 use crate::helpers::*;
 
@@ -19,6 +21,16 @@ struct Server {
 
 impl Server {
     fn start(database_url: &str, twilio: &FakeTwilio, storage: &std::path::Path) -> Server {
+        Self::start_with_lease(database_url, twilio, storage, 2)
+    }
+
+    /// A server whose job leases last `lease_seconds`.
+    fn start_with_lease(
+        database_url: &str,
+        twilio: &FakeTwilio,
+        storage: &std::path::Path,
+        lease_seconds: u32,
+    ) -> Server {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let child = Command::new(env!("CARGO_BIN_EXE_whatsapp-memory"))
             .arg("serve")
@@ -37,7 +49,7 @@ impl Server {
             .env("WORKERS", "4")
             // The queue under test is the photos' own; their OCR has tests of its own.
             .env("OCR", "off")
-            .env("JOB_LEASE_SECONDS", "2")
+            .env("JOB_LEASE_SECONDS", lease_seconds.to_string())
             .env("RUST_LOG", "warn")
             .env("NO_COLOR", "1")
             .stdout(Stdio::null())
@@ -152,6 +164,173 @@ async fn two_serve_processes_on_postgresql_share_one_queue() {
     let replies = replies_per_user(&twilio);
     assert!(replies.values().all(|&n| n == 1), "a job ran twice: {replies:?}");
     assert_eq!(twilio.sent().len(), 60);
+}
+
+/// What one message sent to a server was, and whether it was acknowledged (a 200).
+struct Sent {
+    sid: String,
+    /// The sender, as the fake Twilio records a reply's recipient.
+    to: String,
+    photo: bool,
+    acknowledged: bool,
+}
+
+/// Sends `count` messages to `server`, four at a time: even ones photos (each from a user
+/// of its own, `+1555{prefix}NNNN`), odd ones texts. A server that is gone answers nothing:
+/// those are not acknowledged.
+async fn send_mixed(address: &str, twilio: &FakeTwilio, photo: &[u8], prefix: u32, count: usize) -> Vec<Sent> {
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(20)).build().unwrap();
+    let forms: Vec<_> = (0..count)
+        .map(|i| {
+            let phone = format!("+1555{prefix}{i:04}");
+            let to = format!("whatsapp:{phone}");
+            if i % 2 == 0 {
+                let form = with_field(text_form(&phone, ""), "NumMedia", "1");
+                let form = with_field(form, "MediaUrl0", &twilio.add_media(photo.to_vec(), "image/jpeg"));
+                (with_field(form, "MediaContentType0", "image/jpeg"), to, true)
+            } else {
+                (text_form(&phone, &format!("note {prefix} {i}")), to, false)
+            }
+        })
+        .collect();
+    let url = format!("{address}/webhook");
+    futures::stream::iter(forms)
+        .map(|(form, to, photo)| {
+            let client = client.clone();
+            let url = url.clone();
+            let token = twilio.auth_token().to_string();
+            async move {
+                let sid = form.iter().find(|(k, _)| k == "MessageSid").map(|(_, v)| v.clone()).unwrap();
+                let signature = whatsapp_memory::adapters::twilio::signature::compute_signature(
+                    &whatsapp_memory::config::Secret::new(token),
+                    &format!("{PUBLIC_BASE_URL}/webhook"),
+                    &form,
+                );
+                let answer = client.post(&url).header("X-Twilio-Signature", signature).form(&form).send().await;
+                let acknowledged = matches!(answer, Ok(response) if response.status() == 200);
+                Sent { sid, to, photo, acknowledged }
+            }
+        })
+        .buffer_unordered(4)
+        .collect()
+        .await
+}
+
+async fn scalar(db: &sea_orm::DatabaseConnection, sql: &str) -> i64 {
+    let row = sea_orm::ConnectionTrait::query_one_raw(
+        db,
+        sea_orm::Statement::from_string(sea_orm::DbBackend::Postgres, sql.to_string()),
+    )
+    .await
+    .unwrap()
+    .expect("one row");
+    row.try_get_by_index::<i64>(0).unwrap()
+}
+
+/// Issue 16, item 5: two servers on one PostgreSQL database under load over both, one
+/// killed (-9) mid-way while it holds leased jobs. Every message either acknowledged is
+/// stored once, every job runs once, and the survivor finishes the dead one's jobs once
+/// their lease has run out. The dead server's leases (8 s) outlast the survivor's (2 s),
+/// which tells whose a running job is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_servers_on_postgresql_one_killed_mid_way_lose_nothing_and_repeat_nothing() {
+    if std::env::var("TEST_DATABASE_URL").is_err() {
+        return; // PostgreSQL's scale-out case; SQLite is one process's file.
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let database_url = fresh_database_url(&dir).await;
+    let twilio = fake_twilio::start().await;
+    let photo = std::fs::read(PHOTO).unwrap();
+    let mut doomed = Server::start_with_lease(&database_url, &twilio, dir.path(), 8);
+    doomed.wait_until_ready().await;
+    let survivor = Server::start_with_lease(&database_url, &twilio, dir.path(), 2);
+    survivor.wait_until_ready().await;
+    let db = sea_orm::Database::connect(&database_url).await.unwrap();
+
+    // The doomed server's running jobs: leases more than 4 s ahead are its own.
+    const DOOMED_RUNNING: &str =
+        "SELECT count(*) FROM jobs WHERE state = 'running' AND lease_until > now() + interval '4 seconds'";
+    let doomed_address = doomed.address.clone();
+    let killer = async {
+        eventually("the doomed server to be running jobs", || async { scalar(&db, DOOMED_RUNNING).await > 0 }).await;
+        let held = sea_orm::ConnectionTrait::query_all_raw(
+            &db,
+            sea_orm::Statement::from_string(
+                sea_orm::DbBackend::Postgres,
+                "SELECT id, lease_until FROM jobs WHERE state = 'running' AND lease_until > now() + interval '4 seconds'",
+            ),
+        );
+        doomed.kill_9();
+        let held: Vec<(i64, chrono::DateTime<chrono::Utc>)> = held
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| (row.try_get("", "id").unwrap(), row.try_get("", "lease_until").unwrap()))
+            .collect();
+        held
+    };
+    let (to_doomed, to_survivor, held) = tokio::join!(
+        send_mixed(&doomed_address, &twilio, &photo, 1, 120),
+        send_mixed(&survivor.address, &twilio, &photo, 2, 120),
+        killer
+    );
+    assert!(!held.is_empty(), "the doomed server held no job when it died");
+    let acknowledged: Vec<&Sent> = to_doomed.iter().chain(&to_survivor).filter(|s| s.acknowledged).collect();
+    assert!(to_doomed.iter().any(|s| s.acknowledged), "the doomed server acknowledged nothing before it died");
+    assert!(to_doomed.iter().any(|s| !s.acknowledged), "the doomed server died after its load was over");
+    assert!(to_survivor.iter().all(|s| s.acknowledged), "the survivor refused messages");
+
+    // Every acknowledged message is stored once: a text as one memory, a photo as one
+    // media job.
+    for sent in &acknowledged {
+        let sid = &sent.sid;
+        let inbound =
+            scalar(&db, &format!("SELECT count(*) FROM interactions WHERE twilio_message_sid = '{sid}'")).await;
+        assert_eq!(inbound, 1, "{sid} acknowledged but stored {inbound} times");
+        let (what, count) = if sent.photo {
+            ("media jobs", format!(
+                "SELECT count(*) FROM jobs WHERE kind = 'media.ingest' AND (payload->>'interaction_id')::bigint =                  (SELECT id FROM interactions WHERE twilio_message_sid = '{sid}')"
+            ))
+        } else {
+            ("memories", format!(
+                "SELECT count(*) FROM memories WHERE interaction_id =                  (SELECT id FROM interactions WHERE twilio_message_sid = '{sid}')"
+            ))
+        };
+        assert_eq!(scalar(&db, &count).await, 1, "{sid}: {what}");
+    }
+    // Every job runs, once: the survivor takes over the dead server's jobs after their
+    // lease and every photo (acknowledged, or committed just before the kill) gets one reply.
+    eventually("every job done", || async {
+        scalar(&db, "SELECT count(*) FROM jobs WHERE state <> 'done'").await == 0
+    })
+    .await;
+    let photo_jobs = scalar(&db, "SELECT count(*) FROM jobs WHERE kind = 'media.ingest'").await;
+    eventually("a reply to every photo", || async { twilio.sent().len() as i64 >= photo_jobs }).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let replies = replies_per_user(&twilio);
+    assert!(replies.values().all(|&n| n == 1), "a photo was answered twice: {replies:?}");
+    assert_eq!(twilio.sent().len() as i64, photo_jobs);
+    for sent in acknowledged.iter().filter(|s| s.photo) {
+        assert_eq!(replies.get(&sent.to), Some(&1), "{} sent an acknowledged photo", sent.to);
+    }
+    for (job, lease_until) in held {
+        let row = sea_orm::ConnectionTrait::query_one_raw(
+            &db,
+            sea_orm::Statement::from_string(
+                sea_orm::DbBackend::Postgres,
+                format!("SELECT state, attempts, updated_at FROM jobs WHERE id = {job}"),
+            ),
+        )
+        .await
+        .unwrap()
+        .expect("the job is still there");
+        let state: String = row.try_get("", "state").unwrap();
+        let attempts: i32 = row.try_get("", "attempts").unwrap();
+        let updated_at: chrono::DateTime<chrono::Utc> = row.try_get("", "updated_at").unwrap();
+        assert_eq!(state, "done");
+        assert!(attempts >= 2, "job {job} was not claimed again ({attempts} attempts)");
+        assert!(updated_at >= lease_until, "job {job} was taken over before its lease ran out");
+    }
 }
 
 /// Before the migration lock, one of two processes migrating a fresh database together

@@ -4,13 +4,17 @@
 //! Modules depend on each other in one direction only (the architecture test checks it):
 //! `sqlite_connection`, `statements` and `pool` are leaves; `sqlite_transaction` runs on
 //! the connection; `sqlite_writer` runs transactions; `sqlite` holds the writer and the
-//! readers; `reads`, `local_store` and `postgres` use the leaves and `sqlite`'s readers.
+//! readers; `reads` and `local_store` use the leaves and `sqlite`'s readers. PostgreSQL
+//! mirrors SQLite: `postgres_transaction` runs statements on an open transaction,
+//! `postgres_writer` runs units of work in group transactions, `postgres` holds the writer.
 
 pub mod entities;
 mod local_store;
 pub mod migration_lock;
 mod pool;
 mod postgres;
+mod postgres_transaction;
+mod postgres_writer;
 mod reads;
 mod sqlite;
 mod sqlite_connection;

@@ -43,8 +43,14 @@ pub(super) fn map_db_err(error: DbErr) -> RepositoryError {
         DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => RepositoryError::Unavailable(error.to_string()),
         other => {
             let text = other.to_string();
-            // Lost connections and server restarts surface as query errors in sqlx.
-            if text.contains("connection") || text.contains("database is locked") || text.contains("timed out") {
+            // Lost connections and server restarts surface as query errors in sqlx. A
+            // deadlock between two servers' group transactions aborts one message's
+            // statement (its savepoint alone rolls back): that message may be sent again.
+            if text.contains("connection")
+                || text.contains("database is locked")
+                || text.contains("timed out")
+                || text.contains("deadlock detected")
+            {
                 RepositoryError::Unavailable(text)
             } else {
                 RepositoryError::Internal(text)

@@ -5,6 +5,7 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
+use std::task::{Context, Poll};
 
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
@@ -109,12 +110,80 @@ fn run_in_savepoint(connection: &mut Connection, work: Work) -> Result<(), Repos
     connection.execute_batch("SAVEPOINT message").map_err(map_sqlite_err)?;
     let outcome = catch_unwind(AssertUnwindSafe(|| {
         let mut transaction = SqliteTransaction::new(connection);
-        // The work only touches this transaction, whose methods never wait on anything
-        // else, so polling it to completion here cannot block on the async runtime.
-        futures::executor::block_on(work(&mut transaction))
+        run_to_completion_at_once(work(&mut transaction))
     }))
     .unwrap_or_else(|_| Err(RepositoryError::Internal("a message handler panicked".into())));
     let end = if outcome.is_ok() { "RELEASE message" } else { "ROLLBACK TO message; RELEASE message" };
     connection.execute_batch(end).map_err(map_sqlite_err)?;
     outcome
+}
+
+/// The writer thread's contract, checked: a unit of work may only touch its transaction,
+/// whose methods finish without waiting, so the work must be done after ONE poll. Work
+/// that awaits anything else (a timer, a channel, the network) would have stalled every
+/// writer of the database on this thread, with no runtime to wake it; it is refused
+/// instead (and its savepoint rolled back), and the writer goes on with the next.
+fn run_to_completion_at_once<'t>(
+    mut work: futures::future::BoxFuture<'t, Result<(), RepositoryError>>,
+) -> Result<(), RepositoryError> {
+    let mut context = Context::from_waker(futures::task::noop_waker_ref());
+    match work.as_mut().poll(&mut context) {
+        Poll::Ready(outcome) => outcome,
+        Poll::Pending => Err(RepositoryError::Internal(
+            "a unit of work awaited something besides its SQLite transaction; the writer thread refuses to wait".into(),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::ports::UnitOfWork;
+
+    fn writer() -> (tempfile::TempDir, SqliteWriter) {
+        let dir = tempfile::tempdir().unwrap();
+        let writer = SqliteWriter::start(&dir.path().join("writer.db")).unwrap();
+        (dir, writer)
+    }
+
+    fn work(
+        f: impl for<'t> FnOnce(&'t mut dyn UnitOfWork) -> futures::future::BoxFuture<'t, Result<(), RepositoryError>>
+            + Send
+            + 'static,
+    ) -> Work {
+        Box::new(f)
+    }
+
+    #[tokio::test]
+    async fn work_that_awaits_anything_but_its_transaction_is_refused_and_the_writer_goes_on() {
+        let (_dir, writer) = writer();
+        // A timer of the runtime's: the writer thread would sit blocked until it fires.
+        let timer = tokio::time::sleep(std::time::Duration::from_millis(50));
+        let waits = work(move |_| {
+            Box::pin(async move {
+                timer.await;
+                Ok(())
+            })
+        });
+        let refused = tokio::time::timeout(std::time::Duration::from_secs(10), writer.submit(waits))
+            .await
+            .expect("the writer answers instead of waiting forever");
+        match refused {
+            Err(RepositoryError::Internal(message)) => assert!(message.contains("awaited"), "{message}"),
+            other => panic!("expected the work to be refused, got {other:?}"),
+        }
+        // A channel that is never sent to.
+        let (_keep, never) = tokio::sync::oneshot::channel::<()>();
+        let waits = work(move |_| {
+            Box::pin(async move {
+                let _ = never.await;
+                Ok(())
+            })
+        });
+        let refused = tokio::time::timeout(std::time::Duration::from_secs(10), writer.submit(waits)).await;
+        assert!(matches!(refused, Ok(Err(RepositoryError::Internal(_)))), "{refused:?}");
+        // Work that only touches its transaction still commits.
+        let fine = work(|_| Box::pin(async { Ok(()) }));
+        writer.submit(fine).await.expect("the writer is still running");
+    }
 }

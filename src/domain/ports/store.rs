@@ -32,9 +32,12 @@ impl RepositoryError {
     }
 }
 
-/// Work to run inside one transaction. It may only touch the transaction: on SQLite it
-/// runs on the single writer thread, where nothing else can be awaited. Results leave
-/// through [`transact`], which hands them over only once they are committed.
+/// Work to run inside one transaction. It may only touch the transaction: it shares one
+/// group transaction with the other messages waiting (a savepoint each), so anything else
+/// it awaited would hold all of them up; on SQLite it runs on the single writer thread,
+/// which refuses work that is not done after one poll (nothing else can be awaited
+/// there). Results leave through [`transact`], which hands them over only once they are
+/// committed.
 pub type Work = Box<dyn for<'t> FnOnce(&'t mut dyn UnitOfWork) -> BoxFuture<'t, Result<(), RepositoryError>> + Send>;
 
 /// Runs `work` in one transaction of `repository` and returns its result once committed.

@@ -9,7 +9,7 @@ TEST_POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/postgres
 # whisper.cpp is built with cmake by whisper-rs-sys: the one on PATH, else one from PyPI.
 export CMAKE ?= $(shell scripts/cmake-path.sh)
 
-.PHONY: help run test test-sqlite test-postgres test-scripts test-sdk test-browser bench fmt lint migrate openapi whisper-model embed-model voice-test-tools ocr-tools ocr-test-tools
+.PHONY: help run test test-sqlite test-postgres test-scripts test-sdk test-browser fuzz bench fmt lint migrate openapi whisper-model embed-model voice-test-tools ocr-tools ocr-test-tools
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -59,6 +59,9 @@ ocr-tools: ## Tesseract and poppler for reading the text of photos and PDFs (ins
 
 ocr-test-tools: ## the same, and ImageMagick, fonts and qpdf for the OCR tests' fixtures (installed when root)
 	@scripts/ocr-tools.sh test
+
+fuzz: ocr-tools ## every fuzz target (tests/fuzz) for FUZZ_SECONDS each (default 600), one after another; FUZZ_TARGET=<name> for one; failures are kept in fuzz/corpus/
+	FUZZ_SECONDS=$${FUZZ_SECONDS:-600} cargo test --test fuzz $(FUZZ_TARGET) -- --test-threads 1 --nocapture
 
 bench: ## release build; text and photo webhook load (SQLite, PostgreSQL, two servers on PostgreSQL), /search at 100k memories, near-duplicate lookup at 100k images (needs python3)
 	@if [ -z "$$BENCH_POSTGRES_URL" ] && scripts/postgres-reachable.sh "$(TEST_POSTGRES_URL)"; then \

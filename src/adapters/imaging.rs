@@ -16,6 +16,12 @@ use crate::domain::perceptual::ImageHash;
 /// WhatsApp delivers, and refuses decompression bombs before their pixels are allocated.
 const MAX_PIXELS: u64 = 40_000_000;
 
+/// The longest side (in pixels) we decode. WhatsApp sends photos at most 4096 px on a
+/// side and a scrolling screenshot is rarely 20,000 px long; a PNG one pixel wide and
+/// twelve million long is a few dozen kilobytes, under the pixel cap, and costs its
+/// decoder seconds row by row (found by the `ocr_prepare` fuzz target).
+const MAX_SIDE: u32 = 32_768;
+
 /// The most memory the decoder may allocate for one image.
 const MAX_ALLOC_BYTES: u64 = 512 * 1024 * 1024;
 
@@ -46,7 +52,9 @@ pub enum ImagingError {
     #[error("corrupt image: {0}")]
     Corrupt(String),
     /// The image is larger than the decoding limits (a likely decompression bomb).
-    #[error("image exceeds the decoding limits ({MAX_PIXELS} pixels, {MAX_ALLOC_BYTES} bytes)")]
+    #[error(
+        "image exceeds the decoding limits ({MAX_PIXELS} pixels, {MAX_SIDE} pixels a side, {MAX_ALLOC_BYTES} bytes)"
+    )]
     TooLarge,
 }
 
@@ -76,8 +84,8 @@ pub fn inspect_image(bytes: &[u8]) -> Result<ImageInfo, ImagingError> {
 /// format found in the bytes: what hashing and text recognition both start from.
 ///
 /// The format is guessed from the bytes, never from a declared content type, and decoding is
-/// bounded (40 megapixels, 512 MiB), so hostile input fails cleanly. CPU-heavy: call it on
-/// the blocking pool.
+/// bounded (40 megapixels, 32,768 pixels a side, 512 MiB), so hostile input fails cleanly.
+/// CPU-heavy: call it on the blocking pool.
 ///
 /// # Errors
 /// [`ImagingError::Unsupported`] for anything but JPEG, PNG, WebP or GIF,
@@ -108,7 +116,7 @@ pub fn decode_image(bytes: &[u8]) -> Result<(DynamicImage, &'static str), Imagin
 
     let mut decoder = reader.into_decoder()?;
     let (width, height) = decoder.dimensions();
-    if u64::from(width) * u64::from(height) > MAX_PIXELS {
+    if u64::from(width) * u64::from(height) > MAX_PIXELS || width.max(height) > MAX_SIDE {
         return Err(ImagingError::TooLarge);
     }
     // The decoder checks its own allocations; reserve the output buffer as well, as
@@ -430,6 +438,17 @@ mod tests {
         let mut png = gradient_png(1, 1);
         png[16..20].copy_from_slice(&20_000u32.to_be_bytes());
         png[20..24].copy_from_slice(&20_000u32.to_be_bytes());
+        let crc = crc32(&png[12..29]);
+        png[29..33].copy_from_slice(&crc.to_be_bytes());
+        assert!(matches!(inspect_image(&png), Err(ImagingError::TooLarge)));
+    }
+
+    #[test]
+    fn an_image_longer_than_the_side_cap_is_refused_before_decoding() {
+        // One pixel wide and 100,000 long: far under the pixel cap, but a PNG decoder
+        // spends its time row by row.
+        let mut png = gradient_png(1, 1);
+        png[20..24].copy_from_slice(&100_000u32.to_be_bytes());
         let crc = crc32(&png[12..29]);
         png[29..33].copy_from_slice(&crc.to_be_bytes());
         assert!(matches!(inspect_image(&png), Err(ImagingError::TooLarge)));

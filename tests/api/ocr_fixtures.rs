@@ -175,7 +175,7 @@ pub fn rotated_photo(degrees: f32) -> Screenshot {
 }
 
 /// Writes a PDF whose pages draw `contents` (one content stream each) with `resources`.
-fn pdf(contents: &[Vec<u8>], resources: &str, extra_objects: &[Vec<u8>]) -> Vec<u8> {
+pub fn pdf(contents: &[Vec<u8>], resources: &str, extra_objects: &[Vec<u8>]) -> Vec<u8> {
     // Objects: 1 catalog, 2 pages, 3 font, extra objects from 4, then page and content pairs.
     let first_page = 4 + extra_objects.len();
     let mut objects: Vec<Vec<u8>> = vec![b"<< /Type /Catalog /Pages 2 0 R >>".to_vec()];
@@ -319,7 +319,7 @@ pub fn png_claiming(width: u32, height: u32) -> Vec<u8> {
 }
 
 /// CRC-32 (ISO-HDLC), as PNG chunks carry it.
-fn crc32(bytes: &[u8]) -> u32 {
+pub fn crc32(bytes: &[u8]) -> u32 {
     let mut crc = 0xFFFF_FFFFu32;
     for &byte in bytes {
         crc ^= u32::from(byte);

@@ -4,20 +4,38 @@ use crate::domain::reply::MAX_MESSAGE_CHARS;
 
 const PROLOGUE: &str = r#"<?xml version="1.0" encoding="UTF-8"?>"#;
 
-/// A TwiML document that sends `text` back to the sender: nothing for an empty text,
-/// and several `<Message>` elements when it is longer than one message may be.
+/// A TwiML document that sends `text` back to the sender: nothing for an empty text (or
+/// one of nothing but characters XML cannot carry), and several `<Message>` elements when
+/// it is longer than one message may be.
 pub fn messaging_response(text: &str) -> String {
+    let text = xml_text(text);
     if text.is_empty() {
         return format!("{PROLOGUE}<Response/>");
     }
     let mut xml = format!("{PROLOGUE}<Response>");
-    for part in split_message(text, MAX_MESSAGE_CHARS) {
+    for part in split_message(&text, MAX_MESSAGE_CHARS) {
         xml.push_str("<Message>");
         escape_into(&mut xml, part);
         xml.push_str("</Message>");
     }
     xml.push_str("</Response>");
     xml
+}
+
+/// Whether XML 1.0 can carry `c` at all (its `Char` production): not the C0 controls
+/// other than tab, newline and carriage return, and not U+FFFE or U+FFFF. Anything else
+/// would make Twilio reject the whole answer.
+fn is_xml_char(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{d7ff}' | '\u{e000}'..='\u{fffd}' | '\u{10000}'..)
+}
+
+/// `text` without the characters XML cannot carry, dropped before the text is split so
+/// that every message counts only what it sends.
+fn xml_text(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.chars().all(is_xml_char) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    std::borrow::Cow::Owned(text.chars().filter(|c| is_xml_char(*c)).collect())
 }
 
 /// Splits on character boundaries into parts of at most `max` characters, preferring to
@@ -40,7 +58,8 @@ fn split_message(text: &str, max: usize) -> Vec<&str> {
     parts
 }
 
-/// XML-escapes the five special characters (Twilio's list: `& < > " '`).
+/// XML-escapes the five special characters (Twilio's list: `& < > " '`), and a carriage
+/// return, which an XML reader would otherwise turn into a newline.
 fn escape_into(out: &mut String, text: &str) {
     for c in text.chars() {
         match c {
@@ -49,8 +68,7 @@ fn escape_into(out: &mut String, text: &str) {
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&apos;"),
-            // Characters XML 1.0 forbids would make Twilio reject the whole answer.
-            c if (c as u32) < 0x20 && !matches!(c, '\n' | '\r' | '\t') => {}
+            '\r' => out.push_str("&#13;"),
             c => out.push(c),
         }
     }
@@ -92,5 +110,22 @@ mod tests {
     #[test]
     fn control_characters_that_xml_forbids_are_dropped() {
         assert!(messaging_response("a\u{1}b\nc").contains("<Message>ab\nc</Message>"));
+    }
+
+    #[test]
+    fn the_noncharacters_u_fffe_and_u_ffff_are_dropped_too() {
+        // Found by the twiml fuzz target (fuzz/corpus/twiml): XML 1.0 forbids both.
+        assert!(messaging_response("a\u{fffe}b\u{ffff}c").contains("<Message>abc</Message>"));
+    }
+
+    #[test]
+    fn a_text_of_only_characters_xml_cannot_carry_is_no_message() {
+        assert_eq!(messaging_response("\u{fffe}\u{0}"), r#"<?xml version="1.0" encoding="UTF-8"?><Response/>"#);
+    }
+
+    #[test]
+    fn a_carriage_return_is_kept_as_a_character_reference() {
+        // A raw CR would reach Twilio's XML reader as a newline.
+        assert!(messaging_response("a\r\nb").contains("<Message>a&#13;\nb</Message>"));
     }
 }

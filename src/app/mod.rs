@@ -11,6 +11,8 @@ pub mod notify;
 pub mod ocr;
 pub mod outbox;
 pub mod rehash;
+pub mod reminder_delivery;
+pub mod reminders;
 pub mod search;
 pub mod semantic;
 pub mod voice;

@@ -43,6 +43,7 @@ use app::notify::{SendJobHandler, SEND_JOB_KIND};
 use app::ocr::{OcrJobHandler, TextReading, OCR_JOB_KIND};
 use app::outbox::Outbox;
 use app::rehash::{ImageRehasher, RehashReport};
+use app::reminder_api::ReminderService;
 use app::reminder_delivery::ReminderDelivery;
 use app::reminders::{ReminderSettings, REMINDER_JOB_KIND};
 use app::search::MemorySearch;
@@ -357,6 +358,7 @@ pub async fn build_state(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Resu
             .with_job_signal(job_signal.clone())
             .with_outbox(outbox)
             .with_reminders(reminder_settings(config));
+    let reminder_reads = reads.clone();
     let files: Arc<dyn MediaFiles> = Arc::new(MediaStorage::new(config.storage_dir.clone()));
     let api_keys = Arc::new(ApiKeys::new(&api_keys_or_generated(config)?));
     let webhook = WebhookState {
@@ -472,7 +474,16 @@ pub async fn build_state(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Resu
     }
     let rehasher = ImageRehasher::new(repository.clone(), rehash_reads, rehash_files, rehash_inspector);
     let background = Background { jobs, indexer, rehasher };
-    Ok((Arc::new(AppState { ingest, memories, repository, webhook, api_keys, clock, activity }), background))
+    let reminders = ReminderService::new(
+        repository.clone(),
+        reminder_reads,
+        clock.clone(),
+        config.default_timezone,
+        reminder_settings(config),
+        outbox,
+    );
+    let state = AppState { ingest, memories, reminders, repository, webhook, api_keys, clock, activity };
+    Ok((Arc::new(state), background))
 }
 
 /// The configured API keys; in development without any, one generated now and printed

@@ -11,6 +11,7 @@ pub mod notify;
 pub mod ocr;
 pub mod outbox;
 pub mod rehash;
+pub mod reminder_api;
 pub mod reminder_delivery;
 pub mod reminders;
 pub mod search;

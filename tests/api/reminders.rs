@@ -55,7 +55,10 @@ async fn a_reminder_is_confirmed_listed_searchable_and_delivered_once_on_time() 
     app.clock.advance(TimeDelta::minutes(1));
     let sent = expect_sent(&twilio, 1).await;
     assert_eq!(sent, ["⏰ Reminder: take the cake out"]);
-    assert_eq!(app.scalar("SELECT count(*) FROM reminders WHERE status = 'done'").await, 1);
+    eventually("the occurrence recorded", || async {
+        app.scalar("SELECT count(*) FROM reminders WHERE status = 'done'").await == 1
+    })
+    .await;
     assert!(app.send_text(ADA, "/reminders").await.contains("You have no reminders"));
 }
 
@@ -139,7 +142,10 @@ async fn outside_the_24_hour_window_a_reminder_is_sent_as_the_template() {
     assert_eq!(templates[0].content_sid, TEMPLATE_SID);
     assert_eq!(templates[0].variables, serde_json::json!({"1": "renew the passport", "2": "Sat 28 Nov 12:00"}));
     assert!(reminders_sent(&twilio).is_empty());
-    assert_eq!(app.scalar("SELECT count(*) FROM reminders WHERE status = 'done'").await, 1);
+    eventually("the occurrence recorded as sent", || async {
+        app.scalar("SELECT count(*) FROM reminders WHERE status = 'done'").await == 1
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -191,4 +197,61 @@ async fn an_occurrence_retried_after_a_crash_is_not_delivered_twice() {
     })
     .await;
     assert_eq!(expect_sent(&twilio, 1).await.len(), 1, "sent once, by the first attempt");
+}
+
+#[tokio::test]
+async fn the_rest_api_takes_lists_reads_and_cancels_reminders_that_are_then_delivered() {
+    use reqwest::Method;
+    let (app, twilio) = app(false).await;
+    app.send_text(ADA, "/tz Europe/Berlin").await;
+    let path = "/reminders?user_id=%2B15551234567";
+    let at = app
+        .api_json(
+            Method::POST,
+            path,
+            Some(serde_json::json!({"text": "call mom", "at": "2026-11-26T14:00:00+01:00"})),
+            201,
+        )
+        .await;
+    assert_eq!(at["next_at"], "2026-11-26T13:00:00+00:00");
+    assert_eq!((at["local_time"].as_str(), at["status"].as_str()), (Some("14:00"), Some("pending")));
+    let weekly = app
+        .api_json(
+            Method::POST,
+            path,
+            Some(serde_json::json!({"text": "bins", "at": "2026-11-27T07:00:00Z", "repeat": "weekly"})),
+            201,
+        )
+        .await;
+    assert_eq!((weekly["repeat"].as_str(), weekly["local_time"].as_str()), (Some("weekly:fri"), Some("08:00")));
+    let words = app
+        .api_json(Method::POST, path, Some(serde_json::json!({"text": "stretch", "when": "every day at 21:00"})), 201)
+        .await;
+    assert_eq!(
+        (words["next_at"].as_str(), words["repeat"].as_str()),
+        (Some("2026-11-26T20:00:00+00:00"), Some("daily"))
+    );
+    for bad in [
+        serde_json::json!({"text": "x", "at": "2026-11-26T11:00:00Z"}),
+        serde_json::json!({"text": "x", "at": "tomorrow"}),
+        serde_json::json!({"text": "x", "when": "whenever"}),
+        serde_json::json!({"text": "x"}),
+        serde_json::json!({"text": "", "when": "tomorrow at 9"}),
+        serde_json::json!({"text": "x", "at": "2026-11-27T07:00:00Z", "repeat": "hourly"}),
+        serde_json::json!({"text": 5, "when": "tomorrow at 9"}),
+    ] {
+        app.api_json(Method::POST, path, Some(bad), 400).await;
+    }
+    let list = app.api_json(Method::GET, path, None, 200).await;
+    let texts: Vec<_> = list["reminders"].as_array().unwrap().iter().map(|r| r["text"].as_str().unwrap()).collect();
+    assert_eq!(texts, ["call mom", "stretch", "bins"]);
+
+    let id = words["id"].as_i64().unwrap();
+    app.api_json(Method::DELETE, &format!("/reminders/{id}"), None, 204).await;
+    assert_eq!(app.api_json(Method::GET, &format!("/reminders/{id}"), None, 200).await["status"], "cancelled");
+    app.api_json(Method::GET, "/reminders/999999", None, 404).await;
+    app.api_json(Method::DELETE, "/reminders/999999", None, 404).await;
+
+    app.clock.advance(TimeDelta::hours(1));
+    assert_eq!(expect_sent(&twilio, 1).await, ["⏰ Reminder: call mom"]);
 }

@@ -121,7 +121,7 @@ enum Day {
     Tomorrow,
     Weekday(Weekday),
     Date { month: u32, day: u32, year: Option<i32> },
-    DayOfMonth(u32),
+    NthOfMonth(u32),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -201,7 +201,7 @@ fn read_when(words: &[String]) -> Option<(When, usize)> {
                 }
                 if when.day.is_none() {
                     if let Some((day, used)) = read_day(words, i) {
-                        if !matches!(day, Day::DayOfMonth(_)) {
+                        if !matches!(day, Day::NthOfMonth(_)) {
                             when.day = Some(day);
                             i += used;
                             continue;
@@ -247,7 +247,7 @@ fn read_day(words: &[String], at: usize) -> Option<(Day, usize)> {
         }
         let Some(month) = words.get(i).and_then(|w| parse_month(w)) else {
             // "the 1st" alone: a day of the month (only meaningful with "every month").
-            return Some((Day::DayOfMonth(day), i - at));
+            return Some((Day::NthOfMonth(day), i - at));
         };
         i += 1;
         let year = words.get(i).and_then(|w| parse_year(w));
@@ -352,7 +352,7 @@ fn resolve(when: &When, context: &ReminderContext) -> Result<Schedule, Option<Re
                 Repeat::Weekly(day)
             }
             (RepeatWords::Weekly(None), None) => Repeat::Weekly(today.weekday()),
-            (RepeatWords::Monthly, Some(Day::DayOfMonth(day))) => Repeat::Monthly(day),
+            (RepeatWords::Monthly, Some(Day::NthOfMonth(day))) => Repeat::Monthly(day),
             (RepeatWords::Monthly, None) => Repeat::Monthly(today.day()),
             _ => return Err(None),
         };
@@ -403,7 +403,7 @@ fn resolve(when: &When, context: &ReminderContext) -> Result<Schedule, Option<Re
             };
             at(date)?
         }
-        Some(Day::DayOfMonth(day)) => {
+        Some(Day::NthOfMonth(day)) => {
             let this_month = clamp_day(today.year(), today.month(), day).ok_or(None)?;
             let first = at(this_month)?;
             if this_month >= today && first > now {

@@ -213,7 +213,7 @@ impl ReminderDelivery {
         let found = transact(&*self.repository, move |tx| {
             Box::pin(async move {
                 let Some(reminder) = tx.find_reminder(id).await? else { return Ok(None) };
-                if reminder.status != ReminderStatus::Pending || reminder.next_at != due_at {
+                if reminder.status != ReminderStatus::Pending || !same_instant(reminder.next_at, due_at) {
                     return Ok(None);
                 }
                 let last_inbound = tx.last_inbound_at(user).await?;
@@ -223,6 +223,12 @@ impl ReminderDelivery {
         .await?;
         Ok(found)
     }
+}
+
+/// Whether a stored instant is the job's: databases keep microseconds, a job's JSON payload
+/// whatever it was given.
+fn same_instant(stored: DateTime<Utc>, due_at: DateTime<Utc>) -> bool {
+    (stored - due_at).abs() < TimeDelta::milliseconds(1)
 }
 
 fn not_sent(notice: String) -> Outcome {
@@ -263,7 +269,7 @@ impl JobHandler for ReminderDelivery {
         let result = transact(&*self.repository, move |tx| {
             Box::pin(async move {
                 let Some(reminder) = tx.find_reminder(id).await? else { return Ok(()) };
-                if reminder.status != ReminderStatus::Pending || reminder.next_at != due_at {
+                if reminder.status != ReminderStatus::Pending || !same_instant(reminder.next_at, due_at) {
                     return Ok(());
                 }
                 let tz: Tz = reminder.timezone.parse().unwrap_or(chrono_tz::UTC);

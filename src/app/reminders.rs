@@ -3,7 +3,7 @@
 //! `reminder`, so search finds it) and the job of its first occurrence, in the caller's
 //! transaction: it exists with its delivery queued, or not at all.
 
-use chrono::{DateTime, NaiveTime, TimeDelta, Utc};
+use chrono::{DateTime, NaiveTime, TimeDelta, Timelike, Utc};
 use chrono_tz::Tz;
 
 use super::outbox::Outbox;
@@ -242,15 +242,15 @@ async fn snooze(
     // Snoozed once: a second "snooze" does not bring it back twice.
     let update = ReminderUpdate { status: fired.status, next_at: fired.next_at, last_fired_at: None, notice: None };
     tx.update_reminder(fired.id, update).await?;
-    let at = now + delay;
+    // Whole seconds: the stored instant and the job's must be the same.
+    let at = (now + delay).with_nanosecond(0).unwrap_or(now + delay);
     let local = at.with_timezone(&zone).time();
     let id = tx
         .insert_reminder(NewReminder {
             user_id: user.id,
             memory_id: None,
             what: fired.what.clone(),
-            time: NaiveTime::from_hms_opt(chrono::Timelike::hour(&local), chrono::Timelike::minute(&local), 0)
-                .unwrap_or(local),
+            time: NaiveTime::from_hms_opt(local.hour(), local.minute(), 0).unwrap_or(local),
             repeat: None,
             timezone: fired.timezone.clone(),
             next_at: at,

@@ -255,3 +255,14 @@ async fn the_rest_api_takes_lists_reads_and_cancels_reminders_that_are_then_deli
     app.clock.advance(TimeDelta::hours(1));
     assert_eq!(expect_sent(&twilio, 1).await, ["⏰ Reminder: call mom"]);
 }
+
+/// Databases keep microseconds; a job's payload kept nanoseconds, and the occurrence did
+/// not match its own reminder (found by the bench, whose clock is the system's).
+#[tokio::test]
+async fn a_reminder_taken_at_a_fraction_of_a_second_is_still_delivered() {
+    let (app, twilio) = app(false).await;
+    app.clock.advance(TimeDelta::nanoseconds(123_456_789));
+    app.send_text(ADA, "remind me in 1 hour to stretch").await;
+    app.clock.advance(TimeDelta::hours(1));
+    assert_eq!(expect_sent(&twilio, 1).await, ["⏰ Reminder: stretch"]);
+}

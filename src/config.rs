@@ -679,6 +679,32 @@ mod tests {
     }
 
     #[test]
+    fn reminders_default_to_nine_ten_minutes_and_a_day_and_read_durations_with_units() {
+        let c = config(&[]).unwrap().reminders;
+        assert_eq!(c.default_time, chrono::NaiveTime::from_hms_opt(9, 0, 0).unwrap());
+        assert_eq!((c.late_after.as_secs(), c.max_late.as_secs(), c.template_sid), (600, 86_400, None));
+        let c = config(&[
+            ("REMINDER_DEFAULT_TIME", "07:30"),
+            ("REMINDER_LATE_AFTER", "90s"),
+            ("REMINDER_MAX_LATE", "2d"),
+            ("TWILIO_REMINDER_CONTENT_SID", "HX0123456789abcdef0123456789abcdef"),
+        ])
+        .unwrap()
+        .reminders;
+        assert_eq!(c.default_time, chrono::NaiveTime::from_hms_opt(7, 30, 0).unwrap());
+        assert_eq!((c.late_after.as_secs(), c.max_late.as_secs()), (90, 2 * 86_400));
+        assert_eq!(config(&[("REMINDER_LATE_AFTER", "15")]).unwrap().reminders.late_after.as_secs(), 15);
+        for (variable, value) in [
+            ("REMINDER_DEFAULT_TIME", "9am"),
+            ("REMINDER_LATE_AFTER", "10 minutes"),
+            ("REMINDER_MAX_LATE", "0"),
+            ("TWILIO_REMINDER_CONTENT_SID", "AC0123456789abcdef0123456789abcdef"),
+        ] {
+            assert_eq!(config(&[(variable, value)]).unwrap_err().variable, variable, "{value}");
+        }
+    }
+
+    #[test]
     fn empty_values_count_as_unset() {
         assert_eq!(config(&[("APP_PORT", "")]).unwrap().port, 8000);
     }

@@ -31,6 +31,8 @@
 #    database per run, alternating with SQLite's runs), then "two servers on PostgreSQL":
 #    two `serve` processes on one database, the load split over both, one killed (-9)
 #    half-way; every acknowledged message is looked up (lost / duplicated counts);
+# 7c. reminders: 1,000 due within one minute, sent by the job queue's workers, lateness
+#    p50/p99; then 100,000 pending and the workers' idle CPU (examples/reminder_delivery.rs);
 # 8. prints a summary with PASS/MISS per target and writes it to bench-results/latest.txt.
 #
 # Exit status: non-zero when a request failed or rows do not match the answers (or the
@@ -108,6 +110,7 @@ EMBED_THROUGHPUT=$TARGET_DIR/release/examples/embed_throughput
 CATEGORY_RECALL=$TARGET_DIR/release/examples/category_recall
 SEED_VECTORS=$TARGET_DIR/release/examples/seed_vectors
 OCR_LATENCY=$TARGET_DIR/release/examples/ocr_latency
+REMINDER_BENCH=$TARGET_DIR/release/examples/reminder_delivery
 EMBED_MODEL_DIR=${BENCH_EMBED_MODEL_DIR:-$ROOT/models/all-minilm-l6-v2}
 RESULTS_DIR=$ROOT/bench-results
 
@@ -120,14 +123,14 @@ elif [[ ${BENCH_SKIP_BUILD:-0} != 1 ]]; then
     log "building whatsapp-memory and the bench examples (release)"
     cargo build --release --quiet --bin whatsapp-memory --example loadgen --example near_duplicate \
         --example api_latency --example transcribe_latency --example embed_throughput --example seed_vectors \
-        --example category_recall --example ocr_latency
+        --example category_recall --example ocr_latency --example reminder_delivery
     scripts/ocr-tools.sh test
     scripts/whisper-model/provision.sh
     scripts/embed-model/provision.sh
 fi
 command -v python3 >/dev/null || { echo "python3 is needed for bench/fake_twilio.py" >&2; exit 1; }
 NEEDED=("$SERVER_BIN" "$LOADGEN")
-((FULL)) && NEEDED+=("$NEAR_DUP" "$API_LATENCY" "$TRANSCRIBE" "$EMBED_THROUGHPUT" "$SEED_VECTORS" "$CATEGORY_RECALL" "$OCR_LATENCY")
+((FULL)) && NEEDED+=("$NEAR_DUP" "$API_LATENCY" "$TRANSCRIBE" "$EMBED_THROUGHPUT" "$SEED_VECTORS" "$CATEGORY_RECALL" "$OCR_LATENCY" "$REMINDER_BENCH")
 for bin in "${NEEDED[@]}"; do
     [[ -x $bin ]] || { echo "missing $bin" >&2; exit 1; }
 done
@@ -655,6 +658,9 @@ near_dup() {
 }
 if ((FULL)); then
     near_dup near_dup "sqlite://$WORK/near_duplicate.db?mode=rwc"
+    log "reminders"
+    "$REMINDER_BENCH" --database-url "sqlite://$WORK/reminders.db?mode=rwc" --out "$WORK/reminders.kv" ||
+        FAILED+=("reminders: reminder_delivery exited with status $?")
     if [[ -n $POSTGRES_URL ]]; then
         near_dup near_dup_pg "$POSTGRES_URL"
     fi
@@ -854,6 +860,12 @@ mkdir -p "$RESULTS_DIR"
         echo "(near-duplicate lookup on PostgreSQL skipped: BENCH_POSTGRES_URL is not set)"
         echo
     fi
+    echo "reminders ($(kv reminders backend)): $(kv reminders due) due within $(kv reminders spread_s) s, 2 workers; $(kv reminders sent) sent ($(kv reminders distinct) distinct)"
+    printf '  lateness p50 s %s\n' "$(kv reminders p50_s)"
+    printf '  lateness p99 s %-9s target <= %-6s %s\n' "$(kv reminders p99_s)" 1 "$(verdict "$(kv reminders p99_s)" '<=' 1)"
+    printf '  idle CPU %%     %-9s target <  %-6s %s (%s pending reminders)\n' "$(kv reminders idle_cpu_percent)" 1 \
+        "$(verdict "$(kv reminders idle_cpu_percent)" '<=' 0.99)" "$(kv reminders pending)"
+    echo
     if ((${#FAILED[@]} == 0)); then
         echo "checks: OK (every request answered 200 and committed its rows)"
     else

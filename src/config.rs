@@ -88,6 +88,22 @@ pub struct Config {
     pub connections: ConnectionLimits,
     /// Reading the text in photos, screenshots and PDFs.
     pub ocr: OcrConfig,
+    /// When reminders fire and what happens when they cannot.
+    pub reminders: ReminderConfig,
+}
+
+/// Reminder settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReminderConfig {
+    /// The time a date alone means ("remind me on 3 March …"), `REMINDER_DEFAULT_TIME`.
+    pub default_time: chrono::NaiveTime,
+    /// Later than this, a reminder says when it was due (`REMINDER_LATE_AFTER`).
+    pub late_after: std::time::Duration,
+    /// Later than this, a reminder is dropped and the user told (`REMINDER_MAX_LATE`).
+    pub max_late: std::time::Duration,
+    /// The approved Content template (`HX…`) reminders are sent with outside WhatsApp's
+    /// 24-hour window (`TWILIO_REMINDER_CONTENT_SID`).
+    pub template_sid: Option<String>,
 }
 
 /// Limits on client connections, so slow or idle clients cannot hold the server's file
@@ -326,6 +342,7 @@ impl Config {
             )? as usize,
         };
         let ocr = ocr_config(&get)?;
+        let reminders = reminder_config(&get)?;
         let openai_api_key = get("OPENAI_API_KEY").map(Secret::new);
         if voice.transcriber == TranscriberChoice::OpenAi && openai_api_key.is_none() {
             return Err(invalid("OPENAI_API_KEY", "is required when TRANSCRIBER=openai"));
@@ -357,6 +374,7 @@ impl Config {
             semantic,
             connections,
             ocr,
+            reminders,
         })
     }
 
@@ -364,6 +382,53 @@ impl Config {
     pub fn twilio_rest(&self) -> Option<(String, Secret, String)> {
         Some((self.twilio_account_sid.clone()?, self.twilio_auth_token.clone()?, self.twilio_whatsapp_number.clone()?))
     }
+}
+
+fn reminder_config(get: &dyn Fn(&str) -> Option<String>) -> Result<ReminderConfig, ConfigError> {
+    let default_time = match get("REMINDER_DEFAULT_TIME") {
+        None => chrono::NaiveTime::from_hms_opt(9, 0, 0).unwrap_or_default(),
+        Some(v) => chrono::NaiveTime::parse_from_str(&v, "%H:%M")
+            .map_err(|_| invalid("REMINDER_DEFAULT_TIME", format!("{v:?} is not a time such as 09:00")))?,
+    };
+    let template_sid = get("TWILIO_REMINDER_CONTENT_SID");
+    if let Some(sid) = &template_sid {
+        if !(sid.len() == 34 && sid.starts_with("HX") && sid[2..].bytes().all(|b| b.is_ascii_hexdigit())) {
+            return Err(invalid("TWILIO_REMINDER_CONTENT_SID", "must be HX followed by 32 hexadecimal characters"));
+        }
+    }
+    Ok(ReminderConfig {
+        default_time,
+        late_after: parse_duration("REMINDER_LATE_AFTER", get("REMINDER_LATE_AFTER"), 600)?,
+        max_late: parse_duration("REMINDER_MAX_LATE", get("REMINDER_MAX_LATE"), 24 * 3600)?,
+        template_sid,
+    })
+}
+
+/// A duration written as seconds, or with a unit: `90s`, `10m`, `24h`, `7d`.
+fn parse_duration(
+    variable: &'static str,
+    value: Option<String>,
+    default_seconds: u64,
+) -> Result<std::time::Duration, ConfigError> {
+    let Some(raw) = value else {
+        return Ok(std::time::Duration::from_secs(default_seconds));
+    };
+    let (digits, unit) = raw.split_at(raw.find(|c: char| !c.is_ascii_digit()).unwrap_or(raw.len()));
+    let scale = match unit.trim() {
+        "" | "s" => Some(1),
+        "m" | "min" => Some(60),
+        "h" => Some(3600),
+        "d" => Some(86_400),
+        _ => None,
+    };
+    digits
+        .parse::<u64>()
+        .ok()
+        .zip(scale)
+        .and_then(|(n, scale)| n.checked_mul(scale))
+        .filter(|seconds| (1..=366 * 86_400).contains(seconds))
+        .map(std::time::Duration::from_secs)
+        .ok_or_else(|| invalid(variable, format!("{raw:?} is not a duration such as 90s, 10m or 24h")))
 }
 
 fn ocr_config(get: &dyn Fn(&str) -> Option<String>) -> Result<OcrConfig, ConfigError> {
@@ -611,6 +676,32 @@ mod tests {
         assert!(!printed.contains("super-secret-token"));
         assert!(!printed.contains("m0-secret"));
         assert!(printed.contains("[redacted]"));
+    }
+
+    #[test]
+    fn reminders_default_to_nine_ten_minutes_and_a_day_and_read_durations_with_units() {
+        let c = config(&[]).unwrap().reminders;
+        assert_eq!(c.default_time, chrono::NaiveTime::from_hms_opt(9, 0, 0).unwrap());
+        assert_eq!((c.late_after.as_secs(), c.max_late.as_secs(), c.template_sid), (600, 86_400, None));
+        let c = config(&[
+            ("REMINDER_DEFAULT_TIME", "07:30"),
+            ("REMINDER_LATE_AFTER", "90s"),
+            ("REMINDER_MAX_LATE", "2d"),
+            ("TWILIO_REMINDER_CONTENT_SID", "HX0123456789abcdef0123456789abcdef"),
+        ])
+        .unwrap()
+        .reminders;
+        assert_eq!(c.default_time, chrono::NaiveTime::from_hms_opt(7, 30, 0).unwrap());
+        assert_eq!((c.late_after.as_secs(), c.max_late.as_secs()), (90, 2 * 86_400));
+        assert_eq!(config(&[("REMINDER_LATE_AFTER", "15")]).unwrap().reminders.late_after.as_secs(), 15);
+        for (variable, value) in [
+            ("REMINDER_DEFAULT_TIME", "9am"),
+            ("REMINDER_LATE_AFTER", "10 minutes"),
+            ("REMINDER_MAX_LATE", "0"),
+            ("TWILIO_REMINDER_CONTENT_SID", "AC0123456789abcdef0123456789abcdef"),
+        ] {
+            assert_eq!(config(&[(variable, value)]).unwrap_err().variable, variable, "{value}");
+        }
     }
 
     #[test]

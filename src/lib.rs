@@ -43,6 +43,9 @@ use app::notify::{SendJobHandler, SEND_JOB_KIND};
 use app::ocr::{OcrJobHandler, TextReading, OCR_JOB_KIND};
 use app::outbox::Outbox;
 use app::rehash::{ImageRehasher, RehashReport};
+use app::reminder_api::ReminderService;
+use app::reminder_delivery::ReminderDelivery;
+use app::reminders::{ReminderSettings, REMINDER_JOB_KIND};
 use app::search::MemorySearch;
 use app::semantic::{EmbeddingIndexer, SemanticIndex, SemanticSettings};
 use app::voice::{TranscribeJobHandler, TRANSCRIBE_JOB_KIND};
@@ -353,7 +356,9 @@ pub async fn build_state(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Resu
     let ingest =
         IngestService::new(repository.clone(), reads.clone(), search(), clock.clone(), config.default_timezone)
             .with_job_signal(job_signal.clone())
-            .with_outbox(outbox);
+            .with_outbox(outbox)
+            .with_reminders(reminder_settings(config));
+    let reminder_reads = reads.clone();
     let files: Arc<dyn MediaFiles> = Arc::new(MediaStorage::new(config.storage_dir.clone()));
     let api_keys = Arc::new(ApiKeys::new(&api_keys_or_generated(config)?));
     let webhook = WebhookState {
@@ -427,6 +432,10 @@ pub async fn build_state(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Resu
         job_signal,
     )
     .handle(MEDIA_JOB_KIND, Arc::new(media))
+    .handle(
+        REMINDER_JOB_KIND,
+        Arc::new(ReminderDelivery::new(repository.clone(), sender.clone(), clock.clone(), reminder_settings(config))),
+    )
     .handle(SEND_JOB_KIND, Arc::new(SendJobHandler::new(repository.clone(), sender, clock.clone())))
     .handle(
         OCR_JOB_KIND,
@@ -465,7 +474,16 @@ pub async fn build_state(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Resu
     }
     let rehasher = ImageRehasher::new(repository.clone(), rehash_reads, rehash_files, rehash_inspector);
     let background = Background { jobs, indexer, rehasher };
-    Ok((Arc::new(AppState { ingest, memories, repository, webhook, api_keys, clock, activity }), background))
+    let reminders = ReminderService::new(
+        repository.clone(),
+        reminder_reads,
+        clock.clone(),
+        config.default_timezone,
+        reminder_settings(config),
+        outbox,
+    );
+    let state = AppState { ingest, memories, reminders, repository, webhook, api_keys, clock, activity };
+    Ok((Arc::new(state), background))
 }
 
 /// The configured API keys; in development without any, one generated now and printed
@@ -553,5 +571,17 @@ impl Application {
             let _ = tokio::time::timeout(JOB_SHUTDOWN_GRACE, indexer).await;
         }
         Ok(())
+    }
+}
+
+/// The reminder use cases' settings, from the configuration.
+fn reminder_settings(config: &Config) -> ReminderSettings {
+    let delta = |d: std::time::Duration| chrono::TimeDelta::from_std(d).unwrap_or(chrono::TimeDelta::MAX);
+    ReminderSettings {
+        default_time: config.reminders.default_time,
+        late_after: delta(config.reminders.late_after),
+        max_late: delta(config.reminders.max_late),
+        template_sid: config.reminders.template_sid.clone(),
+        ..ReminderSettings::default()
     }
 }

@@ -11,6 +11,7 @@ mod m20261127_000005_mem0_index;
 mod m20261127_000006_memory_embeddings;
 mod m20261206_000007_image_rehash_queue;
 mod m20261206_000008_extracted_text;
+mod m20261206_000009_reminders;
 
 /// Every migration, in the order they must run.
 pub struct Migrator;
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000006_memory_embeddings::Migration),
             Box::new(m20261206_000007_image_rehash_queue::Migration),
             Box::new(m20261206_000008_extracted_text::Migration),
+            Box::new(m20261206_000009_reminders::Migration),
         ]
     }
 }

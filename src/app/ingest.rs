@@ -11,6 +11,7 @@ use chrono_tz::Tz;
 
 use super::jobs::JobSignal;
 use super::outbox::Outbox;
+use super::reminders::{ReminderCommand, ReminderSettings};
 use super::search::MemorySearch;
 use crate::domain::command::{parse_command, Command, HELP_TEXT};
 use crate::domain::model::{InboundMessage, InteractionId, MaskedPhone, MemoryKind, User};
@@ -66,6 +67,8 @@ pub struct IngestService {
     job_signal: Option<Arc<JobSignal>>,
     /// Queues the indexing (Mem0, embeddings) of what a message saves or deletes.
     outbox: Outbox,
+    /// How reminders are read (`REMINDER_DEFAULT_TIME`, the snooze window).
+    reminders: Arc<ReminderSettings>,
 }
 
 /// What a message changes.
@@ -74,6 +77,7 @@ enum Change {
     SaveLocation,
     SetTimezone(String),
     Undo,
+    Reminder(ReminderCommand),
 }
 
 /// What the message asks for, decided before the transaction.
@@ -95,13 +99,28 @@ impl IngestService {
         clock: Arc<dyn Clock>,
         default_timezone: Tz,
     ) -> Self {
-        Self { repository, reads, search, clock, default_timezone, job_signal: None, outbox: Outbox::NONE }
+        Self {
+            repository,
+            reads,
+            search,
+            clock,
+            default_timezone,
+            job_signal: None,
+            outbox: Outbox::NONE,
+            reminders: Arc::default(),
+        }
     }
 
     /// Queues the indexing (Mem0, embeddings) of every memory a message saves (or `/undo`
     /// deletes).
     pub fn with_outbox(mut self, outbox: Outbox) -> Self {
         self.outbox = outbox;
+        self
+    }
+
+    /// Reads reminders with `settings` (the defaults otherwise).
+    pub fn with_reminders(mut self, settings: ReminderSettings) -> Self {
+        self.reminders = Arc::new(settings);
         self
     }
 
@@ -122,9 +141,10 @@ impl IngestService {
         let plan = self.plan(&message, now).await?;
         let queues_jobs =
             matches!(plan, Plan::QueueMedia) || (self.outbox.queues_jobs() && matches!(plan, Plan::Write(_)));
-        let outbox = self.outbox;
+        let context =
+            WriteContext { now, outbox: self.outbox, zone: self.default_timezone, reminders: self.reminders.clone() };
         let reply =
-            transact(&*self.repository, move |tx| Box::pin(record_and_reply(tx, message, plan, now, outbox))).await?;
+            transact(&*self.repository, move |tx| Box::pin(record_and_reply(tx, message, plan, context))).await?;
         if let (true, Some(signal)) = (queues_jobs, &self.job_signal) {
             signal.notify();
         }
@@ -142,6 +162,10 @@ impl IngestService {
             Command::Save(text) => return Ok(Plan::Write(Change::Save(text))),
             Command::SetTimezone(zone) => return Ok(Plan::Write(Change::SetTimezone(zone))),
             Command::Undo => return Ok(Plan::Write(Change::Undo)),
+            Command::Remind(text) => return Ok(Plan::Write(Change::Reminder(ReminderCommand::Create(text)))),
+            Command::ListReminders => return Ok(Plan::Write(Change::Reminder(ReminderCommand::List))),
+            Command::CancelReminder(n) => return Ok(Plan::Write(Change::Reminder(ReminderCommand::Cancel(n)))),
+            Command::Snooze(delay) => return Ok(Plan::Write(Change::Reminder(ReminderCommand::Snooze(delay)))),
             reads_only => reads_only,
         };
         let user = self.reads.find_user(&message.wa_id).await?;
@@ -197,13 +221,22 @@ impl IngestService {
     }
 }
 
+/// What a message's transaction needs besides the message and its plan.
+struct WriteContext {
+    now: DateTime<Utc>,
+    outbox: Outbox,
+    /// The service's default zone, for a user who never set one.
+    zone: Tz,
+    reminders: Arc<ReminderSettings>,
+}
+
 async fn record_and_reply(
     tx: &mut dyn UnitOfWork,
     message: InboundMessage,
     plan: Plan,
-    now: DateTime<Utc>,
-    outbox: Outbox,
+    context: WriteContext,
 ) -> Result<String, RepositoryError> {
+    let now = context.now;
     let user = tx.find_or_create_user(&message.wa_id, &message.phone_number, message.profile_name.clone(), now).await?;
     let inbound = match tx.insert_inbound(user.id, &message).await? {
         InboundInsert::AlreadyHandled { reply, sender } if sender == user.id => {
@@ -229,10 +262,23 @@ async fn record_and_reply(
     let reply = match plan {
         Plan::Answer(reply) => reply,
         Plan::QueueMedia => queue_media(tx, &user, inbound, &message, now).await?,
-        Plan::Write(change) => write(tx, &user, inbound, &message, change, now, outbox).await?,
+        Plan::Write(Change::Reminder(command)) => {
+            let zone = user.zone_or(context.zone);
+            super::reminders::handle(tx, &user, inbound, command, zone, &context.reminders, now, context.outbox).await?
+        }
+        Plan::Write(change) => write(tx, &user, inbound, &message, change, now, context.outbox).await?,
     };
+    // What happened to reminders meanwhile (dropped, undeliverable) rides on the next
+    // reply; media answers later, so it waits for a text.
+    let reply = if reply.is_empty() { reply } else { with_reminder_notices(tx, &user, reply).await? };
     tx.record_reply(user.id, inbound, &reply, now).await?;
     Ok(reply)
+}
+
+/// `reply` followed by the notices about reminders waiting for the user, if any.
+async fn with_reminder_notices(tx: &mut dyn UnitOfWork, user: &User, reply: String) -> Result<String, RepositoryError> {
+    let notices = tx.take_reminder_notices(user.id).await?;
+    Ok(if notices.is_empty() { reply } else { format!("{reply}\n\n{}", notices.join("\n")) })
 }
 
 /// Media is fetched off the request path, one job per item; the user hears back when it
@@ -315,6 +361,7 @@ async fn write(
                 echo(&name)
             ),
         },
+        Change::Reminder(_) => return Err(RepositoryError::Internal("a reminder change outside reminders".into())),
         Change::Undo => match tx.delete_last_memory(user.id).await? {
             Some(memory) => {
                 outbox.memory_deleted(tx, memory.id, now).await?;
@@ -378,6 +425,7 @@ mod tests {
         let known = user.clone();
         tx.expect_find_or_create_user().returning(move |_, _, _, _| Ok(known.clone()));
         tx.expect_insert_inbound().returning(|_, _| Ok(InboundInsert::New(InteractionId(100))));
+        tx.expect_take_reminder_notices().returning(|_| Ok(vec![]));
         let mut reads = MockReadModel::new();
         reads.expect_find_user().returning(move |_| Ok(Some(user.clone())));
         Ports { tx, reads, store: MockMemoryFinder::new() }

@@ -602,7 +602,8 @@ fn memory_not_found(id: i64) -> ApiError {
     ApiError::NotFound(format!("no memory with id {id}"))
 }
 
-fn wa_id(user_id: &str) -> Result<String, ApiError> {
+/// The WhatsApp id a REST `user_id` names, or a 400 that says how to write it.
+pub(crate) fn wa_id(user_id: &str) -> Result<String, ApiError> {
     parse_wa_id(user_id).ok_or_else(|| {
         ApiError::Invalid(format!(
             "`user_id` {user_id:?} is not a WhatsApp id: give the number's digits, +digits or whatsapp:+digits"

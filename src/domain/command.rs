@@ -18,6 +18,14 @@ pub enum Command {
     SetTimezone(String),
     /// Delete the last memory saved.
     Undo,
+    /// "remind me …" or `/remind …`: the words after it, when and what.
+    Remind(String),
+    /// `/reminders`: list the upcoming ones.
+    ListReminders,
+    /// `/reminders cancel N` or `/cancel N`: the argument as written.
+    CancelReminder(String),
+    /// "snooze" or "snooze 30m": put off the reminder that just fired.
+    Snooze(chrono::TimeDelta),
     /// A `/word` we do not know: answered with help, never saved.
     Unknown(String),
     /// Nothing but white space.
@@ -30,6 +38,12 @@ pub fn parse_command(text: &str) -> Command {
     let text = text.trim();
     if text.is_empty() {
         return Command::Empty;
+    }
+    if let Some(request) = strip_remind_me(text) {
+        return Command::Remind(request.to_string());
+    }
+    if let Some(delay) = super::reminder::parse_snooze(text) {
+        return Command::Snooze(delay);
     }
     if let Some(rest) = text.strip_prefix('/') {
         let (word, args) = match rest.find(char::is_whitespace) {
@@ -48,6 +62,13 @@ pub fn parse_command(text: &str) -> Command {
                 }
             }
             "undo" => Command::Undo,
+            "remind" => Command::Remind(args.to_string()),
+            "reminders" => match args.split_once(char::is_whitespace) {
+                Some((verb, n)) if verb.eq_ignore_ascii_case("cancel") => Command::CancelReminder(n.trim().to_string()),
+                _ if args.eq_ignore_ascii_case("cancel") => Command::CancelReminder(String::new()),
+                _ => Command::ListReminders,
+            },
+            "cancel" => Command::CancelReminder(args.to_string()),
             _ => Command::Unknown(word.to_string()),
         };
     }
@@ -60,6 +81,14 @@ pub fn parse_command(text: &str) -> Command {
     Command::Save(text.to_string())
 }
 
+/// The words after "remind me" (any case) at the start of a message.
+fn strip_remind_me(text: &str) -> Option<&str> {
+    let head = text.get(..9)?;
+    let rest = &text[9..];
+    (head.eq_ignore_ascii_case("remind me") && (rest.is_empty() || rest.starts_with(char::is_whitespace)))
+        .then(|| rest.trim())
+}
+
 /// The help text, shared by `/help` and unknown commands.
 pub const HELP_TEXT: &str = "I remember what you send me.\n\
 • Send any text to save it as a memory.\n\
@@ -68,6 +97,8 @@ pub const HELP_TEXT: &str = "I remember what you send me.\n\
 • /list [range] – list memories, e.g. /list last week\n\
 • /tz [Area/City] – show or set your time zone\n\
 • /undo – delete the last memory saved\n\
+• remind me tomorrow at 9 to call mom – a reminder (/remind works too)\n\
+• /reminders – upcoming reminders; /cancel 2 cancels one\n\
 • /help – this message";
 
 #[cfg(test)]
@@ -113,6 +144,24 @@ mod tests {
     #[test]
     fn an_unknown_command_is_not_saved() {
         assert_eq!(parse_command("/remember this"), Command::Unknown("remember".into()));
+    }
+
+    #[test]
+    fn reminder_requests_and_commands_are_recognised() {
+        assert_eq!(
+            parse_command("Remind me tomorrow at 9 to call mom"),
+            Command::Remind("tomorrow at 9 to call mom".into())
+        );
+        assert_eq!(parse_command("remind me"), Command::Remind(String::new()));
+        assert_eq!(parse_command("/remind Friday 18:30 bins"), Command::Remind("Friday 18:30 bins".into()));
+        assert_eq!(parse_command("/reminders"), Command::ListReminders);
+        assert_eq!(parse_command("/reminders cancel 2"), Command::CancelReminder("2".into()));
+        assert_eq!(parse_command("/cancel 2"), Command::CancelReminder("2".into()));
+        assert_eq!(parse_command("snooze 30m"), Command::Snooze(chrono::TimeDelta::minutes(30)));
+        assert_eq!(parse_command("snooze"), Command::Snooze(chrono::TimeDelta::minutes(10)));
+        // Not a reminder: saved as written.
+        assert_eq!(parse_command("reminded me of home"), Command::Save("reminded me of home".into()));
+        assert_eq!(parse_command("snooze the alarm at 7"), Command::Save("snooze the alarm at 7".into()));
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod model;
 pub mod perceptual;
 pub mod ports;
 pub mod query;
+pub mod reminder;
 pub mod reply;
 pub mod text;
 pub mod time_range;

@@ -62,6 +62,8 @@ pub enum MemoryKind {
     Document,
     Contact,
     Location,
+    /// A reminder the user asked for ("remind me …"), kept as a memory so search finds it.
+    Reminder,
 }
 
 impl MemoryKind {
@@ -75,6 +77,7 @@ impl MemoryKind {
             MemoryKind::Document => "document",
             MemoryKind::Contact => "contact",
             MemoryKind::Location => "location",
+            MemoryKind::Reminder => "reminder",
         }
     }
 
@@ -88,6 +91,7 @@ impl MemoryKind {
             "document" => MemoryKind::Document,
             "contact" => MemoryKind::Contact,
             "location" => MemoryKind::Location,
+            "reminder" => MemoryKind::Reminder,
             _ => return None,
         })
     }
@@ -248,6 +252,7 @@ impl MemoryKind {
             MemoryKind::Document => "document",
             MemoryKind::Contact => "contact",
             MemoryKind::Location => "location",
+            MemoryKind::Reminder => "reminder",
         }
     }
 }

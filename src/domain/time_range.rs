@@ -205,7 +205,8 @@ fn parse_amount(word: &str) -> Option<u32> {
     (1..=1000).contains(&amount).then_some(amount)
 }
 
-fn parse_weekday(word: &str) -> Option<Weekday> {
+/// A weekday's English name or abbreviation, lower case (shared with reminders).
+pub(crate) fn parse_weekday(word: &str) -> Option<Weekday> {
     Some(match word {
         "monday" | "mon" => Weekday::Mon,
         "tuesday" | "tue" | "tues" => Weekday::Tue,
@@ -229,7 +230,8 @@ fn weekday_date(weekday: Weekday, today: NaiveDate, strictly_before: bool) -> Op
     today.checked_sub_days(Days::new(u64::from(back)))
 }
 
-fn parse_month(word: &str) -> Option<u32> {
+/// A month's English name or abbreviation, lower case, as 1..=12 (shared with reminders).
+pub(crate) fn parse_month(word: &str) -> Option<u32> {
     Some(match word {
         "january" | "jan" => 1,
         "february" | "feb" => 2,

@@ -19,9 +19,11 @@ use poem_openapi::OpenApiService;
 use crate::app::activity::RequestRate;
 use crate::app::ingest::IngestService;
 use crate::app::memories::MemoryService;
+use crate::app::reminder_api::ReminderService;
 use crate::domain::ports::{Clock, Repository};
 use api::insights::InsightsApi;
 use api::memories::{MediaApi, MemoriesApi};
+use api::reminders::RemindersApi;
 use api::users::UsersApi;
 use auth::ApiKeys;
 use health::HealthApi;
@@ -34,6 +36,7 @@ pub const API_MAX_BODY_BYTES: usize = 256 * 1024;
 pub struct AppState {
     pub ingest: IngestService,
     pub memories: MemoryService,
+    pub reminders: ReminderService,
     pub repository: Arc<dyn Repository>,
     pub webhook: WebhookState,
     pub api_keys: Arc<ApiKeys>,
@@ -44,12 +47,12 @@ pub struct AppState {
 }
 
 /// Every documented operation, in the order the docs show them.
-pub type ApiOperations = (MemoriesApi, MediaApi, UsersApi, InsightsApi, HealthApi);
+pub type ApiOperations = (MemoriesApi, MediaApi, RemindersApi, UsersApi, InsightsApi, HealthApi);
 
 /// The documented API. Stateless, so the spec can be printed without a database.
 pub fn api_service() -> OpenApiService<ApiOperations, ()> {
     OpenApiService::new(
-        (MemoriesApi, MediaApi, UsersApi, InsightsApi, HealthApi),
+        (MemoriesApi, MediaApi, RemindersApi, UsersApi, InsightsApi, HealthApi),
         "whatsapp-memory",
         env!("CARGO_PKG_VERSION"),
     )

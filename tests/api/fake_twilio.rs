@@ -39,6 +39,16 @@ pub struct SentRecord {
     pub date_created: String,
 }
 
+/// A template message the fake accepted (`ContentSid` instead of `Body`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemplateRecord {
+    pub sid: String,
+    pub to: String,
+    pub content_sid: String,
+    /// `ContentVariables`, parsed.
+    pub variables: serde_json::Value,
+}
+
 /// How many media requests reached the fake, so tests can prove a refused URL was never
 /// requested and that credentials never reached the CDN.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -78,6 +88,9 @@ struct Recorded {
     /// By media sid (`ME…`), which is also the CDN id.
     media: HashMap<String, StoredMedia>,
     sent: Vec<SentRecord>,
+    templates: Vec<TemplateRecord>,
+    /// WhatsApp's 24-hour window is closed: free-form sends fail with 63016.
+    window_closed: bool,
     send_failures: InjectedFailures,
     media_failures: InjectedFailures,
     media_requests: MediaRequests,
@@ -192,6 +205,17 @@ impl FakeTwilio {
         self.state.recorded().media_failures = InjectedFailures { remaining: n, status };
     }
 
+    /// Closes (or opens) WhatsApp's 24-hour window: while closed, a free-form send is
+    /// refused with error 63016 and only templates go through.
+    pub fn set_window_closed(&self, closed: bool) {
+        self.state.recorded().window_closed = closed;
+    }
+
+    /// Every template message accepted so far, oldest first.
+    pub fn templates(&self) -> Vec<TemplateRecord> {
+        self.state.recorded().templates.clone()
+    }
+
     /// Every message accepted so far, oldest first.
     pub fn sent(&self) -> Vec<SentRecord> {
         self.state.recorded().sent.clone()
@@ -304,6 +328,9 @@ async fn create_message(
     let Some(from) = field("From") else {
         return twilio_error(400, 21603, "A 'From' phone number is required.");
     };
+    if let Some(content_sid) = field("ContentSid") {
+        return create_template(state, &account, to, content_sid, field("ContentVariables"));
+    }
     let Some(message_body) = form.get("Body").filter(|b| !b.is_empty()).cloned() else {
         return twilio_error(400, 21602, "Message body is required.");
     };
@@ -315,6 +342,13 @@ async fn create_message(
     }
     if message_body.chars().count() > 1600 {
         return twilio_error(400, 21617, "The concatenated message body exceeds the 1600 character limit.");
+    }
+    if state.recorded().window_closed {
+        return twilio_error(
+            400,
+            63016,
+            "Failed to send freeform message because you are outside the allowed window. Please use a Template.",
+        );
     }
     let sid = state.new_sid("SM");
     let now = chrono::Utc::now().to_rfc2822();
@@ -347,6 +381,32 @@ async fn create_message(
         "subresource_uris": { "media": format!("/{API_VERSION}/Accounts/{account}/Messages/{sid}/Media.json") },
         "to": to,
         "uri": uri,
+    });
+    Response::builder().status(StatusCode::CREATED).content_type("application/json").body(resource.to_string())
+}
+
+/// A `ContentSid` send: an approved template (`HX…`) with its variables as a JSON object.
+fn create_template(
+    state: &FakeState,
+    account: &str,
+    to: String,
+    content_sid: String,
+    variables: Option<String>,
+) -> Response {
+    if !(content_sid.len() == 34 && content_sid.starts_with("HX")) {
+        return twilio_error(400, 21655, &format!("The ContentSid {content_sid} is invalid."));
+    }
+    let variables = match variables.map(|v| serde_json::from_str::<serde_json::Value>(&v)) {
+        None => json!({}),
+        Some(Ok(value)) if value.is_object() => value,
+        Some(_) => return twilio_error(400, 21656, "The ContentVariables Parameter is invalid."),
+    };
+    let sid = state.new_sid("SM");
+    let record = TemplateRecord { sid: sid.clone(), to: to.clone(), content_sid, variables };
+    state.recorded().templates.push(record);
+    let resource = json!({
+        "account_sid": account, "sid": sid, "status": "queued", "to": to, "body": "",
+        "date_created": chrono::Utc::now().to_rfc2822(), "direction": "outbound-api",
     });
     Response::builder().status(StatusCode::CREATED).content_type("application/json").body(resource.to_string())
 }

@@ -20,6 +20,7 @@ mod mem0;
 mod ocr;
 mod ocr_fixtures;
 mod process;
+mod reminders;
 mod rest;
 mod semantic;
 mod twilio_adapters;

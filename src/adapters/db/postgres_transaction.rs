@@ -36,12 +36,16 @@ impl<'c> PostgresTransaction<'c> {
         Self { transaction }
     }
 
-    async fn execute(&self, sql: &str, values: Vec<Value>) -> Result<u64, RepositoryError> {
+    pub(super) async fn execute(&self, sql: &str, values: Vec<Value>) -> Result<u64, RepositoryError> {
         self.transaction.execute_raw(statement(sql, values)).await.map(|r| r.rows_affected()).map_err(map_db_err)
     }
 
-    async fn one(&self, sql: &str, values: Vec<Value>) -> Result<Option<QueryResult>, RepositoryError> {
+    pub(super) async fn one(&self, sql: &str, values: Vec<Value>) -> Result<Option<QueryResult>, RepositoryError> {
         self.transaction.query_one_raw(statement(sql, values)).await.map_err(map_db_err)
+    }
+
+    pub(super) async fn all(&self, sql: &str, values: Vec<Value>) -> Result<Vec<QueryResult>, RepositoryError> {
+        self.transaction.query_all_raw(statement(sql, values)).await.map_err(map_db_err)
     }
 
     /// Applies `assignments` (with `$2` = `value`) to a memory's Mem0 row; its user, when
@@ -62,7 +66,7 @@ impl<'c> PostgresTransaction<'c> {
     }
 }
 
-fn get<T: sea_orm::TryGetable>(row: &QueryResult, column: &str) -> Result<T, RepositoryError> {
+pub(super) fn get<T: sea_orm::TryGetable>(row: &QueryResult, column: &str) -> Result<T, RepositoryError> {
     row.try_get::<T>("", column).map_err(map_db_err)
 }
 

@@ -20,7 +20,7 @@ use crate::domain::ports::{
 /// The statements of one inbound message, on the writer's connection, inside the
 /// writer's savepoint.
 pub(super) struct SqliteTransaction<'c> {
-    connection: &'c mut Connection,
+    pub(super) connection: &'c mut Connection,
 }
 
 impl<'c> SqliteTransaction<'c> {

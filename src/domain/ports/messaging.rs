@@ -24,6 +24,9 @@ pub enum SendError {
     Rejected { code: Option<i64>, message: String },
 }
 
+/// Twilio's error for a free-form WhatsApp message outside the 24-hour window.
+pub const OUTSIDE_WINDOW_ERROR: i64 = 63016;
+
 impl SendError {
     /// Whether the same send could succeed later.
     pub fn is_retryable(&self) -> bool {
@@ -40,6 +43,22 @@ pub trait MessageSender: Send + Sync {
     /// # Errors
     /// [`SendError`], saying whether a retry can help.
     async fn send(&self, to: &str, body: &str) -> Result<SentMessage, SendError>;
+
+    /// Sends an approved template (`content_sid`, with `variables` such as
+    /// `{"1": "call mom", "2": "Fri 09:00"}`): the only kind of message WhatsApp delivers
+    /// more than 24 hours after the user last wrote. A channel without templates refuses.
+    ///
+    /// # Errors
+    /// [`SendError`], saying whether a retry can help.
+    async fn send_template(
+        &self,
+        to: &str,
+        content_sid: &str,
+        variables: &serde_json::Value,
+    ) -> Result<SentMessage, SendError> {
+        let _ = (to, content_sid, variables);
+        Err(SendError::Rejected { code: None, message: "this channel cannot send templates".into() })
+    }
 
     /// A message with this body already accepted for `to` at or after `since`: asked
     /// before sending again after a crash, so a reply is not delivered twice.

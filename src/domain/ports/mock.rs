@@ -130,4 +130,18 @@ mockall::mock! {
             vector: &QuantizedEmbedding,
         ) -> Result<bool, RepositoryError>;
     }
+    #[async_trait]
+    impl ReminderTransaction for UnitOfWork {
+        async fn insert_reminder(&mut self, reminder: NewReminder) -> Result<ReminderId, RepositoryError>;
+        async fn find_reminder(&mut self, id: ReminderId) -> Result<Option<Reminder>, RepositoryError>;
+        async fn pending_reminders(&mut self, user: UserId, limit: u32) -> Result<Vec<Reminder>, RepositoryError>;
+        async fn update_reminder(&mut self, id: ReminderId, update: ReminderUpdate) -> Result<bool, RepositoryError>;
+        async fn recently_fired_reminder(
+            &mut self,
+            user: UserId,
+            since: DateTime<Utc>,
+        ) -> Result<Option<Reminder>, RepositoryError>;
+        async fn take_reminder_notices(&mut self, user: UserId) -> Result<Vec<String>, RepositoryError>;
+        async fn last_inbound_at(&mut self, user: UserId) -> Result<Option<DateTime<Utc>>, RepositoryError>;
+    }
 }

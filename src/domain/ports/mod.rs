@@ -15,6 +15,7 @@ mod messaging;
 #[cfg(test)]
 mod mock;
 mod reads;
+mod reminders;
 mod search;
 mod speech;
 mod store;
@@ -31,6 +32,7 @@ pub use messaging::*;
 #[cfg(test)]
 pub use mock::MockUnitOfWork;
 pub use reads::*;
+pub use reminders::*;
 pub use search::*;
 pub use speech::*;
 pub use store::*;
@@ -42,11 +44,11 @@ pub use users::*;
 /// effect is committed together or none is. Implemented for every type that implements
 /// the narrow transaction traits; a helper that touches one concern asks for that one.
 pub trait UnitOfWork:
-    UserTransaction + MemoryTransaction + JobTransaction + MediaTransaction + IndexTransaction
+    UserTransaction + MemoryTransaction + JobTransaction + MediaTransaction + IndexTransaction + ReminderTransaction
 {
 }
 
 impl<T> UnitOfWork for T where
-    T: UserTransaction + MemoryTransaction + JobTransaction + MediaTransaction + IndexTransaction
+    T: UserTransaction + MemoryTransaction + JobTransaction + MediaTransaction + IndexTransaction + ReminderTransaction
 {
 }

@@ -3,6 +3,7 @@
 
 pub mod insights;
 pub mod memories;
+pub mod reminders;
 pub mod schemas;
 pub mod strict_json;
 pub mod users;
@@ -16,6 +17,8 @@ pub enum ApiTags {
     Health,
     /// Save, find, list, change and delete memories.
     Memories,
+    /// Reminders delivered on WhatsApp at their time.
+    Reminders,
     /// The people who write to the service, their settings, export and erasure.
     Users,
     /// WhatsApp messages as stored, and totals across the service.

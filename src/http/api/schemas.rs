@@ -29,6 +29,7 @@ pub enum MemoryType {
     Document,
     Contact,
     Location,
+    Reminder,
 }
 
 impl From<MemoryKind> for MemoryType {
@@ -41,6 +42,7 @@ impl From<MemoryKind> for MemoryType {
             MemoryKind::Document => MemoryType::Document,
             MemoryKind::Contact => MemoryType::Contact,
             MemoryKind::Location => MemoryType::Location,
+            MemoryKind::Reminder => MemoryType::Reminder,
         }
     }
 }
@@ -55,6 +57,7 @@ impl From<MemoryType> for MemoryKind {
             MemoryType::Document => MemoryKind::Document,
             MemoryType::Contact => MemoryKind::Contact,
             MemoryType::Location => MemoryKind::Location,
+            MemoryType::Reminder => MemoryKind::Reminder,
         }
     }
 }

@@ -45,6 +45,7 @@ impl From<ReminderStatus> for ReminderState {
 
 /// A reminder.
 #[derive(Debug, Clone, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct ReminderRead {
     pub id: i64,
     /// What to be reminded of.

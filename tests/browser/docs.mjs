@@ -392,6 +392,11 @@ async function main() {
     await exercise("listRecentInteractions", 200, { user_id: USER, limit: 10 });
     await exercise("getAnalyticsSummary", 200);
     await exercise("exportUser", 200, { user_id: USER });
+    const reminder = await exercise("createReminder", 201, { user_id: USER }, { text: "call mom", when: "tomorrow at 9" });
+    ids.reminder = reminder?.json?.id;
+    await exercise("listReminders", 200, { user_id: USER });
+    await exercise("getReminder", 200, { id: ids.reminder });
+    await exercise("cancelReminder", 204, { id: ids.reminder });
     await exercise("deleteMemory", 204, { id: ids.memory });
     await exercise("eraseUser", 204, { user_id: USER });
 

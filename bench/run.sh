@@ -33,6 +33,8 @@
 #    half-way; every acknowledged message is looked up (lost / duplicated counts);
 # 7c. reminders: 1,000 due within one minute, sent by the job queue's workers, lateness
 #    p50/p99; then 100,000 pending and the workers' idle CPU (examples/reminder_delivery.rs);
+# 7d. metrics (bench/metrics.sh): webhook throughput with metrics on and off, and
+#    GET /metrics latency with 100,000 memories and 10,000 jobs;
 # 8. prints a summary with PASS/MISS per target and writes it to bench-results/latest.txt.
 #
 # Exit status: non-zero when a request failed or rows do not match the answers (or the
@@ -212,7 +214,8 @@ start_server() {
         export DATABASE_URL="$url" APP_HOST=127.0.0.1 APP_PORT=$PORT \
             ENV=production API_KEYS=$TOKEN-api TWILIO_AUTH_TOKEN=$TOKEN TWILIO_ACCOUNT_SID=$ACCOUNT_SID \
             TWILIO_WHATSAPP_NUMBER=$WHATSAPP_NUMBER PUBLIC_BASE_URL=$BASE \
-            STORAGE_DIR=$storage EMBED_MODEL_DIR=$EMBED_MODEL_DIR RUST_LOG=${RUST_LOG:-warn}
+            STORAGE_DIR=$storage EMBED_MODEL_DIR=$EMBED_MODEL_DIR RUST_LOG=${RUST_LOG:-warn} \
+            USER_RATE_LIMIT=off API_RATE_LIMIT=off # throughput, not pacing: 50 users send thousands each
         exec env "$@" "$SERVER_BIN" serve
     ) >"$SERVER_LOG" 2>&1 &
     SERVER_PID=$!
@@ -441,6 +444,11 @@ SQL
 fi
 
 if ((FULL)); then
+# Metrics on against off, and a scrape at 100,000 memories (bench/metrics.sh, own servers).
+if ((FULL)); then
+    BENCH_SKIP_BUILD=1 BENCH_METRICS_OUT="$WORK/metrics.kv" bash "$ROOT/bench/metrics.sh" >/dev/null ||
+        FAILED+=("metrics: bench/metrics.sh failed")
+fi
 log "embedding throughput and query latency (examples/embed_throughput)"
 "$EMBED_THROUGHPUT" --model-dir "$EMBED_MODEL_DIR" --fixture "$ROOT/tests/fixtures/paraphrase_search.json" \
     --threads 1 --out "$WORK/embed.kv" >/dev/null || FAILED+=("embed_throughput failed")
@@ -866,6 +874,7 @@ mkdir -p "$RESULTS_DIR"
     printf '  idle CPU %%     %-9s target <  %-6s %s (%s pending reminders)\n' "$(kv reminders idle_cpu_percent)" 1 \
         "$(verdict "$(kv reminders idle_cpu_percent)" '<=' 0.99)" "$(kv reminders pending)"
     echo
+    [[ -f $WORK/metrics.txt ]] && { cat "$WORK/metrics.txt"; echo; }
     if ((${#FAILED[@]} == 0)); then
         echo "checks: OK (every request answered 200 and committed its rows)"
     else

@@ -73,10 +73,10 @@ pub async fn backup(config: &Config, dir: &Path) -> anyhow::Result<Manifest> {
     let manifest = if is_sqlite(&config.database_url) {
         let source = sqlite_file_path(&config.database_url)?;
         let dir = dir.to_path_buf();
-        tokio::task::spawn_blocking(move || backup_sqlite(&source, &storage, &dir)).await??
+        crate::telemetry::blocking::spawn_blocking(move || backup_sqlite(&source, &storage, &dir)).await??
     } else {
         let dir = dir.to_path_buf();
-        tokio::task::spawn_blocking(move || backup_media_only(&storage, &dir)).await??
+        crate::telemetry::blocking::spawn_blocking(move || backup_media_only(&storage, &dir)).await??
     };
     let text = serde_json::to_string_pretty(&manifest)?;
     std::fs::write(dir.join(MANIFEST), text)
@@ -97,7 +97,7 @@ pub async fn restore(config: &Config, dir: &Path) -> anyhow::Result<Manifest> {
     ensure!(manifest.format == FORMAT, "the backup is of format {}, this version reads {FORMAT}", manifest.format);
     let config = config.clone();
     let dir = dir.to_path_buf();
-    tokio::task::spawn_blocking(move || restore_blocking(&config, &dir, manifest)).await?
+    crate::telemetry::blocking::spawn_blocking(move || restore_blocking(&config, &dir, manifest)).await?
 }
 
 fn restore_blocking(config: &Config, dir: &Path, manifest: Manifest) -> anyhow::Result<Manifest> {

@@ -88,8 +88,30 @@ pub struct Config {
     pub connections: ConnectionLimits,
     /// Reading the text in photos, screenshots and PDFs.
     pub ocr: OcrConfig,
+    /// Each WhatsApp user's rate on the webhook (`USER_RATE_LIMIT`); `None`: off.
+    pub user_rate_limit: Option<crate::app::rate_limit::RateLimit>,
+    /// Each API key's rate on the REST API (`API_RATE_LIMIT`); `None`: off.
+    pub api_rate_limit: Option<crate::app::rate_limit::RateLimit>,
+    /// Finished jobs are removed this long after they finished.
+    pub job_retention: chrono::Duration,
+    /// How log lines are written (`LOG_FORMAT`).
+    pub log_format: crate::telemetry::logging::LogFormat,
+    /// Whether and where Prometheus metrics are served.
+    pub metrics: MetricsConfig,
     /// When reminders fire and what happens when they cannot.
     pub reminders: ReminderConfig,
+}
+
+/// `GET /metrics`: on by default, on the main port (behind `METRICS_TOKEN` when set) or
+/// on a listener of its own (`METRICS_ADDR`, e.g. only on a private interface).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricsConfig {
+    /// `METRICS=off`: nothing recorded (the recorder is not even installed), no route.
+    pub enabled: bool,
+    /// A scraper must send `Authorization: Bearer <token>`.
+    pub token: Option<Secret>,
+    /// Serve /metrics here instead of on the main port.
+    pub addr: Option<std::net::SocketAddr>,
 }
 
 /// Reminder settings.
@@ -308,6 +330,7 @@ impl Config {
 
         let workers = parse_number("WORKERS", get("WORKERS"), 2, 1..=64)?;
         let job_lease = parse_number("JOB_LEASE_SECONDS", get("JOB_LEASE_SECONDS"), 300, 2..=86_400)?;
+        let job_retention_days = parse_number("JOB_RETENTION_DAYS", get("JOB_RETENTION_DAYS"), 7, 1..=3650)?;
         let media_max_bytes =
             parse_number("MEDIA_MAX_BYTES", get("MEDIA_MAX_BYTES"), 16 * 1024 * 1024, 1024..=100 * 1024 * 1024)?;
         let near_duplicate_distance =
@@ -342,6 +365,25 @@ impl Config {
             )? as usize,
         };
         let ocr = ocr_config(&get)?;
+        let user_rate_limit = parse_rate("USER_RATE_LIMIT", get("USER_RATE_LIMIT"), "30/min:10")?;
+        let api_rate_limit = parse_rate("API_RATE_LIMIT", get("API_RATE_LIMIT"), "20/s:40")?;
+        let log_format = match get("LOG_FORMAT") {
+            None => crate::telemetry::logging::LogFormat::default(),
+            Some(v) => v.parse().map_err(|problem: String| invalid("LOG_FORMAT", problem))?,
+        };
+        let metrics = MetricsConfig {
+            enabled: parse_bool("METRICS", get("METRICS"), true)?,
+            token: get("METRICS_TOKEN").map(Secret::new),
+            addr: match get("METRICS_ADDR") {
+                None => None,
+                Some(v) => Some(v.parse().map_err(|_| {
+                    invalid("METRICS_ADDR", format!("{v:?} is not an address and port such as 127.0.0.1:9100"))
+                })?),
+            },
+        };
+        if metrics.token.as_ref().is_some_and(|t| t.expose().len() < 16) {
+            return Err(invalid("METRICS_TOKEN", "must be at least 16 characters"));
+        }
         let reminders = reminder_config(&get)?;
         let openai_api_key = get("OPENAI_API_KEY").map(Secret::new);
         if voice.transcriber == TranscriberChoice::OpenAi && openai_api_key.is_none() {
@@ -374,6 +416,11 @@ impl Config {
             semantic,
             connections,
             ocr,
+            job_retention: chrono::Duration::days(job_retention_days as i64),
+            user_rate_limit,
+            api_rate_limit,
+            log_format,
+            metrics,
             reminders,
         })
     }
@@ -495,6 +542,19 @@ fn parse_number(
     raw.parse::<u64>().ok().filter(|n| range.contains(n)).ok_or_else(|| {
         invalid(variable, format!("{raw:?} is not a whole number from {} to {}", range.start(), range.end()))
     })
+}
+
+/// A rate such as `30/min:10`, or `off`.
+fn parse_rate(
+    variable: &'static str,
+    value: Option<String>,
+    default: &str,
+) -> Result<Option<crate::app::rate_limit::RateLimit>, ConfigError> {
+    let raw = value.unwrap_or_else(|| default.to_string());
+    if raw.eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    crate::app::rate_limit::RateLimit::parse(&raw).map(Some).map_err(|problem| invalid(variable, problem))
 }
 
 fn parse_bool(variable: &'static str, value: Option<String>, default: bool) -> Result<bool, ConfigError> {

@@ -11,6 +11,7 @@ pub mod config;
 pub mod domain;
 pub mod http;
 pub mod simulate;
+pub mod telemetry;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -20,7 +21,7 @@ use poem::EndpointExt;
 
 use adapters::clock::SystemClock;
 use adapters::db::PoolReads;
-use adapters::db::{redact_url, Database};
+use adapters::db::{redact_url, Database, PoolQueueAdmin};
 use adapters::media_ports::ContentInspector;
 use adapters::mem0::{Mem0Settings, Mem0Store};
 use adapters::minilm::{MiniLmEmbedder, MiniLmSettings};
@@ -42,6 +43,7 @@ use app::memories::MemoryService;
 use app::notify::{SendJobHandler, SEND_JOB_KIND};
 use app::ocr::{OcrJobHandler, TextReading, OCR_JOB_KIND};
 use app::outbox::Outbox;
+use app::queue::QueueService;
 use app::rehash::{ImageRehasher, RehashReport};
 use app::reminder_api::ReminderService;
 use app::reminder_delivery::ReminderDelivery;
@@ -63,6 +65,8 @@ use http::AppState;
 pub struct Application {
     local_addr: SocketAddr,
     listener: tokio::net::TcpListener,
+    /// `/metrics`, when metrics are on; with a listener of its own under `METRICS_ADDR`.
+    metrics: Option<(Arc<http::metrics::Scrape>, Option<tokio::net::TcpListener>)>,
     /// Timeouts and the connection cap the server loop keeps.
     connections: config::ConnectionLimits,
     state: Arc<AppState>,
@@ -257,6 +261,31 @@ pub async fn reindex_ocr(config: &Config, now: chrono::DateTime<chrono::Utc>) ->
     Ok(app::ocr::reindex(&*database.repository, &*database.reads, now).await?)
 }
 
+/// The job queue's administration, for the `jobs` command: it works beside a running
+/// server (whose workers take a retried job at their next poll) or without one.
+///
+/// # Errors
+/// When the database cannot be opened.
+pub async fn queue_service(config: &Config) -> anyhow::Result<QueueService> {
+    let database = Database::open(&config.database_url, true).await?;
+    Ok(QueueService::new(Arc::new(PoolQueueAdmin::new(database.pool)), Arc::new(SystemClock)))
+}
+
+/// Queues Mem0's copy of every memory Mem0 never got or whose copy failed; returns how
+/// many. A running server with `MEM0_API_KEY` set does the work.
+///
+/// # Errors
+/// When `MEM0_API_KEY` is not set, or the database fails.
+pub async fn mem0_backfill(config: &Config, now: chrono::DateTime<chrono::Utc>) -> anyhow::Result<u64> {
+    anyhow::ensure!(
+        config.mem0_api_key.is_some(),
+        "MEM0_API_KEY is not set: copies queued now would wait for a server that has a key"
+    );
+    let database = Database::open(&config.database_url, true).await?;
+    let admin = PoolQueueAdmin::new(database.pool.clone());
+    Ok(app::queue::mem0_backfill(&*database.repository, &admin, now).await?)
+}
+
 /// Longest one Mem0 call may take (adds and deletes, in jobs; searches have their own
 /// shorter bound, `MEM0_SEARCH_TIMEOUT_MS`).
 const MEM0_TIMEOUT: Duration = Duration::from_secs(30);
@@ -315,6 +344,10 @@ pub async fn connect_mem0(config: &Config) -> anyhow::Result<Option<Arc<Mem0Stor
 
 /// The work a server does beside answering requests.
 pub struct Background {
+    /// What `/metrics` reads, when metrics are on.
+    metrics: Option<Arc<http::metrics::Scrape>>,
+    /// Removes finished jobs past their retention, hourly.
+    pruning: (QueueService, chrono::Duration),
     jobs: JobRunner,
     /// Embeds queued memories (semantic search on and its model loaded).
     indexer: Option<EmbeddingIndexer>,
@@ -330,6 +363,19 @@ pub async fn build_state(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Resu
     let mem0 = connect_mem0(config).await?;
     let database = Database::open(&config.database_url, true).await?;
     let repository = database.repository;
+    let queue = Arc::new(PoolQueueAdmin::new(database.pool.clone()));
+    let metrics = if config.metrics.enabled {
+        let handle = telemetry::metrics::install()?;
+        let usage = queue.clone();
+        Some(Arc::new(http::metrics::Scrape::new(
+            handle,
+            config.metrics.token.as_ref(),
+            queue.clone(),
+            Box::new(move || usage.pool_usage()),
+        )))
+    } else {
+        None
+    };
     let job_signal = Arc::new(JobSignal::default());
     let activity = Arc::new(RequestRate::default());
     let embedder = embedder(config);
@@ -358,6 +404,10 @@ pub async fn build_state(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Resu
             .with_job_signal(job_signal.clone())
             .with_outbox(outbox)
             .with_reminders(reminder_settings(config));
+    let ingest = match config.user_rate_limit {
+        Some(limit) => ingest.with_rate_limit(Arc::new(app::rate_limit::UserRateLimiter::new(limit))),
+        None => ingest,
+    };
     let reminder_reads = reads.clone();
     let files: Arc<dyn MediaFiles> = Arc::new(MediaStorage::new(config.storage_dir.clone()));
     let api_keys = Arc::new(ApiKeys::new(&api_keys_or_generated(config)?));
@@ -429,7 +479,7 @@ pub async fn build_state(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Resu
             lease: config.job_lease,
             ..WorkerSettings::default()
         },
-        job_signal,
+        job_signal.clone(),
     )
     .handle(MEDIA_JOB_KIND, Arc::new(media))
     .handle(
@@ -473,7 +523,8 @@ pub async fn build_state(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Resu
             .handle(MEM0_ERASE_JOB_KIND, deleter);
     }
     let rehasher = ImageRehasher::new(repository.clone(), rehash_reads, rehash_files, rehash_inspector);
-    let background = Background { jobs, indexer, rehasher };
+    let queue = QueueService::new(queue, clock.clone()).with_job_signal(job_signal);
+    let background = Background { metrics, pruning: (queue.clone(), config.job_retention), jobs, indexer, rehasher };
     let reminders = ReminderService::new(
         repository.clone(),
         reminder_reads,
@@ -482,8 +533,23 @@ pub async fn build_state(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Resu
         reminder_settings(config),
         outbox,
     );
-    let state = AppState { ingest, memories, reminders, repository, webhook, api_keys, clock, activity };
+    let api_rate_limit = config.api_rate_limit.map(|limit| Arc::new(http::rate_limit::ApiRateLimiter::new(limit)));
+    let state =
+        AppState { ingest, memories, reminders, queue, repository, webhook, api_keys, clock, activity, api_rate_limit };
     Ok((Arc::new(state), background))
+}
+
+/// How often the metrics recorder's histogram samples are folded into their buckets.
+const METRICS_UPKEEP: Duration = Duration::from_secs(5);
+
+/// Folds histogram samples into buckets every few seconds until the server stops.
+async fn keep_metrics(scrape: Arc<http::metrics::Scrape>, mut stopped: tokio::sync::watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(METRICS_UPKEEP) => scrape.upkeep(),
+            _ = stopped.wait_for(|stop| *stop) => return,
+        }
+    }
 }
 
 /// The configured API keys; in development without any, one generated now and printed
@@ -529,6 +595,17 @@ impl Application {
             .map_err(|e| anyhow::anyhow!("cannot listen on {address}: {e}"))?;
         let local_addr =
             listener.local_addr().map_err(|e| anyhow::anyhow!("the listener has no socket address: {e}"))?;
+        let metrics = match (background.metrics.clone(), config.metrics.addr) {
+            (None, _) => None,
+            (Some(scrape), None) => Some((scrape, None)),
+            (Some(scrape), Some(address)) => {
+                let listener = tokio::net::TcpListener::bind(address)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("cannot listen for /metrics on {address} (METRICS_ADDR): {e}"))?;
+                tracing::info!(address = %listener.local_addr()?, "/metrics is served on its own listener");
+                Some((scrape, Some(listener)))
+            }
+        };
         tracing::info!(
             %local_addr,
             database = %redact_url(&config.database_url),
@@ -539,12 +616,17 @@ impl Application {
         if config.environment == Environment::Development && config.public_base_url.is_none() {
             tracing::info!("PUBLIC_BASE_URL is not set: signatures are checked against the Host header");
         }
-        Ok(Self { local_addr, listener, connections: config.connections, state, background })
+        Ok(Self { local_addr, listener, metrics, connections: config.connections, state, background })
     }
 
     /// The address actually bound (its port, when 0 was asked for).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The address of the separate `/metrics` listener, when `METRICS_ADDR` asked for one.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().and_then(|(_, listener)| listener.as_ref()).and_then(|l| l.local_addr().ok())
     }
 
     /// Serves until `shutdown` resolves, then lets requests in flight finish.
@@ -554,14 +636,33 @@ impl Application {
     pub async fn run_until_stopped(self, shutdown: impl std::future::Future<Output = ()> + Send) -> anyhow::Result<()> {
         let (stop_workers, stopping) = tokio::sync::watch::channel(false);
         let indexer = self.background.indexer.map(|indexer| indexer.start(stopping.clone()));
+        let stopping_for_pruning = stopping.clone();
         let workers = self.background.jobs.start(stopping);
         tokio::spawn(rehash_in_background(self.background.rehasher));
+        let (pruner, retention) = self.background.pruning;
+        tokio::spawn(pruner.prune_until_stopped(retention, stopping_for_pruning));
+        let mut stopped = stop_workers.subscribe();
         let shutdown = async move {
             shutdown.await;
             // Stop claiming jobs at once; jobs in hand finish below.
             let _ = stop_workers.send(true);
         };
-        let routes = http::routes(self.state).map_to_response();
+        let (main_metrics, own_listener) = match self.metrics {
+            None => (None, None),
+            Some((scrape, None)) => (Some(scrape), None),
+            Some((scrape, Some(listener))) => (None, Some((scrape, listener))),
+        };
+        if let Some(scrape) = main_metrics.clone().or_else(|| own_listener.as_ref().map(|(s, _)| s.clone())) {
+            tokio::spawn(keep_metrics(scrape, stopped.clone()));
+        }
+        if let Some((scrape, listener)) = own_listener {
+            let stop = async move {
+                let _ = stopped.wait_for(|stop| *stop).await;
+            };
+            let routes = http::metrics_routes(scrape).map_to_response();
+            tokio::spawn(http::serve::serve(listener, routes, self.connections, stop, Duration::from_secs(1)));
+        }
+        let routes = http::routes(self.state, main_metrics).map_to_response();
         http::serve::serve(self.listener, routes, self.connections, shutdown, Duration::from_secs(10)).await?;
         if tokio::time::timeout(JOB_SHUTDOWN_GRACE, workers).await.is_err() {
             tracing::warn!("jobs still running at shutdown are claimed again when their lease expires");

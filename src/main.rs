@@ -1,7 +1,6 @@
 //! The `whatsapp-memory` command: serve (the default), migrate, reindex, openapi, simulate.
 
 use clap::{Parser, Subcommand};
-use tracing_subscriber::EnvFilter;
 
 use whatsapp_memory::adapters::db::Database;
 use whatsapp_memory::config::Config;
@@ -45,6 +44,16 @@ enum Command {
         /// The backup to restore.
         dir: std::path::PathBuf,
     },
+    /// Look at the job queue and put dead jobs back in it (as `/admin/jobs` does).
+    Jobs {
+        #[command(subcommand)]
+        action: JobsAction,
+    },
+    /// Mem0 maintenance.
+    Mem0 {
+        #[command(subcommand)]
+        action: Mem0Action,
+    },
     /// Print the OpenAPI document.
     Openapi {
         /// json or yaml.
@@ -72,6 +81,44 @@ enum Command {
     },
 }
 
+#[derive(Subcommand)]
+enum JobsAction {
+    /// Jobs, newest first: id, kind, state, attempts, due time, last error.
+    List {
+        /// queued, running, dead or done.
+        #[arg(long)]
+        state: Option<String>,
+        /// Only jobs of this kind (media, send, transcribe, ocr, mem0_index, …).
+        #[arg(long)]
+        kind: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+    /// Put dead jobs back in the queue, due now, with a fresh set of attempts.
+    Retry {
+        /// The jobs' ids.
+        #[arg(required = true)]
+        ids: Vec<i64>,
+    },
+    /// Remove jobs that are not running; with --finished, remove every job finished
+    /// more than JOB_RETENTION_DAYS ago (what a server does hourly).
+    Purge {
+        /// The jobs' ids.
+        #[arg(required_unless_present = "finished")]
+        ids: Vec<i64>,
+        #[arg(long, conflicts_with = "ids")]
+        finished: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum Mem0Action {
+    /// Queue Mem0 copies of the memories saved before MEM0_API_KEY was set, and again of
+    /// those whose copy failed; a running server sends them.
+    Backfill,
+}
+
 #[tokio::main]
 async fn main() {
     let cli = Cli::parse();
@@ -81,20 +128,21 @@ async fn main() {
         None | Some(Command::Serve) | Some(Command::Migrate) | Some(Command::Reindex { .. }) => "info,whisper_rs=warn",
         Some(_) => "warn",
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter)))
-        .with_writer(std::io::stderr)
-        // Colours for a person at a terminal; plain text for log files and collectors.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
-    if let Err(error) = run(cli).await {
+    let config = match Config::from_env() {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            std::process::exit(1);
+        }
+    };
+    whatsapp_memory::telemetry::logging::init(config.log_format, default_filter);
+    if let Err(error) = run(cli, config).await {
         eprintln!("error: {error:#}");
         std::process::exit(1);
     }
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
-    let config = Config::from_env()?;
+async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
             let app = Application::build(&config).await?;
@@ -143,6 +191,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Jobs { action } => jobs(&config, action).await,
+        Command::Mem0 { action: Mem0Action::Backfill } => {
+            let queued = whatsapp_memory::mem0_backfill(&config, chrono::Utc::now()).await?;
+            eprintln!("queued {queued} memories for Mem0; a running server's workers send them");
+            Ok(())
+        }
         Command::Openapi { format } => {
             let api = whatsapp_memory::http::api_service();
             match format.as_str() {
@@ -171,6 +225,78 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// `whatsapp-memory jobs …`.
+async fn jobs(config: &Config, action: JobsAction) -> anyhow::Result<()> {
+    use whatsapp_memory::domain::model::JobId;
+    use whatsapp_memory::domain::ports::{JobFilter, JobState};
+    let queue = whatsapp_memory::queue_service(config).await?;
+    match action {
+        JobsAction::List { state, kind, limit } => {
+            let state =
+                match state.as_deref() {
+                    None => None,
+                    Some(name) => Some(JobState::parse(name).ok_or_else(|| {
+                        anyhow::anyhow!("--state must be queued, running, dead or done, not {name:?}")
+                    })?),
+                };
+            let jobs = queue.list(JobFilter { state, kind }, None, limit).await?;
+            println!("{:>8}  {:<12} {:<8} {:>8}  {:<20}  last error", "id", "kind", "state", "attempts", "due");
+            for job in &jobs {
+                println!(
+                    "{:>8}  {:<12} {:<8} {:>4}/{:<3}  {:<20}  {}",
+                    job.id.0,
+                    job.kind,
+                    job.state.as_str(),
+                    job.attempts,
+                    job.max_attempts,
+                    job.due_at.format("%Y-%m-%d %H:%M:%S"),
+                    job.last_error.as_deref().unwrap_or("")
+                );
+            }
+            eprintln!("{} jobs", jobs.len());
+            Ok(())
+        }
+        JobsAction::Retry { ids } => {
+            let mut changes = Vec::new();
+            for id in ids {
+                changes.push((id, queue.retry(JobId(id)).await?));
+            }
+            report_changes(&changes, "queued again", "only a dead job can be retried")
+        }
+        JobsAction::Purge { finished: true, .. } => {
+            let pruned = queue.prune(config.job_retention).await?;
+            eprintln!("removed {pruned} jobs finished more than {} days ago", config.job_retention.num_days());
+            Ok(())
+        }
+        JobsAction::Purge { ids, .. } => {
+            let mut changes = Vec::new();
+            for id in ids {
+                changes.push((id, queue.delete(JobId(id)).await?));
+            }
+            report_changes(&changes, "removed", "a running job cannot be removed")
+        }
+    }
+}
+
+/// Says what became of each job, and fails when any was left as it was.
+fn report_changes(
+    changes: &[(i64, whatsapp_memory::domain::ports::JobChange)],
+    done: &str,
+    refusal: &str,
+) -> anyhow::Result<()> {
+    use whatsapp_memory::domain::ports::JobChange;
+    for (id, change) in changes {
+        match change {
+            JobChange::Changed => eprintln!("job {id} {done}"),
+            JobChange::NotFound => eprintln!("job {id}: no such job"),
+            JobChange::WrongState(state) => eprintln!("job {id} is {}: {refusal}", state.as_str()),
+        }
+    }
+    let unchanged = changes.iter().filter(|(_, change)| *change != JobChange::Changed).count();
+    anyhow::ensure!(unchanged == 0, "{unchanged} of {} jobs were left as they were", changes.len());
+    Ok(())
 }
 
 /// ", and the database (12 memories, …)" for SQLite; for PostgreSQL a pointer to pg_dump.

@@ -435,6 +435,38 @@ fn the_database_adapters_dependencies_are_found_at_all() {
     assert!(uses("db", "sqlite"), "{graph:?}");
 }
 
+/// Where a file of `src` starts work on another thread without the caller's span: a
+/// bare `spawn_blocking` (use `telemetry::blocking::spawn_blocking`) or a new thread
+/// (only the SQLite writer has one, and it enters each request's span).
+fn span_losing_threads(src: &Path) -> Vec<String> {
+    let mut found = Vec::new();
+    for file in rust_files(src) {
+        let relative = file.strip_prefix(src).unwrap_or(&file).to_string_lossy().replace('\\', "/");
+        let text = std::fs::read_to_string(&file).unwrap_or_default();
+        let code: Vec<&str> = text.lines().filter(|line| !line.trim_start().starts_with("//")).collect();
+        let code = code.join("\n");
+        if code.contains("task::spawn_blocking(") && relative != "telemetry/blocking.rs" {
+            found.push(format!("{relative}: tokio's spawn_blocking without the caller's span"));
+        }
+        if code.contains("thread::Builder::new()") && relative != "adapters/db/sqlite_writer.rs" {
+            found.push(format!("{relative}: a thread of its own"));
+        }
+    }
+    found
+}
+
+#[test]
+fn work_on_other_threads_keeps_the_callers_span() {
+    let found = span_losing_threads(&source_root());
+    assert!(found.is_empty(), "log lines written there would lose the request id:\n{}", found.join("\n"));
+}
+
+#[test]
+fn the_thread_checker_sees_a_bare_spawn_blocking() {
+    let dir = tree(&[("app/x.rs", "async fn f() { tokio::task::spawn_blocking(|| 1).await; }")]);
+    assert_eq!(span_losing_threads(dir.path()).len(), 1);
+}
+
 /// Writes `files` (path under `src`, contents) into a fresh tree.
 fn tree(files: &[(&str, &str)]) -> tempfile::TempDir {
     let root = tempfile::tempdir().expect("a temporary directory");

@@ -13,6 +13,7 @@ use reqwest::header::HeaderMap;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
+use crate::adapters::outbound;
 use crate::config::Secret;
 use crate::domain::model::{MemoryId, User};
 use crate::domain::ports::{
@@ -94,12 +95,9 @@ impl Mem0Store {
     }
 
     /// Sends a request with the key and returns the JSON body of a 2xx answer.
-    async fn call(&self, request: reqwest::RequestBuilder) -> Result<Value, MemoryStoreError> {
-        let response = request
-            .header(reqwest::header::AUTHORIZATION, format!("Token {}", self.api_key.expose()))
-            .send()
-            .await
-            .map_err(transport_error)?;
+    async fn call(&self, operation: &'static str, request: reqwest::RequestBuilder) -> Result<Value, MemoryStoreError> {
+        let request = request.header(reqwest::header::AUTHORIZATION, format!("Token {}", self.api_key.expose()));
+        let response = outbound::send("mem0", operation, request).await.map_err(transport_error)?;
         let status = response.status();
         let headers = response.headers().clone();
         let body = response.bytes().await.map_err(transport_error)?;
@@ -116,7 +114,7 @@ impl Mem0Store {
 
     /// One look at an event.
     async fn event_once(&self, event: &str) -> Result<Indexing, MemoryStoreError> {
-        let body = self.call(self.client.get(self.url(&["v1", "event", event])?)).await?;
+        let body = self.call("event", self.client.get(self.url(&["v1", "event", event])?)).await?;
         Ok(parse_event(event, &body))
     }
 }
@@ -131,7 +129,8 @@ impl MemoryFinder for Mem0Store {
             "top_k": limit,
             "threshold": SEARCH_THRESHOLD,
         });
-        let answer = self.call(self.client.post(self.url(&["v3", "memories", "search"])?).json(&body)).await?;
+        let answer =
+            self.call("search", self.client.post(self.url(&["v3", "memories", "search"])?).json(&body)).await?;
         Ok(parse_search(&answer, &user.wa_id))
     }
 }
@@ -151,7 +150,7 @@ impl ExternalIndex for Mem0Store {
             },
             "infer": self.infer,
         });
-        let answer = self.call(self.client.post(self.url(&["v3", "memories", "add"])?).json(&body)).await?;
+        let answer = self.call("add", self.client.post(self.url(&["v3", "memories", "add"])?).json(&body)).await?;
         parse_add(&answer)
     }
 
@@ -170,7 +169,7 @@ impl ExternalIndex for Mem0Store {
     }
 
     async fn delete(&self, id: &str) -> Result<(), MemoryStoreError> {
-        match self.call(self.client.delete(self.url(&["v1", "memories", id])?)).await {
+        match self.call("delete", self.client.delete(self.url(&["v1", "memories", id])?)).await {
             Ok(_) | Err(MemoryStoreError::NotFound(_)) => Ok(()),
             Err(error) => Err(error),
         }
@@ -178,7 +177,7 @@ impl ExternalIndex for Mem0Store {
 
     async fn delete_all(&self, owner: &str) -> Result<(), MemoryStoreError> {
         let url = self.url(&["v1", "memories"])?;
-        match self.call(self.client.delete(url).query(&[("user_id", owner)])).await {
+        match self.call("delete_all", self.client.delete(url).query(&[("user_id", owner)])).await {
             // Nothing of theirs left is what was asked for.
             Ok(_) | Err(MemoryStoreError::NotFound(_)) => Ok(()),
             Err(error) => Err(error),
@@ -186,7 +185,7 @@ impl ExternalIndex for Mem0Store {
     }
 
     async fn check(&self) -> Result<(), MemoryStoreError> {
-        self.call(self.client.get(self.url(&["v1", "ping"])?)).await.map(drop)
+        self.call("ping", self.client.get(self.url(&["v1", "ping"])?)).await.map(drop)
     }
 }
 

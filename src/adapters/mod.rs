@@ -8,6 +8,7 @@ pub mod media_ports;
 pub mod mem0;
 pub mod minilm;
 pub mod openai_stt;
+pub mod outbound;
 pub mod pdf;
 pub mod storage;
 pub mod tesseract;

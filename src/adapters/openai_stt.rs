@@ -9,6 +9,7 @@ use reqwest::StatusCode;
 use serde::Deserialize;
 
 use super::twilio::sender::retry_after;
+use crate::adapters::outbound;
 use crate::config::Secret;
 use crate::domain::ports::{SpeechAudio, TranscribeError, Transcriber, Transcript};
 
@@ -121,12 +122,8 @@ impl Transcriber for OpenAiTranscriber {
         if let Some(language) = &self.language {
             form = form.text("language", language.clone());
         }
-        let response = self
-            .client
-            .post(self.endpoint.clone())
-            .bearer_auth(self.api_key.expose())
-            .multipart(form)
-            .send()
+        let request = self.client.post(self.endpoint.clone()).bearer_auth(self.api_key.expose()).multipart(form);
+        let response = outbound::send("openai", "transcribe", request)
             .await
             .map_err(|e| TranscribeError::Unavailable { message: e.without_url().to_string(), retry_after: None })?;
         let status = response.status();

@@ -55,8 +55,7 @@ impl MediaStorage {
         let root = self.root.clone();
         let bytes = bytes.to_vec();
         let extension = extension.to_owned();
-        let span = tracing::Span::current();
-        tokio::task::spawn_blocking(move || span.in_scope(|| store_blocking(&root, &bytes, &extension)))
+        crate::telemetry::blocking::spawn_blocking(move || store_blocking(&root, &bytes, &extension))
             .await
             .map_err(io::Error::other)?
     }

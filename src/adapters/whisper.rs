@@ -83,7 +83,7 @@ impl WhisperTranscriber {
         let path = self.settings.model_path.clone();
         self.model
             .get_or_try_init(|| async move {
-                tokio::task::spawn_blocking(move || load(path))
+                crate::telemetry::blocking::spawn_blocking(move || load(path))
                     .await
                     .map_err(|e| TranscribeError::Failed(format!("loading the model stopped: {e}")))?
             })
@@ -144,9 +144,7 @@ impl Transcriber for WhisperTranscriber {
         let samples = audio.decoded.samples.clone();
         let language = self.settings.language.clone();
         let threads = self.settings.threads;
-        let span = tracing::Span::current();
-        tokio::task::spawn_blocking(move || {
-            let _entered = span.enter();
+        crate::telemetry::blocking::spawn_blocking(move || {
             let started = std::time::Instant::now();
             let transcript = run(&model, &samples, &language, threads);
             tracing::info!(

@@ -21,8 +21,7 @@ pub enum DecoderFailure {
 /// # Errors
 /// [`DecoderFailure`] when `decode` panicked or was never run to its end.
 pub async fn run_decoder<T: Send + 'static>(decode: impl FnOnce() -> T + Send + 'static) -> Result<T, DecoderFailure> {
-    let span = tracing::Span::current();
-    let outcome = tokio::task::spawn_blocking(move || span.in_scope(|| catch_unwind(AssertUnwindSafe(decode)))).await;
+    let outcome = crate::telemetry::blocking::spawn_blocking(move || catch_unwind(AssertUnwindSafe(decode))).await;
     match outcome {
         Ok(Ok(value)) => Ok(value),
         Ok(Err(panic)) => {

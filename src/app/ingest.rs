@@ -11,6 +11,7 @@ use chrono_tz::Tz;
 
 use super::jobs::JobSignal;
 use super::outbox::Outbox;
+use super::rate_limit::{Admission, UserRateLimiter, DEFER_BY, SLOW_DOWN};
 use super::reminders::{ReminderCommand, ReminderSettings};
 use super::search::MemorySearch;
 use crate::domain::command::{parse_command, Command, HELP_TEXT};
@@ -21,6 +22,7 @@ use crate::domain::ports::{
 };
 use crate::domain::reply::{echo, format_memory_list, format_search_results, truncate_chars, MEMORY_SAVED, NO_MATCHES};
 use crate::domain::time_range::{parse_time_range, KNOWN_PHRASES};
+use crate::telemetry::metrics;
 
 /// How many memories a chat search or list fetches; the reply shows what fits.
 const CHAT_RESULT_LIMIT: u32 = 50;
@@ -69,6 +71,16 @@ pub struct IngestService {
     outbox: Outbox,
     /// How reminders are read (`REMINDER_DEFAULT_TIME`, the snooze window).
     reminders: Arc<ReminderSettings>,
+    /// Per-user flood control (`USER_RATE_LIMIT`); `None`: off.
+    limiter: Option<Arc<UserRateLimiter>>,
+}
+
+/// When a message's work beyond saving is due, and what is added to its reply: now and
+/// nothing within the user's rate; later, with a notice once a minute, over it.
+#[derive(Debug, Clone, Copy)]
+struct Pace {
+    due: DateTime<Utc>,
+    notice: Option<&'static str>,
 }
 
 /// What a message changes.
@@ -108,6 +120,26 @@ impl IngestService {
             job_signal: None,
             outbox: Outbox::NONE,
             reminders: Arc::default(),
+            limiter: None,
+        }
+    }
+
+    /// Holds each user to `limiter`'s rate: over it, work beyond saving waits.
+    pub fn with_rate_limit(mut self, limiter: Arc<UserRateLimiter>) -> Self {
+        self.limiter = Some(limiter);
+        self
+    }
+
+    /// This message's pace, counting it against its sender's rate.
+    fn pace(&self, message: &InboundMessage, now: DateTime<Utc>) -> Pace {
+        match self.limiter.as_ref().map(|limiter| limiter.admit(&message.wa_id)) {
+            None | Some(Admission::Now) => Pace { due: now, notice: None },
+            Some(Admission::Deferred { notify }) => {
+                tracing::info!("over the sender's rate: work beyond saving is deferred");
+                metrics::rate_limited("user");
+                let delay = chrono::Duration::from_std(DEFER_BY).unwrap_or(chrono::Duration::minutes(1));
+                Pace { due: now + delay, notice: notify.then_some(SLOW_DOWN) }
+            }
         }
     }
 
@@ -138,13 +170,39 @@ impl IngestService {
     #[tracing::instrument(skip_all, fields(sid = %message.sid, from = %MaskedPhone(&message.phone_number)))]
     pub async fn ingest_message(&self, message: InboundMessage) -> Result<String, IngestError> {
         let now = self.clock.now();
-        let plan = self.plan(&message, now).await?;
+        let plan = match self.plan(&message, now).await {
+            Ok(plan) => plan,
+            Err(error) => {
+                metrics::inbound_message(kind_of_message(&message), "rejected");
+                return Err(error);
+            }
+        };
+        let kind = kind_of_plan(&plan);
+        let pace = self.pace(&message, now);
         let queues_jobs =
             matches!(plan, Plan::QueueMedia) || (self.outbox.queues_jobs() && matches!(plan, Plan::Write(_)));
-        let context =
-            WriteContext { now, outbox: self.outbox, zone: self.default_timezone, reminders: self.reminders.clone() };
-        let reply =
-            transact(&*self.repository, move |tx| Box::pin(record_and_reply(tx, message, plan, context))).await?;
+        let context = WriteContext {
+            now,
+            pace,
+            outbox: self.outbox,
+            zone: self.default_timezone,
+            reminders: self.reminders.clone(),
+        };
+        let recorded =
+            transact(&*self.repository, move |tx| Box::pin(record_and_reply(tx, message, plan, context))).await;
+        let (reply, duplicate) = match recorded {
+            Ok(recorded) => recorded,
+            Err(error) => {
+                metrics::inbound_message(kind, "rejected");
+                return Err(error.into());
+            }
+        };
+        let outcome = match (duplicate, kind) {
+            (true, _) => "duplicate",
+            (false, "command") => "command",
+            (false, _) => "saved",
+        };
+        metrics::inbound_message(kind, outcome);
         if let (true, Some(signal)) = (queues_jobs, &self.job_signal) {
             signal.notify();
         }
@@ -224,24 +282,51 @@ impl IngestService {
 /// What a message's transaction needs besides the message and its plan.
 struct WriteContext {
     now: DateTime<Utc>,
+    /// When work beyond saving is due, and the rate notice for the reply.
+    pace: Pace,
     outbox: Outbox,
     /// The service's default zone, for a user who never set one.
     zone: Tz,
     reminders: Arc<ReminderSettings>,
 }
 
+/// The metrics' kind of a message: what it carries, commands apart.
+fn kind_of_plan(plan: &Plan) -> &'static str {
+    match plan {
+        Plan::QueueMedia => "media",
+        Plan::Write(Change::Save(_)) => "text",
+        Plan::Write(Change::SaveLocation) => "location",
+        Plan::Write(_) | Plan::Answer(_) => "command",
+    }
+}
+
+/// The kind of a message refused before it had a plan.
+fn kind_of_message(message: &InboundMessage) -> &'static str {
+    if !message.media.is_empty() {
+        "media"
+    } else if message.location.is_some() {
+        "location"
+    } else if message.body.trim_start().starts_with('/') || message.body.trim_end().ends_with('?') {
+        "command"
+    } else {
+        "text"
+    }
+}
+
+/// Stores the message and what it causes; returns the reply and whether the message
+/// was a redelivery of one already handled.
 async fn record_and_reply(
     tx: &mut dyn UnitOfWork,
     message: InboundMessage,
     plan: Plan,
     context: WriteContext,
-) -> Result<String, RepositoryError> {
-    let now = context.now;
+) -> Result<(String, bool), RepositoryError> {
+    let (now, pace) = (context.now, context.pace);
     let user = tx.find_or_create_user(&message.wa_id, &message.phone_number, message.profile_name.clone(), now).await?;
     let inbound = match tx.insert_inbound(user.id, &message).await? {
         InboundInsert::AlreadyHandled { reply, sender } if sender == user.id => {
             tracing::info!("redelivery of a message already handled; answering as before");
-            return Ok(reply.unwrap_or_default());
+            return Ok((reply.unwrap_or_default(), true));
         }
         InboundInsert::AlreadyHandled { .. } => {
             // Never another sender's reply; the transaction rolls back, so nothing of
@@ -261,18 +346,23 @@ async fn record_and_reply(
     }
     let reply = match plan {
         Plan::Answer(reply) => reply,
-        Plan::QueueMedia => queue_media(tx, &user, inbound, &message, now).await?,
+        Plan::QueueMedia => queue_media(tx, &user, inbound, &message, pace.due).await?,
         Plan::Write(Change::Reminder(command)) => {
             let zone = user.zone_or(context.zone);
             super::reminders::handle(tx, &user, inbound, command, zone, &context.reminders, now, context.outbox).await?
         }
-        Plan::Write(change) => write(tx, &user, inbound, &message, change, now, context.outbox).await?,
+        Plan::Write(change) => write(tx, &user, inbound, &message, change, now, pace.due, context.outbox).await?,
+    };
+    let reply = match pace.notice {
+        None => reply,
+        Some(notice) if reply.is_empty() => notice.to_string(),
+        Some(notice) => format!("{reply}\n\n{notice}"),
     };
     // What happened to reminders meanwhile (dropped, undeliverable) rides on the next
     // reply; media answers later, so it waits for a text.
     let reply = if reply.is_empty() { reply } else { with_reminder_notices(tx, &user, reply).await? };
     tx.record_reply(user.id, inbound, &reply, now).await?;
-    Ok(reply)
+    Ok((reply, false))
 }
 
 /// `reply` followed by the notices about reminders waiting for the user, if any.
@@ -281,14 +371,14 @@ async fn with_reminder_notices(tx: &mut dyn UnitOfWork, user: &User, reply: Stri
     Ok(if notices.is_empty() { reply } else { format!("{reply}\n\n{}", notices.join("\n")) })
 }
 
-/// Media is fetched off the request path, one job per item; the user hears back when it
-/// is saved, so the webhook answers with no message now.
+/// Media is fetched off the request path, one job per item, due at `due`; the user hears
+/// back when it is saved, so the webhook answers with no message now.
 async fn queue_media(
     tx: &mut (impl JobTransaction + ?Sized),
     user: &User,
     inbound: InteractionId,
     message: &InboundMessage,
-    now: DateTime<Utc>,
+    due: DateTime<Utc>,
 ) -> Result<String, RepositoryError> {
     for (index, item) in message.media.iter().enumerate() {
         tx.enqueue_job(NewJob {
@@ -304,7 +394,7 @@ async fn queue_media(
                 "timezone": user.timezone.map(|zone| zone.name()),
             }),
             max_attempts: MEDIA_JOB_MAX_ATTEMPTS,
-            due_at: now,
+            due_at: due,
             priority: JobPriority::Background,
         })
         .await?;
@@ -312,7 +402,9 @@ async fn queue_media(
     Ok(String::new())
 }
 
-/// Carries out a change, and says what it did.
+/// Carries out a change, and says what it did. The indexing of a saved memory is due
+/// at `due` (later than `now` when the sender is over their rate).
+#[allow(clippy::too_many_arguments)]
 async fn write(
     tx: &mut dyn UnitOfWork,
     user: &User,
@@ -320,6 +412,7 @@ async fn write(
     message: &InboundMessage,
     change: Change,
     now: DateTime<Utc>,
+    due: DateTime<Utc>,
     outbox: Outbox,
 ) -> Result<String, RepositoryError> {
     let memory = |kind: MemoryKind, text: String| NewMemory {
@@ -334,7 +427,7 @@ async fn write(
     Ok(match change {
         Change::Save(text) => {
             let id = tx.save_memory(memory(MemoryKind::Text, text)).await?;
-            outbox.memory_saved(tx, id, user.id, now).await?;
+            outbox.memory_saved(tx, id, user.id, due).await?;
             MEMORY_SAVED.to_string()
         }
         Change::SaveLocation => {
@@ -347,7 +440,7 @@ async fn write(
                 text = format!("{text} {caption}");
             }
             let id = tx.save_memory(memory(MemoryKind::Location, text)).await?;
-            outbox.memory_saved(tx, id, user.id, now).await?;
+            outbox.memory_saved(tx, id, user.id, due).await?;
             "📍 Location saved ✅".to_string()
         }
         Change::SetTimezone(name) => match Tz::from_str_insensitive(&name) {

@@ -13,6 +13,7 @@ use tracing::Instrument;
 
 use crate::domain::model::Job;
 use crate::domain::ports::{transact, Clock, JobSettlement, Repository, RepositoryError};
+use crate::telemetry::metrics;
 
 /// Why one run of a job failed.
 #[derive(Debug, thiserror::Error)]
@@ -104,6 +105,12 @@ impl JobSignal {
     pub fn notify(&self) {
         self.0.notify_waiters();
     }
+
+    /// Resolves at the next [`JobSignal::notify`] after this call (tests watch for it).
+    #[cfg(test)]
+    pub fn notified_for_test(&self) -> tokio::sync::futures::Notified<'_> {
+        self.0.notified()
+    }
 }
 
 /// The queue's workers.
@@ -176,10 +183,19 @@ impl JobRunner {
             return Ok(false);
         };
         let span = tracing::info_span!("job", id = job.id.0, kind = %job.kind, attempt = job.attempts);
+        let started = std::time::Instant::now();
         let settlement = tokio::select! {
             settlement = self.run_job(&job).instrument(span) => settlement,
             () = self.keep_leased(&job) => unreachable!("keeping a lease never ends"),
         };
+        let outcome = match &settlement {
+            None => "lost",
+            Some(JobSettlement::Done) => "done",
+            Some(JobSettlement::Retry { .. }) => "retry",
+            Some(JobSettlement::Dead { .. }) => "dead",
+            Some(JobSettlement::Release) => "released",
+        };
+        metrics::job_run(&job.kind, outcome, job.attempts, started.elapsed());
         let Some(settlement) = settlement else {
             return Ok(true);
         };

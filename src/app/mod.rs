@@ -10,6 +10,8 @@ pub mod memories;
 pub mod notify;
 pub mod ocr;
 pub mod outbox;
+pub mod queue;
+pub mod rate_limit;
 pub mod rehash;
 pub mod reminder_api;
 pub mod reminder_delivery;

@@ -229,8 +229,16 @@ impl OcrJobHandler {
         self
     }
 
-    /// The text of `bytes`, or why it cannot be read, as the user is told.
+    /// The text of `bytes`, or why it cannot be read, as the user is told; timed in the
+    /// metrics.
     async fn read_text(&self, bytes: Vec<u8>, content_type: &str) -> Result<String, String> {
+        let started = Instant::now();
+        let text = self.read_text_untimed(bytes, content_type).await;
+        crate::telemetry::metrics::ocr(started.elapsed());
+        text
+    }
+
+    async fn read_text_untimed(&self, bytes: Vec<u8>, content_type: &str) -> Result<String, String> {
         if content_type == PDF {
             let Some(documents) = &self.documents else {
                 return Err("reading PDFs is not set up on this server".into());

@@ -71,7 +71,7 @@ impl ImageRehasher {
             Some(asset) => match self.files.read(&asset.local_path).await {
                 Ok(bytes) => {
                     let inspector = self.inspector.clone();
-                    match tokio::task::spawn_blocking(move || inspector.inspect_image(&bytes)).await {
+                    match crate::telemetry::blocking::spawn_blocking(move || inspector.inspect_image(&bytes)).await {
                         Ok(Ok(facts)) => Some(facts.hash),
                         Ok(Err(reason)) => {
                             tracing::warn!(media = media.0, %reason, "a stored image no longer decodes: its hash stays");

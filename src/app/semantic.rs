@@ -121,7 +121,10 @@ impl EmbeddingIndexer {
     /// with a warning rather than block it).
     async fn embed(&self, memories: &[(MemoryId, String)]) -> Result<Vec<Option<Vec<f32>>>, EmbedError> {
         let texts: Vec<String> = memories.iter().map(|(_, text)| text.clone()).collect();
-        match self.embedder.embed(texts, EmbedPurpose::Index).await {
+        let started = std::time::Instant::now();
+        let embedded = self.embedder.embed(texts, EmbedPurpose::Index).await;
+        crate::telemetry::metrics::embedding("index", started.elapsed());
+        match embedded {
             Ok(vectors) => return Ok(vectors.into_iter().map(Some).collect()),
             Err(error @ EmbedError::NotAvailable(_)) => return Err(error),
             Err(EmbedError::Failed(_)) => {}
@@ -259,11 +262,16 @@ impl SemanticIndex {
     /// When the query cannot be embedded or the vectors cannot be read.
     pub async fn nearest(&self, user: UserId, query: &str, k: usize) -> Result<Vec<Neighbour>, SemanticError> {
         let model = self.embedder.model_id();
-        let (embedded, vectors) =
-            tokio::join!(self.embedder.embed(vec![query.to_string()], EmbedPurpose::Query), self.vectors(user, &model));
+        let embed_query = async {
+            let started = std::time::Instant::now();
+            let embedded = self.embedder.embed(vec![query.to_string()], EmbedPurpose::Query).await;
+            crate::telemetry::metrics::embedding("query", started.elapsed());
+            embedded
+        };
+        let (embedded, vectors) = tokio::join!(embed_query, self.vectors(user, &model));
         let query = embedded?.into_iter().next().ok_or_else(|| EmbedError::Failed("no vector for the query".into()))?;
         let (query, vectors, settings) = (QuantizedEmbedding::quantize(&query), vectors?, self.settings);
-        let found = tokio::task::spawn_blocking(move || {
+        let found = crate::telemetry::blocking::spawn_blocking(move || {
             let vectors = vectors.read().unwrap_or_else(std::sync::PoisonError::into_inner);
             vectors.set.nearest(&query, k, settings.floor)
         })

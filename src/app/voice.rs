@@ -126,7 +126,10 @@ impl JobHandler for TranscribeJobHandler {
             .unwrap_or_else(|failure| Err(AudioError::Corrupt(failure.to_string())))
             .map_err(audio_error)?;
         let audio = SpeechAudio { bytes, content_type: note.content_type.clone(), decoded };
-        let transcript = transcriber.transcribe(&audio).await.map_err(transcribe_error)?;
+        let started = std::time::Instant::now();
+        let transcript = transcriber.transcribe(&audio).await;
+        crate::telemetry::metrics::transcription(started.elapsed());
+        let transcript = transcript.map_err(transcribe_error)?;
         let words = transcript.text.trim().to_string();
         let now = self.clock.now();
         let (job_id, attempt, outbox) = (job.id, job.attempts, self.outbox);

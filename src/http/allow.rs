@@ -11,9 +11,11 @@ use poem::{Endpoint, IntoResponse, Request, Response};
 /// The order methods are listed in.
 const METHOD_ORDER: [&str; 7] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
 
-/// One route: its path segments (`None` for a `{parameter}`) and its `Allow` value.
+/// One route: its path segments (`None` for a `{parameter}`), its template as the spec
+/// writes it (`/memories/{id}`, what metrics label requests with) and its `Allow` value.
 struct AllowedRoute {
     segments: Vec<Option<String>>,
+    template: String,
     allow: HeaderValue,
 }
 
@@ -54,7 +56,7 @@ impl AllowedMethods {
                 methods.sort_by_key(|m| METHOD_ORDER.iter().position(|o| o == m).unwrap_or(METHOD_ORDER.len()));
                 let segments =
                     split(&path).map(|s| (!(s.starts_with('{') && s.ends_with('}'))).then(|| s.to_string())).collect();
-                Ok(AllowedRoute { segments, allow: HeaderValue::from_str(&methods.join(", "))? })
+                Ok(AllowedRoute { segments, template: path, allow: HeaderValue::from_str(&methods.join(", "))? })
             })
             .collect::<anyhow::Result<_>>()?;
         Ok(Self { routes })
@@ -63,6 +65,16 @@ impl AllowedMethods {
     /// The `Allow` value of the route `path` belongs to: the one with the most literal
     /// segments when several match (`/memories/list` before `/memories/{id}`).
     pub fn for_path(&self, path: &str) -> Option<&HeaderValue> {
+        self.route_of(path).map(|route| &route.allow)
+    }
+
+    /// The template of the route `path` belongs to (`/memories/{id}` for `/memories/12`):
+    /// a label of bounded cardinality that never carries a user's id.
+    pub fn template_of(&self, path: &str) -> Option<&str> {
+        self.route_of(path).map(|route| route.template.as_str())
+    }
+
+    fn route_of(&self, path: &str) -> Option<&AllowedRoute> {
         let segments: Vec<&str> = split(path).collect();
         self.routes
             .iter()
@@ -71,7 +83,6 @@ impl AllowedMethods {
                     && route.segments.iter().zip(&segments).all(|(want, got)| want.as_deref().is_none_or(|w| w == *got))
             })
             .max_by_key(|route| route.segments.iter().filter(|s| s.is_some()).count())
-            .map(|route| &route.allow)
     }
 }
 
@@ -118,6 +129,14 @@ mod tests {
     #[test]
     fn the_most_literal_route_wins() {
         assert_eq!(table().for_path("/memories/list").unwrap(), "GET, HEAD");
+    }
+
+    #[test]
+    fn a_path_is_labelled_with_its_template() {
+        assert_eq!(table().template_of("/memories/12"), Some("/memories/{id}"));
+        assert_eq!(table().template_of("/memories/list"), Some("/memories/list"));
+        assert_eq!(table().template_of("/webhook"), Some("/webhook"));
+        assert_eq!(table().template_of("/secret/15551234567"), None);
     }
 
     #[test]

@@ -28,6 +28,19 @@ impl ApiKeys {
         let candidate = digest(candidate);
         self.0.iter().fold(subtle::Choice::from(0), |found, key| found | key.ct_eq(&candidate)).into()
     }
+
+    /// Which of the keys `candidate` is (its place in `API_KEYS`), comparing every key
+    /// whatever matches: what per-key rate limits count by.
+    pub fn index_of(&self, candidate: &str) -> Option<usize> {
+        let candidate = digest(candidate);
+        let mut found = None;
+        for (index, key) in self.0.iter().enumerate() {
+            if bool::from(key.ct_eq(&candidate)) {
+                found = Some(index);
+            }
+        }
+        found
+    }
 }
 
 fn digest(text: &str) -> [u8; 32] {
@@ -73,6 +86,8 @@ mod tests {
         assert!(!keys.accepts("first-key-012345678"));
         assert!(!keys.accepts(""));
         assert!(!ApiKeys::new(&[]).accepts("anything"));
+        assert_eq!(keys.index_of("second-key-0123456789"), Some(1));
+        assert_eq!(keys.index_of("third-key-0123456789"), None);
     }
 
     #[test]

@@ -6,8 +6,11 @@ pub mod auth;
 pub mod body_limit;
 pub mod clean_input;
 pub mod health;
+pub mod metrics;
+pub mod observe;
 pub mod openapi_yaml;
 pub mod problem;
+pub mod rate_limit;
 pub mod serve;
 pub mod webhook;
 
@@ -19,8 +22,10 @@ use poem_openapi::OpenApiService;
 use crate::app::activity::RequestRate;
 use crate::app::ingest::IngestService;
 use crate::app::memories::MemoryService;
+use crate::app::queue::QueueService;
 use crate::app::reminder_api::ReminderService;
 use crate::domain::ports::{Clock, Repository};
+use api::admin::AdminApi;
 use api::insights::InsightsApi;
 use api::memories::{MediaApi, MemoriesApi};
 use api::reminders::RemindersApi;
@@ -37,6 +42,8 @@ pub struct AppState {
     pub ingest: IngestService,
     pub memories: MemoryService,
     pub reminders: ReminderService,
+    /// The job queue, for operators.
+    pub queue: QueueService,
     pub repository: Arc<dyn Repository>,
     pub webhook: WebhookState,
     pub api_keys: Arc<ApiKeys>,
@@ -44,15 +51,17 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     /// Counts the requests, so that work which can wait does while the service is busy.
     pub activity: Arc<RequestRate>,
+    /// Each API key's rate (`API_RATE_LIMIT`); `None`: off.
+    pub api_rate_limit: Option<Arc<rate_limit::ApiRateLimiter>>,
 }
 
 /// Every documented operation, in the order the docs show them.
-pub type ApiOperations = (MemoriesApi, MediaApi, RemindersApi, UsersApi, InsightsApi, HealthApi);
+pub type ApiOperations = (MemoriesApi, MediaApi, RemindersApi, UsersApi, InsightsApi, AdminApi, HealthApi);
 
 /// The documented API. Stateless, so the spec can be printed without a database.
 pub fn api_service() -> OpenApiService<ApiOperations, ()> {
     OpenApiService::new(
-        (MemoriesApi, MediaApi, RemindersApi, UsersApi, InsightsApi, HealthApi),
+        (MemoriesApi, MediaApi, RemindersApi, UsersApi, InsightsApi, AdminApi, HealthApi),
         "whatsapp-memory",
         env!("CARGO_PKG_VERSION"),
     )
@@ -79,19 +88,35 @@ async fn counted<E: poem::Endpoint>(endpoint: Arc<E>, request: poem::Request) ->
     endpoint.call(request).await.map(poem::IntoResponse::into_response)
 }
 
-/// Every route of the service.
-pub fn routes(state: Arc<AppState>) -> impl poem::Endpoint {
+/// Holds each API key to `API_RATE_LIMIT` (when set) before the request is handled.
+async fn limited<E: poem::Endpoint>(endpoint: Arc<E>, request: poem::Request) -> poem::Result<poem::Response> {
+    let state = request.data::<Arc<AppState>>().cloned();
+    match state.as_ref().and_then(|state| state.api_rate_limit.clone().map(|limiter| (limiter, state.api_keys.clone())))
+    {
+        Some((limiter, keys)) => rate_limit::limit_api(endpoint, request, limiter, keys).await,
+        None => endpoint.call(request).await.map(poem::IntoResponse::into_response),
+    }
+}
+
+/// Every route of the service; `/metrics` among them when `metrics` is given (it is
+/// `None` when metrics are off or served on a listener of their own).
+pub fn routes(state: Arc<AppState>, metrics: Option<Arc<metrics::Scrape>>) -> impl poem::Endpoint {
     let api = api_service();
     let swagger = api.swagger_ui();
     let spec = api.spec_endpoint();
     let allowed = Arc::new(
         allow::AllowedMethods::from_spec(
             &api.spec(),
-            &[("/webhook", &["GET", "HEAD", "POST"]), ("/openapi.json", &["GET"])],
+            &[("/webhook", &["GET", "HEAD", "POST"]), ("/openapi.json", &["GET"]), ("/metrics", &["GET"])],
         )
         .expect("the service's own OpenAPI document is JSON with paths"),
     );
-    Route::new()
+    let observed = allowed.clone();
+    let mut route = Route::new();
+    if let Some(scrape) = metrics {
+        route = route.at("/metrics", get(metrics::scrape).data(scrape));
+    }
+    route
         .at(
             "/webhook",
             get(webhook::webhook_get).post(webhook::webhook_post).head(webhook::webhook_head).around(counted),
@@ -100,10 +125,29 @@ pub fn routes(state: Arc<AppState>) -> impl poem::Endpoint {
         .at("/openapi.json", spec)
         // The largest JSON body the API takes: a memory's text is at most 64 KiB. Control
         // characters leave every query value and JSON string once the body is read.
-        .nest("/", api.with(clean_input::CleanInput).with(body_limit::BodyLimit(API_MAX_BODY_BYTES)).around(counted))
+        .nest(
+            "/",
+            api.with(clean_input::CleanInput)
+                .with(body_limit::BodyLimit(API_MAX_BODY_BYTES))
+                .around(counted)
+                .around(limited),
+        )
         .data(state.api_keys.clone())
         .data(state)
         .catch_all_error(problem::problem_for_poem_error)
         .around(move |endpoint, request| allow::with_allow(endpoint, request, allowed.clone()))
         .with(CatchPanic::new())
+        .around(move |endpoint, request| observe::observe(endpoint, request, observed.clone()))
+}
+
+/// The routes of the separate metrics listener (`METRICS_ADDR`): `/metrics` alone.
+pub fn metrics_routes(scrape: Arc<metrics::Scrape>) -> impl poem::Endpoint {
+    let table = Arc::new(
+        allow::AllowedMethods::from_spec(r#"{"paths": {}}"#, &[("/metrics", &["GET"])]).expect("a literal route table"),
+    );
+    Route::new()
+        .at("/metrics", get(metrics::scrape).data(scrape))
+        .catch_all_error(problem::problem_for_poem_error)
+        .with(CatchPanic::new())
+        .around(move |endpoint, request| observe::observe(endpoint, request, table.clone()))
 }

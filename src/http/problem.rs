@@ -91,8 +91,10 @@ impl<const STATUS: u16> ProblemBody<STATUS> {
             400 => "`limit` must be a whole number between 1 and 100",
             401 => "the API key is not valid; check `Authorization: Bearer <key>`",
             404 => "no memory with id 42",
+            409 => "job 42 is queued, not dead: only a dead job can be retried",
             413 => "the request body is too large",
             415 => "the body must be `application/json`",
+            429 => "this API key is over its rate limit; retry in 1 s",
             503 => "the database is busy or unavailable; try again shortly",
             _ => INTERNAL_DETAIL,
         };
@@ -148,6 +150,10 @@ macro_rules! problem_responses {
             #[oai(status = 404)]
             NotFound(ProblemBody<404>),
             $($(#[$vmeta])* #[oai(status = $status)] $variant(ProblemBody<$status>),)*
+            /// This API key is over its rate (`API_RATE_LIMIT`, 20 a second with bursts
+            /// of 40 by default); `Retry-After` says in how many seconds to try again.
+            #[oai(status = 429)]
+            TooManyRequests(ProblemBody<429>, #[oai(header = "Retry-After")] u64),
             /// A bug on our side; it is logged.
             #[oai(status = 500)]
             Internal(ProblemBody<500>),
@@ -172,6 +178,15 @@ macro_rules! problem_responses {
 problem_responses! {
     /// Every error an operation without a request body can answer.
     ErrorResponse {}
+}
+
+problem_responses! {
+    /// Every error an operation on one queued job can answer.
+    JobErrorResponse {
+        /// The job is not in a state that allows this: only a dead job can be retried,
+        /// and a running one cannot be removed.
+        Conflict = 409,
+    }
 }
 
 problem_responses! {
@@ -294,6 +309,7 @@ mod tests {
         assert_eq!(documented_example(ProblemBody::<404>::schema_ref()), Some(404));
         assert_eq!(documented_example(ProblemBody::<413>::schema_ref()), Some(413));
         assert_eq!(documented_example(ProblemBody::<415>::schema_ref()), Some(415));
+        assert_eq!(documented_example(ProblemBody::<429>::schema_ref()), Some(429));
         assert_eq!(documented_example(ProblemBody::<500>::schema_ref()), Some(500));
         assert_eq!(documented_example(ProblemBody::<503>::schema_ref()), Some(503));
     }

@@ -12,6 +12,7 @@ use super::AppState;
 use crate::adapters::twilio::form::{parse_inbound_form, MAX_BODY_BYTES};
 use crate::adapters::twilio::signature::SignatureValidator;
 use crate::adapters::twilio::twiml::messaging_response;
+use crate::telemetry::metrics;
 
 /// The largest request accepted: room for a maximal `Body` plus every other field.
 const MAX_REQUEST_BYTES: usize = MAX_BODY_BYTES * 2 + 16 * 1024;
@@ -107,6 +108,7 @@ fn signed_url(request: &Request, public_base_url: Option<&url::Url>) -> String {
 
 /// The same answer for a missing and a wrong signature: nothing that helps a forger.
 fn forbidden() -> Response {
+    metrics::inbound_message("unknown", "rejected");
     problem(StatusCode::FORBIDDEN, "The request signature is missing or invalid.")
 }
 
@@ -131,7 +133,10 @@ fn is_authentic(request: &Request, webhook: &WebhookState, params: &[(String, St
 async fn handle(state: &AppState, params: &[(String, String)]) -> Response {
     let message = match parse_inbound_form(params, state.clock.now()) {
         Ok(message) => message,
-        Err(error) => return problem(StatusCode::BAD_REQUEST, &error.to_string()),
+        Err(error) => {
+            metrics::inbound_message("unknown", "rejected");
+            return problem(StatusCode::BAD_REQUEST, &error.to_string());
+        }
     };
     match state.ingest.ingest_message(message).await {
         Ok(reply) => twiml(&reply),

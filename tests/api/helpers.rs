@@ -132,6 +132,9 @@ async fn test_vars(
         ("SEMANTIC_SEARCH", "off".to_string()),
         // OCR tests turn it on; the others confirm photos at once, as they assert.
         ("OCR", "off".to_string()),
+        // Rate-limit tests turn these on; the others send as fast as they like.
+        ("USER_RATE_LIMIT", "off".to_string()),
+        ("API_RATE_LIMIT", "off".to_string()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))

@@ -19,6 +19,33 @@ struct Server {
     address: String,
 }
 
+/// `whatsapp-memory serve` over `database_url` on a free port (returned), in
+/// production mode, its Twilio the fake `twilio`, its media under `storage`, and no other
+/// variable from the environment; callers add theirs.
+pub(crate) fn serve_command(database_url: &str, twilio: &FakeTwilio, storage: &std::path::Path) -> (Command, u16) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_whatsapp-memory"));
+    command
+        .arg("serve")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("APP_PORT", port.to_string())
+        .env("ENV", "production")
+        .env("API_KEYS", API_KEY)
+        .env("DATABASE_URL", database_url)
+        .env("STORAGE_DIR", storage)
+        .env("TWILIO_ACCOUNT_SID", twilio.account_sid())
+        .env("TWILIO_AUTH_TOKEN", twilio.auth_token())
+        .env("TWILIO_API_BASE_URL", twilio.base_url())
+        .env("TWILIO_WHATSAPP_NUMBER", "+14155238886")
+        .env("PUBLIC_BASE_URL", PUBLIC_BASE_URL)
+        // These tests drive load through one API key and many users at once; pacing has
+        // tests of its own (operations.rs), so the production rate limits stay out of it.
+        .env("USER_RATE_LIMIT", "off")
+        .env("API_RATE_LIMIT", "off");
+    (command, port)
+}
+
 impl Server {
     fn start(database_url: &str, twilio: &FakeTwilio, storage: &std::path::Path) -> Server {
         Self::start_with_lease(database_url, twilio, storage, 2)
@@ -31,21 +58,8 @@ impl Server {
         storage: &std::path::Path,
         lease_seconds: u32,
     ) -> Server {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let child = Command::new(env!("CARGO_BIN_EXE_whatsapp-memory"))
-            .arg("serve")
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("APP_PORT", port.to_string())
-            .env("ENV", "production")
-            .env("API_KEYS", API_KEY)
-            .env("DATABASE_URL", database_url)
-            .env("STORAGE_DIR", storage)
-            .env("TWILIO_ACCOUNT_SID", twilio.account_sid())
-            .env("TWILIO_AUTH_TOKEN", twilio.auth_token())
-            .env("TWILIO_API_BASE_URL", twilio.base_url())
-            .env("TWILIO_WHATSAPP_NUMBER", "+14155238886")
-            .env("PUBLIC_BASE_URL", PUBLIC_BASE_URL)
+        let (mut command, port) = serve_command(database_url, twilio, storage);
+        let child = command
             .env("WORKERS", "4")
             // The queue under test is the photos' own; their OCR has tests of its own.
             .env("OCR", "off")

@@ -396,6 +396,13 @@ async function main() {
     ids.reminder = reminder?.json?.id;
     await exercise("listReminders", 200, { user_id: USER });
     await exercise("getReminder", 200, { id: ids.reminder });
+    // The operator's view of the queue: the reminder's delivery job waits there, due
+    // tomorrow; only a dead job can be retried (409), a queued one can be removed.
+    const jobs = await exercise("listJobs", 200, { state: "queued", kind: "reminder.fire", limit: 10 });
+    ids.job = jobs?.json?.items?.[0]?.id;
+    check("reminder job listed", Number.isInteger(ids.job), `job id ${ids.job}`);
+    await exercise("retryJob", 409, { id: ids.job });
+    await exercise("deleteJob", 204, { id: ids.job });
     await exercise("cancelReminder", 204, { id: ids.reminder });
     await exercise("deleteMemory", 204, { id: ids.memory });
     await exercise("eraseUser", 204, { user_id: USER });

@@ -40,7 +40,7 @@ impl MigrationLock {
     /// When the lock file cannot be created or locked.
     pub async fn sqlite(database: &Path) -> anyhow::Result<Self> {
         let path = sqlite_lock_path(database);
-        tokio::task::spawn_blocking(move || {
+        crate::telemetry::blocking::spawn_blocking(move || {
             let file = std::fs::OpenOptions::new()
                 .create(true)
                 .truncate(false)

@@ -4,8 +4,8 @@
 //! Modules depend on each other in one direction only (the architecture test checks it):
 //! `sqlite_connection`, `statements` and `pool` are leaves; `sqlite_transaction` runs on
 //! the connection; `sqlite_writer` runs transactions; `sqlite` holds the writer and the
-//! readers; `reads` and `local_store` use the leaves and `sqlite`'s readers. PostgreSQL
-//! mirrors SQLite: `postgres_transaction` runs statements on an open transaction,
+//! readers; `reads`, `queue_admin` and `local_store` use the leaves and `sqlite`'s readers.
+//! PostgreSQL mirrors SQLite: `postgres_transaction` runs statements on an open transaction,
 //! `postgres_writer` runs units of work in group transactions, `postgres` holds the writer.
 
 pub mod entities;
@@ -16,6 +16,7 @@ mod postgres;
 mod postgres_reminders;
 mod postgres_transaction;
 mod postgres_writer;
+mod queue_admin;
 mod reads;
 mod sqlite;
 mod sqlite_connection;
@@ -34,6 +35,7 @@ use migration_lock::MigrationLock;
 use pool::connect_pool;
 pub use pool::{redact_url, run_migrations};
 pub use postgres::PostgresRepository;
+pub use queue_admin::{PoolQueueAdmin, PoolUsage};
 pub use reads::PoolReads;
 pub use sqlite::{SqliteReaders, SqliteRepository};
 pub use sqlite_connection::file_path as sqlite_file_path;

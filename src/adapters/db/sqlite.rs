@@ -49,7 +49,7 @@ impl SqliteReaders {
                 connection
             }
         };
-        let (connection, result) = tokio::task::spawn_blocking(move || {
+        let (connection, result) = crate::telemetry::blocking::spawn_blocking(move || {
             let result = read(&connection);
             (connection, result)
         })

@@ -13,6 +13,8 @@ use tokio::sync::{mpsc, oneshot};
 use super::sqlite_connection::{map_sqlite_err, open_connection};
 use super::sqlite_transaction::SqliteTransaction;
 use crate::domain::ports::{RepositoryError, Work};
+use crate::telemetry::blocking::Carried;
+use crate::telemetry::metrics as m;
 
 /// Messages committed together at most; bounds the latency one batch adds.
 const MAX_BATCH: usize = 256;
@@ -20,6 +22,9 @@ const MAX_BATCH: usize = 256;
 struct WriteRequest {
     work: Work,
     done: oneshot::Sender<Result<(), RepositoryError>>,
+    /// The caller's span (request id, message sid, job id): what the writer logs about
+    /// this work names them.
+    span: Carried,
 }
 
 /// A handle to the writer thread; cheap to share. The thread ends when every handle is
@@ -55,7 +60,7 @@ impl SqliteWriter {
     pub async fn submit(&self, work: Work) -> Result<(), RepositoryError> {
         let (done, result) = oneshot::channel();
         self.requests
-            .send(WriteRequest { work, done })
+            .send(WriteRequest { work, done, span: Carried::current() })
             .map_err(|_| RepositoryError::Unavailable("the SQLite writer has stopped".into()))?;
         result.await.unwrap_or_else(|_| Err(RepositoryError::Unavailable("the SQLite writer stopped mid-batch".into())))
     }
@@ -84,12 +89,23 @@ fn commit_batch(connection: &mut Connection, batch: &mut Vec<WriteRequest>) {
         }
         return;
     }
-    let mut outcomes = Vec::with_capacity(batch.len());
+    let started = std::time::Instant::now();
+    let size = batch.len();
+    let mut outcomes = Vec::with_capacity(size);
     for request in batch.drain(..) {
-        let outcome = run_in_savepoint(connection, request.work);
+        let outcome = request.span.in_scope(|| {
+            let outcome = run_in_savepoint(connection, request.work);
+            match &outcome {
+                Ok(()) => tracing::debug!(batch = size, "written in the group transaction"),
+                Err(error) => tracing::debug!(batch = size, %error, "rolled back alone in the group transaction"),
+            }
+            outcome
+        });
         outcomes.push((request.done, outcome));
     }
-    match connection.execute_batch("COMMIT") {
+    let committed = connection.execute_batch("COMMIT");
+    m::sqlite_batch(size, started.elapsed());
+    match committed {
         Ok(()) => {
             for (done, outcome) in outcomes {
                 let _ = done.send(outcome);

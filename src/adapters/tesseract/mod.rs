@@ -116,9 +116,7 @@ impl TextRecognizer for TesseractRecognizer {
             .await
             .map_err(|_| RecognizeError::Failed("the recognizer is shutting down".into()))?;
         let (settings, idle) = (self.settings.clone(), self.idle.clone());
-        let span = tracing::Span::current();
-        let task = tokio::task::spawn_blocking(move || {
-            let _entered = span.enter();
+        let task = crate::telemetry::blocking::spawn_blocking(move || {
             let started = Instant::now();
             // A panic in decoding or preparing fails this image alone.
             let outcome = catch_unwind(AssertUnwindSafe(|| recognize_now(&image, &settings, &idle)))

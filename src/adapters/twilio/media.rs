@@ -9,6 +9,7 @@ use reqwest::StatusCode;
 use url::{Host, Url};
 
 use super::sender::{describe_transport_error, TwilioApiError};
+use crate::adapters::outbound;
 use crate::config::Secret;
 use crate::domain::ports::{FetchError, FetchedMedia, MediaFetcher};
 
@@ -69,7 +70,9 @@ impl TwilioMediaFetcher {
             if on_api_host {
                 request = request.basic_auth(&self.account_sid, Some(self.auth_token.expose()));
             }
-            let mut response = request.send().await.map_err(|e| FetchError::Retryable(describe_transport_error(e)))?;
+            let mut response = outbound::send("twilio", "fetch_media", request)
+                .await
+                .map_err(|e| FetchError::Retryable(describe_transport_error(e)))?;
             let status = response.status();
             if is_followable_redirect(status) {
                 if redirects == MAX_REDIRECTS {

@@ -10,6 +10,7 @@ use reqwest::header::{HeaderMap, RETRY_AFTER};
 use reqwest::StatusCode;
 use serde::Deserialize;
 
+use crate::adapters::outbound;
 use crate::config::Secret;
 use crate::domain::model::MaskedPhone;
 use crate::domain::ports::{MessageSender, SendError, SentMessage};
@@ -62,14 +63,12 @@ impl TwilioSender {
     async fn post(&self, to: &str, content: Vec<(&str, String)>) -> Result<SentMessage, SendError> {
         let mut form = vec![("To", whatsapp_address(to)), ("From", whatsapp_address(&self.from_number))];
         form.extend(content);
-        let response = self
+        let request = self
             .client
             .post(self.messages_url.clone())
             .basic_auth(&self.account_sid, Some(self.auth_token.expose()))
-            .form(&form)
-            .send()
-            .await
-            .map_err(network_failure)?;
+            .form(&form);
+        let response = outbound::send("twilio", "send_message", request).await.map_err(network_failure)?;
         let status = response.status();
         let headers = response.headers().clone();
         let bytes = response.bytes().await.map_err(network_failure)?;
@@ -120,14 +119,12 @@ impl MessageSender for TwilioSender {
         // Twilio lists newest first, so the first page holds any recent one.
         let query =
             [("To", whatsapp_address(to)), ("From", whatsapp_address(&self.from_number)), ("PageSize", "50".into())];
-        let response = self
+        let request = self
             .client
             .get(self.messages_url.clone())
             .basic_auth(&self.account_sid, Some(self.auth_token.expose()))
-            .query(&query)
-            .send()
-            .await
-            .map_err(network_failure)?;
+            .query(&query);
+        let response = outbound::send("twilio", "find_sent", request).await.map_err(network_failure)?;
         let status = response.status();
         let headers = response.headers().clone();
         let bytes = response.bytes().await.map_err(network_failure)?;

@@ -14,6 +14,7 @@ mod memories;
 mod messaging;
 #[cfg(test)]
 mod mock;
+mod queue_admin;
 mod reads;
 mod reminders;
 mod search;
@@ -31,6 +32,7 @@ pub use memories::*;
 pub use messaging::*;
 #[cfg(test)]
 pub use mock::MockUnitOfWork;
+pub use queue_admin::*;
 pub use reads::*;
 pub use reminders::*;
 pub use search::*;

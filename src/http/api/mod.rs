@@ -1,6 +1,7 @@
 //! The documented REST API (poem-openapi): the chat's use cases for apps, dashboards and
 //! generated client SDKs. Every operation needs an API key; errors are problem+json.
 
+pub mod admin;
 pub mod insights;
 pub mod memories;
 pub mod reminders;
@@ -23,4 +24,6 @@ pub enum ApiTags {
     Users,
     /// WhatsApp messages as stored, and totals across the service.
     Insights,
+    /// The job queue: what is queued, running or dead; retry or remove a job.
+    Admin,
 }

@@ -10,12 +10,13 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
 use super::jobs::JobSignal;
+use super::notify::{queue_reply, QueuedReply};
 use super::outbox::Outbox;
 use super::rate_limit::{Admission, UserRateLimiter, DEFER_BY, SLOW_DOWN};
 use super::reminders::{ReminderCommand, ReminderSettings};
 use super::search::MemorySearch;
 use crate::domain::command::{parse_command, Command, HELP_TEXT};
-use crate::domain::model::{InboundMessage, InteractionId, MaskedPhone, MemoryKind, User};
+use crate::domain::model::{Channel, InboundMessage, InteractionId, MaskedPhone, MemoryKind, User};
 use crate::domain::ports::{
     transact, Clock, InboundInsert, JobPriority, JobTransaction, MemoryStoreError, NewJob, NewMemory, ReadModel,
     Repository, RepositoryError, UnitOfWork,
@@ -362,6 +363,18 @@ async fn record_and_reply(
     // reply; media answers later, so it waits for a text.
     let reply = if reply.is_empty() { reply } else { with_reminder_notices(tx, &user, reply).await? };
     tx.record_reply(user.id, inbound, &reply, now).await?;
+    if message.channel == Channel::Meta && !reply.is_empty() {
+        // Meta's webhook takes no reply in its answer: the reply leaves through the
+        // outbox, committed with the message, so a redelivery cannot send it twice.
+        let queued = QueuedReply {
+            user_id: user.id.0,
+            to: message.phone_number.clone(),
+            body: reply.clone(),
+            in_reply_to: Some(inbound.0),
+            channel: Channel::Meta,
+        };
+        queue_reply(tx, queued, now).await?;
+    }
     Ok((reply, false))
 }
 
@@ -391,6 +404,7 @@ async fn queue_media(
                 "content_type": item.content_type,
                 "caption": message.body,
                 "phone": message.phone_number,
+                "channel": message.channel,
                 "timezone": user.timezone.map(|zone| zone.name()),
             }),
             max_attempts: MEDIA_JOB_MAX_ATTEMPTS,
@@ -502,6 +516,7 @@ mod tests {
             location: None,
             raw_form: serde_json::json!({}),
             received_at: now(),
+            channel: Channel::Twilio,
         }
     }
 

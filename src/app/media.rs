@@ -14,7 +14,7 @@ use super::notify::{queue_reply, queue_reply_alone, QueuedReply};
 use super::ocr::{ocr_job, OcrJob, TextReading};
 use super::outbox::Outbox;
 use super::voice::{TranscribeJob, TRANSCRIBE_JOB_KIND};
-use crate::domain::model::{InteractionId, Job, MediaAsset, MediaAssetId, MemoryId, MemoryKind, UserId};
+use crate::domain::model::{Channel, InteractionId, Job, MediaAsset, MediaAssetId, MemoryId, MemoryKind, UserId};
 use crate::domain::perceptual::{bands, hamming, ImageHash};
 use crate::domain::ports::{
     transact, AudioError, Clock, FetchError, ImageFacts, ImageHashCandidate, JobPriority, JobSettlement, MediaFetcher,
@@ -33,6 +33,9 @@ pub struct MediaJob {
     pub caption: String,
     /// Where replies go (E.164).
     pub phone: String,
+    /// The channel the media came on, where replies go.
+    #[serde(default)]
+    pub channel: Channel,
     /// The user's zone when they sent it (`None`: the service default).
     pub timezone: Option<String>,
 }
@@ -405,6 +408,7 @@ impl JobHandler for MediaJobHandler {
                             content_type: file.content_type.clone(),
                             caption: item.caption.clone(),
                             phone: Some(item.phone.clone()),
+                            channel: item.channel,
                         };
                         tx.enqueue_job(transcription(&job, now)).await?;
                         None
@@ -419,6 +423,7 @@ impl JobHandler for MediaJobHandler {
                             content_type: file.content_type.clone(),
                             saved_text,
                             phone: Some(item.phone.clone()),
+                            channel: item.channel,
                         };
                         tx.enqueue_job(ocr_job(&job, now)).await?;
                         None
@@ -431,6 +436,7 @@ impl JobHandler for MediaJobHandler {
                         to: item.phone.clone(),
                         body,
                         in_reply_to: Some(item.interaction_id),
+                        channel: item.channel,
                     };
                     queue_reply(tx, reply, now).await?;
                 }
@@ -451,6 +457,7 @@ impl JobHandler for MediaJobHandler {
             to: item.phone,
             body: format!("Sorry, I could not save your {noun}: {error}. Please send it again."),
             in_reply_to: Some(item.interaction_id),
+            channel: item.channel,
         };
         queue_reply_alone(&*self.repository, reply, self.clock.now()).await;
     }

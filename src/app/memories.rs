@@ -236,6 +236,7 @@ impl MemoryService {
                         content_type: file.content_type.clone(),
                         caption: caption.clone().unwrap_or_default(),
                         phone: None,
+                        channel: Default::default(),
                     };
                     tx.enqueue_job(transcription(&job, now)).await?;
                 }
@@ -250,6 +251,7 @@ impl MemoryService {
                             content_type: file.content_type.clone(),
                             saved_text,
                             phone: None,
+                            channel: Default::default(),
                         };
                         tx.enqueue_job(ocr_job(&job, now)).await?;
                     }

@@ -1,6 +1,7 @@
 //! Late replies: a message to a user is queued as a job in the same transaction as the
-//! outcome it reports (an outbox), then sent through `MessageSender`, retried on 429/5xx,
-//! and recorded as an outbound interaction with Twilio's sid or error.
+//! outcome it reports (an outbox), then sent through the `MessageSender` of the channel
+//! the user wrote on (Twilio or Meta's Cloud API), retried on rate limits and 5xx, and
+//! recorded as an outbound interaction with the channel's message id or error.
 
 use std::sync::Arc;
 
@@ -8,7 +9,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::jobs::{JobError, JobHandler};
-use crate::domain::model::{InteractionId, Job, MaskedPhone, UserId};
+use crate::domain::model::{Channel, InteractionId, Job, MaskedPhone, UserId};
 use crate::domain::ports::{
     transact, Clock, Delivery, JobPriority, JobSettlement, JobTransaction, MessageSender, NewJob, Repository, SendError,
 };
@@ -26,6 +27,9 @@ pub struct QueuedReply {
     pub to: String,
     pub body: String,
     pub in_reply_to: Option<i64>,
+    /// The channel the user wrote on; replies queued before channels existed are Twilio's.
+    #[serde(default)]
+    pub channel: Channel,
 }
 
 /// Queues `reply` inside the caller's transaction, so it is sent if and only if what it
@@ -59,15 +63,31 @@ pub async fn queue_reply_alone(repository: &dyn Repository, reply: QueuedReply, 
 /// Sends queued replies.
 pub struct SendJobHandler {
     repository: Arc<dyn Repository>,
-    /// `None` when Twilio is not configured: replies are recorded as not sent.
+    /// `None` when Twilio is not configured: its replies are recorded as not sent.
     sender: Option<Arc<dyn MessageSender>>,
+    /// Meta's Cloud API; `None` when it is not configured.
+    meta: Option<Arc<dyn MessageSender>>,
     clock: Arc<dyn Clock>,
 }
 
 impl SendJobHandler {
-    /// Wires the handler.
+    /// Wires the handler to Twilio's sender.
     pub fn new(repository: Arc<dyn Repository>, sender: Option<Arc<dyn MessageSender>>, clock: Arc<dyn Clock>) -> Self {
-        Self { repository, sender, clock }
+        Self { repository, sender, meta: None, clock }
+    }
+
+    /// Sends the replies to messages that came through Meta's Cloud API with `sender`.
+    pub fn with_meta(mut self, sender: Option<Arc<dyn MessageSender>>) -> Self {
+        self.meta = sender;
+        self
+    }
+
+    /// The sender of a channel, if it is configured.
+    fn sender_for(&self, channel: Channel) -> Option<&Arc<dyn MessageSender>> {
+        match channel {
+            Channel::Twilio => self.sender.as_ref(),
+            Channel::Meta => self.meta.as_ref(),
+        }
     }
 
     /// The outbound interaction that records `outcome`.
@@ -119,9 +139,10 @@ fn parse(job: &Job) -> Result<QueuedReply, JobError> {
 impl JobHandler for SendJobHandler {
     async fn run(&self, job: &Job) -> Result<(), JobError> {
         let reply = parse(job)?;
-        let Some(sender) = &self.sender else {
-            tracing::warn!(to = %MaskedPhone(&reply.to), "Twilio is not configured; reply recorded but not sent");
-            return self.record(job, &reply, Err((None, "Twilio is not configured".into()))).await;
+        let Some(sender) = self.sender_for(reply.channel) else {
+            let channel = reply.channel.as_str();
+            tracing::warn!(to = %MaskedPhone(&reply.to), channel, "the channel is not configured; reply recorded but not sent");
+            return self.record(job, &reply, Err((None, format!("the {channel} channel is not configured")))).await;
         };
         if job.attempts > 1 {
             // An earlier attempt may have been accepted by Twilio just before a crash.
@@ -138,7 +159,7 @@ impl JobHandler for SendJobHandler {
             Err(SendError::Retryable { message, retry_after, .. }) => Err(JobError::Retryable { message, retry_after }),
             Err(SendError::Rejected { code, message }) => {
                 // Final: recorded as a failed delivery; sending again would fail the same way.
-                tracing::warn!(to = %MaskedPhone(&reply.to), ?code, %message, "Twilio refused a reply");
+                tracing::warn!(to = %MaskedPhone(&reply.to), channel = reply.channel.as_str(), ?code, %message, "the channel refused a reply");
                 self.record(job, &reply, Err((code, message))).await
             }
         }

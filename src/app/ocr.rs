@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use super::jobs::{JobError, JobHandler};
 use super::notify::{queue_reply, queue_reply_alone, QueuedReply};
 use super::outbox::Outbox;
-use crate::domain::model::{Job, MemoryId, UserId};
+use crate::domain::model::{Channel, Job, MemoryId, UserId};
 use crate::domain::ports::{
     transact, Clock, DocumentContent, DocumentError, DocumentReader, JobPriority, JobSettlement, MediaFiles, NewJob,
     ReadModel, RecognizeError, Repository, RepositoryError, TextRecognizer,
@@ -47,6 +47,9 @@ pub struct OcrJob {
     pub saved_text: String,
     /// Where the reply goes (E.164); `None` when nobody is waiting (REST, `reindex --ocr`).
     pub phone: Option<String>,
+    /// The channel the file came on, where the reply goes.
+    #[serde(default)]
+    pub channel: Channel,
 }
 
 /// Which saved files get their text read, as decided at start by what is installed.
@@ -114,6 +117,7 @@ pub async fn reindex(
                         content_type: item.content_type,
                         saved_text: item.text,
                         phone: None,
+                        channel: Default::default(),
                     };
                     tx.enqueue_job(ocr_job(&job, now)).await?;
                 }
@@ -340,6 +344,7 @@ impl JobHandler for OcrJobHandler {
                         to: phone,
                         body: reply_text(&file.content_type, &outcome),
                         in_reply_to: file.interaction_id,
+                        channel: file.channel,
                     };
                     queue_reply(tx, reply, now).await?;
                 }
@@ -362,6 +367,7 @@ impl JobHandler for OcrJobHandler {
             to: phone,
             body: reply_text(&file.content_type, &Err(error.to_string())),
             in_reply_to: file.interaction_id,
+            channel: file.channel,
         };
         queue_reply_alone(&*self.repository, reply, self.clock.now()).await;
     }
@@ -393,6 +399,7 @@ mod tests {
             content_type: content_type.into(),
             saved_text: "Photo 1080×2400, received 2026-12-06 09:00".into(),
             phone: Some("+15551234567".into()),
+            channel: Default::default(),
         };
         Job {
             id: JobId(1),

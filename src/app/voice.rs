@@ -11,7 +11,7 @@ use super::decoding::run_decoder;
 use super::jobs::{JobError, JobHandler};
 use super::notify::{queue_reply, queue_reply_alone, QueuedReply};
 use super::outbox::Outbox;
-use crate::domain::model::{Job, MemoryId, UserId};
+use crate::domain::model::{Channel, Job, MemoryId, UserId};
 use crate::domain::ports::{
     transact, AudioError, Clock, JobSettlement, MediaFiles, MediaInspector, Repository, SpeechAudio, TranscribeError,
     Transcriber,
@@ -37,6 +37,9 @@ pub struct TranscribeJob {
     pub caption: String,
     /// Where the reply goes (E.164); `None` for audio added through the REST API.
     pub phone: Option<String>,
+    /// The channel the note came on, where the reply goes.
+    #[serde(default)]
+    pub channel: Channel,
 }
 
 /// Runs transcription jobs.
@@ -154,6 +157,7 @@ impl JobHandler for TranscribeJobHandler {
                         to: phone,
                         body: heard_reply(&words),
                         in_reply_to: note.interaction_id,
+                        channel: note.channel,
                     };
                     queue_reply(tx, reply, now).await?;
                 }
@@ -176,6 +180,7 @@ impl JobHandler for TranscribeJobHandler {
             to: phone,
             body: format!("🎙️ Voice note saved ✅, but I could not transcribe it: {error}."),
             in_reply_to: note.interaction_id,
+            channel: note.channel,
         };
         queue_reply_alone(&*self.repository, reply, self.clock.now()).await;
     }
@@ -207,6 +212,7 @@ mod tests {
             content_type: "audio/ogg".into(),
             caption: String::new(),
             phone: Some("+15551234567".into()),
+            channel: Default::default(),
         };
         Job {
             id: JobId(1),

@@ -97,7 +97,31 @@ impl MemoryKind {
     }
 }
 
-/// A Twilio `MessageSid`: the key that makes redelivery harmless.
+/// The WhatsApp channel a message came in on, and so the one its replies go out on. One
+/// person may write on both; they are one user (keyed by `wa_id`) either way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Channel {
+    /// Twilio's WhatsApp API (`/webhook`). The default: work queued before channels
+    /// existed was all Twilio's.
+    #[default]
+    Twilio,
+    /// Meta's WhatsApp Cloud API (`/whatsapp/cloud`).
+    Meta,
+}
+
+impl Channel {
+    /// The stored and logged spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Twilio => "twilio",
+            Channel::Meta => "meta",
+        }
+    }
+}
+
+/// A message's id at its channel (Twilio's `MessageSid`, Meta's `wamid`): the key that
+/// makes redelivery harmless.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct MessageSid(pub String);
 
@@ -156,9 +180,12 @@ pub struct InboundMessage {
     pub message_type: String,
     pub media: Vec<MediaItem>,
     pub location: Option<SharedLocation>,
-    /// Every form field as received, in order, as a JSON object of arrays.
+    /// Every form field as received, in order, as a JSON object of arrays (Twilio), or
+    /// the message object as Meta sent it.
     pub raw_form: serde_json::Value,
     pub received_at: DateTime<Utc>,
+    /// Where the message came from, and so where late replies go.
+    pub channel: Channel,
 }
 
 /// A memory as the core reads it back.

@@ -338,8 +338,13 @@ async fn a_reply_that_exhausts_its_attempts_is_recorded_as_a_failed_delivery() {
     })
     .await
     .unwrap();
-    let reply =
-        QueuedReply { user_id: user.id.0, to: ADA.into(), body: "📷 Photo saved ✅".into(), in_reply_to: None };
+    let reply = QueuedReply {
+        user_id: user.id.0,
+        to: ADA.into(),
+        body: "📷 Photo saved ✅".into(),
+        in_reply_to: None,
+        channel: Default::default(),
+    };
     let job = NewJob {
         kind: SEND_JOB_KIND.into(),
         payload: serde_json::to_value(&reply).unwrap(),

@@ -16,7 +16,7 @@ use crate::domain::model::{
 };
 use crate::domain::perceptual::{bands, ImageHash};
 use crate::domain::ports::{
-    Delivery, ImageHashCandidate, InboundInsert, IndexTransaction, JobSettlement, JobTransaction, MediaTransaction,
+    Delivery, DeliveryStatus, ImageHashCandidate, InboundInsert, IndexTransaction, JobSettlement, JobTransaction, MediaTransaction,
     Mem0Copies, Mem0IndexChange, MemoryTransaction, NewJob, NewMediaAsset, NewMemory, RepositoryError, UserTransaction,
 };
 
@@ -234,6 +234,26 @@ impl UserTransaction for PostgresTransaction<'_> {
         )
         .await
         .map(drop)
+    }
+
+    async fn update_delivery_status(&mut self, update: DeliveryStatus) -> Result<bool, RepositoryError> {
+        // A late "delivered" never overwrites a "read" or "failed" that arrived first.
+        let changed = self
+            .execute(
+                "UPDATE interactions SET delivery_status = $2, error_code = COALESCE($3, error_code), \
+                 error_message = COALESCE($4, error_message) \
+                 WHERE twilio_message_sid = $1 AND direction = 'outbound' \
+                 AND NOT (delivery_status IN ('read', 'failed') AND $2 IN ('sent', 'delivered')) \
+                 AND NOT (delivery_status = 'delivered' AND $2 = 'sent')",
+                vec![
+                    update.message_id.into(),
+                    update.status.into(),
+                    update.error_code.into(),
+                    update.error_message.into(),
+                ],
+            )
+            .await?;
+        Ok(changed > 0)
     }
 
     async fn erase_user(&mut self, user: UserId) -> Result<Vec<String>, RepositoryError> {

@@ -13,8 +13,9 @@ use crate::domain::model::{
 };
 use crate::domain::perceptual::{bands, ImageHash};
 use crate::domain::ports::{
-    Delivery, ImageHashCandidate, InboundInsert, IndexTransaction, JobSettlement, JobTransaction, MediaTransaction,
-    Mem0Copies, Mem0IndexChange, MemoryTransaction, NewJob, NewMediaAsset, NewMemory, RepositoryError, UserTransaction,
+    Delivery, DeliveryStatus, ImageHashCandidate, InboundInsert, IndexTransaction, JobSettlement, JobTransaction,
+    MediaTransaction, Mem0Copies, Mem0IndexChange, MemoryTransaction, NewJob, NewMediaAsset, NewMemory,
+    RepositoryError, UserTransaction,
 };
 
 /// The statements of one inbound message, on the writer's connection, inside the
@@ -196,6 +197,23 @@ impl UserTransaction for SqliteTransaction<'_> {
                 ])
             })
             .map(drop)
+            .map_err(map_sqlite_err)
+    }
+
+    async fn update_delivery_status(&mut self, update: DeliveryStatus) -> Result<bool, RepositoryError> {
+        // A late "delivered" never overwrites a "read" or "failed" that arrived first.
+        self.connection
+            .prepare_cached(
+                "UPDATE interactions SET delivery_status = ?2, error_code = COALESCE(?3, error_code), \
+                 error_message = COALESCE(?4, error_message) \
+                 WHERE twilio_message_sid = ?1 AND direction = 'outbound' \
+                 AND NOT (delivery_status IN ('read', 'failed') AND ?2 IN ('sent', 'delivered')) \
+                 AND NOT (delivery_status = 'delivered' AND ?2 = 'sent')",
+            )
+            .and_then(|mut s| {
+                s.execute(params![update.message_id, update.status, update.error_code, update.error_message])
+            })
+            .map(|changed| changed > 0)
             .map_err(map_sqlite_err)
     }
 

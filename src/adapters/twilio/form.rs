@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 
 use crate::config::is_e164;
-use crate::domain::model::{InboundMessage, MediaItem, MessageSid, SharedLocation};
+use crate::domain::model::{Channel, InboundMessage, MediaItem, MessageSid, SharedLocation};
 use crate::domain::text::{clean_text, is_unwanted_control};
 
 /// The largest `Body` accepted (WhatsApp itself allows far less).
@@ -132,6 +132,7 @@ pub fn parse_inbound_form(
         location,
         raw_form: raw_form_json(params),
         received_at,
+        channel: Channel::Twilio,
     })
 }
 

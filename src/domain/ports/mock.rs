@@ -45,6 +45,7 @@ mockall::mock! {
             now: DateTime<Utc>,
         ) -> Result<(), RepositoryError>;
         async fn record_delivery(&mut self, delivery: Delivery) -> Result<(), RepositoryError>;
+        async fn update_delivery_status(&mut self, update: DeliveryStatus) -> Result<bool, RepositoryError>;
         async fn erase_user(&mut self, user: UserId) -> Result<Vec<String>, RepositoryError>;
     }
     #[async_trait]

@@ -32,6 +32,17 @@ pub struct Delivery {
     pub occurred_at: DateTime<Utc>,
 }
 
+/// A status the channel reported for a message we sent (Meta's `statuses[]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryStatus {
+    /// The channel's id of our message (a `wamid.…`).
+    pub message_id: String,
+    /// `sent`, `delivered`, `read` or `failed`.
+    pub status: String,
+    pub error_code: Option<i64>,
+    pub error_message: Option<String>,
+}
+
 /// Users and their messages, inside one transaction (see [`super::UnitOfWork`]).
 ///
 /// # Errors
@@ -79,6 +90,12 @@ pub trait UserTransaction: Send {
 
     /// Records a message sent (or refused) through the REST API.
     async fn record_delivery(&mut self, delivery: Delivery) -> Result<(), RepositoryError>;
+
+    /// Records what the channel later reported about a message we sent (`delivered`,
+    /// `read`, `failed` with its error), found by the channel's message id. Returns
+    /// whether such a message of ours was found (a status of something we did not send,
+    /// or of a send whose record is not committed yet, changes nothing).
+    async fn update_delivery_status(&mut self, update: DeliveryStatus) -> Result<bool, RepositoryError>;
 
     /// Erases a user and everything held about them (interactions, memories and their
     /// search entries, media records, queued jobs). Returns the stored files that no

@@ -8,6 +8,9 @@ use std::path::PathBuf;
 
 use chrono_tz::Tz;
 
+mod meta;
+pub use meta::{MetaConfig, DEFAULT_GRAPH_BASE_URL, DEFAULT_GRAPH_VERSION};
+
 /// A value that must never reach a log: `Debug` and `Display` print `[redacted]`.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
@@ -100,6 +103,8 @@ pub struct Config {
     pub metrics: MetricsConfig,
     /// When reminders fire and what happens when they cannot.
     pub reminders: ReminderConfig,
+    /// Meta's WhatsApp Cloud API channel; `None` when its variables are not set.
+    pub meta: Option<MetaConfig>,
 }
 
 /// `GET /metrics`: on by default, on the main port (behind `METRICS_TOKEN` when set) or
@@ -289,10 +294,13 @@ impl Config {
             }
         }
         let twilio_auth_token = get("TWILIO_AUTH_TOKEN").map(Secret::new);
-        if environment == Environment::Production && twilio_auth_token.is_none() {
+        let meta = meta::meta_config(&get)?;
+        if environment == Environment::Production && twilio_auth_token.is_none() && meta.is_none() {
             return Err(invalid(
                 "TWILIO_AUTH_TOKEN",
-                "is required in production: without it webhook signatures cannot be verified",
+                "is required in production unless Meta's WhatsApp Cloud API is configured: no channel is \
+                 configured. Set TWILIO_AUTH_TOKEN (Twilio; without it webhook signatures cannot be verified), or \
+                 META_APP_SECRET, META_VERIFY_TOKEN, META_ACCESS_TOKEN and META_PHONE_NUMBER_ID (Meta), or both",
             ));
         }
         let twilio_whatsapp_number =
@@ -422,6 +430,7 @@ impl Config {
             log_format,
             metrics,
             reminders,
+            meta,
         })
     }
 
@@ -721,6 +730,24 @@ mod tests {
         assert_eq!(err.variable, "TWILIO_AUTH_TOKEN");
         let key = ("API_KEYS", "a-long-enough-api-key");
         assert!(config(&[("ENV", "production"), ("TWILIO_AUTH_TOKEN", "t0ken"), key]).is_ok());
+    }
+
+    #[test]
+    fn production_starts_with_meta_alone_and_says_so_when_no_channel_is_configured() {
+        let err = config(&[("ENV", "production")]).unwrap_err();
+        assert!(err.problem.contains("no channel is configured"), "{}", err.problem);
+        assert!(err.problem.contains("META_APP_SECRET"), "{}", err.problem);
+        let meta = [
+            ("ENV", "production"),
+            ("API_KEYS", "a-long-enough-api-key"),
+            ("META_APP_SECRET", "s"),
+            ("META_VERIFY_TOKEN", "v"),
+            ("META_ACCESS_TOKEN", "t"),
+            ("META_PHONE_NUMBER_ID", "1065"),
+        ];
+        let c = config(&meta).unwrap();
+        assert!(c.twilio_auth_token.is_none());
+        assert_eq!(c.meta.unwrap().phone_number_id, "1065");
     }
 
     #[test]

@@ -24,6 +24,9 @@ use adapters::db::PoolReads;
 use adapters::db::{redact_url, Database, PoolQueueAdmin};
 use adapters::media_ports::ContentInspector;
 use adapters::mem0::{Mem0Settings, Mem0Store};
+use adapters::meta::media::{ChannelFetcher, MetaMediaFetcher};
+use adapters::meta::payload::CloudApiDecoder;
+use adapters::meta::sender::MetaSender;
 use adapters::minilm::{MiniLmEmbedder, MiniLmSettings};
 use adapters::openai_stt::OpenAiTranscriber;
 use adapters::pdf::PopplerReader;
@@ -35,6 +38,7 @@ use adapters::twilio::signature::SignatureValidator;
 use adapters::twilio::UnconfiguredFetcher;
 use adapters::whisper::{WhisperSettings, WhisperTranscriber};
 use app::activity::RequestRate;
+use app::inbox::{DeliveryJobHandler, META_DELIVERY_JOB_KIND};
 use app::ingest::{IngestService, MEDIA_JOB_KIND};
 use app::jobs::{JobRunner, JobSignal, WorkerSettings};
 use app::media::{MediaJobHandler, MediaKeeper, MediaSettings};
@@ -59,6 +63,7 @@ use domain::ports::{
 };
 use http::auth::ApiKeys;
 use http::webhook::WebhookState;
+use http::whatsapp_cloud::CloudWebhook;
 use http::AppState;
 
 /// A built service, bound to its port, ready to run.
@@ -78,6 +83,8 @@ pub struct Application {
 const JOB_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 /// Longest one Twilio REST call may take.
 const TWILIO_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest one Graph API call (a send, a media lookup and download) may take.
+const META_TIMEOUT: Duration = Duration::from_secs(30);
 /// Longest one call to a hosted transcriber may take (a ten-minute note uploads and runs).
 const OPENAI_TRANSCRIBE_TIMEOUT: Duration = Duration::from_secs(300);
 
@@ -399,24 +406,37 @@ pub async fn build_state(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Resu
         }
         search
     };
-    let ingest =
-        IngestService::new(repository.clone(), reads.clone(), search(), clock.clone(), config.default_timezone)
-            .with_job_signal(job_signal.clone())
-            .with_outbox(outbox)
-            .with_reminders(reminder_settings(config));
-    let ingest = match config.user_rate_limit {
-        Some(limit) => ingest.with_rate_limit(Arc::new(app::rate_limit::UserRateLimiter::new(limit))),
-        None => ingest,
+    let user_limiter = config.user_rate_limit.map(|limit| Arc::new(app::rate_limit::UserRateLimiter::new(limit)));
+    let new_ingest = || {
+        let ingest =
+            IngestService::new(repository.clone(), reads.clone(), search(), clock.clone(), config.default_timezone)
+                .with_job_signal(job_signal.clone())
+                .with_outbox(outbox)
+                .with_reminders(reminder_settings(config));
+        // One limiter for both channels: a user's pace is theirs, whichever way they write.
+        match &user_limiter {
+            Some(limiter) => ingest.with_rate_limit(limiter.clone()),
+            None => ingest,
+        }
     };
+    let ingest = new_ingest();
+    // The Cloud API's messages are ingested by a worker, after the webhook answered.
+    let delivery_ingest = new_ingest();
     let reminder_reads = reads.clone();
     let files: Arc<dyn MediaFiles> = Arc::new(MediaStorage::new(config.storage_dir.clone()));
     let api_keys = Arc::new(ApiKeys::new(&api_keys_or_generated(config)?));
     let webhook = WebhookState {
         signature: config.twilio_auth_token.clone().map(SignatureValidator::new),
         public_base_url: config.public_base_url.clone(),
+        accept_unsigned: config.environment == Environment::Development,
     };
+    let cloud = config.meta.as_ref().map(|meta| CloudWebhook {
+        app_secret: meta.app_secret.clone(),
+        verify_token: meta.verify_token.clone(),
+        signal: Some(job_signal.clone()),
+    });
 
-    let fetcher: Arc<dyn MediaFetcher> = match (&config.twilio_account_sid, &config.twilio_auth_token) {
+    let twilio_fetcher: Arc<dyn MediaFetcher> = match (&config.twilio_account_sid, &config.twilio_auth_token) {
         (Some(sid), Some(token)) => Arc::new(TwilioMediaFetcher::new(
             config.twilio_api_base_url.clone(),
             sid.clone(),
@@ -426,14 +446,24 @@ pub async fn build_state(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Resu
         )?),
         _ => Arc::new(UnconfiguredFetcher),
     };
+    let meta_fetcher: Option<Arc<dyn MediaFetcher>> = match &config.meta {
+        Some(meta) => Some(Arc::new(MetaMediaFetcher::new(meta, config.media_max_bytes, META_TIMEOUT)?)),
+        None => None,
+    };
+    let fetcher: Arc<dyn MediaFetcher> = Arc::new(ChannelFetcher::new(twilio_fetcher, meta_fetcher));
+    let meta_sender: Option<Arc<dyn MessageSender>> = match &config.meta {
+        Some(meta) => Some(Arc::new(MetaSender::new(meta, META_TIMEOUT)?)),
+        None => None,
+    };
     let sender: Option<Arc<dyn MessageSender>> = match config.twilio_rest() {
         Some((sid, token, from)) => {
             Some(Arc::new(TwilioSender::new(config.twilio_api_base_url.clone(), sid, token, from, TWILIO_TIMEOUT)?))
         }
+        None if config.meta.is_some() && config.twilio_auth_token.is_none() => None,
         None => {
             tracing::warn!(
                 "TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and TWILIO_WHATSAPP_NUMBER are not all set: \
-                 late replies (after media) are recorded but not sent"
+                 late replies (after media) to Twilio's users are recorded but not sent"
             );
             None
         }
@@ -486,7 +516,11 @@ pub async fn build_state(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Resu
         REMINDER_JOB_KIND,
         Arc::new(ReminderDelivery::new(repository.clone(), sender.clone(), clock.clone(), reminder_settings(config))),
     )
-    .handle(SEND_JOB_KIND, Arc::new(SendJobHandler::new(repository.clone(), sender, clock.clone())))
+    .handle(SEND_JOB_KIND, Arc::new(SendJobHandler::new(repository.clone(), sender, clock.clone()).with_meta(meta_sender)))
+    .handle(
+        META_DELIVERY_JOB_KIND,
+        Arc::new(DeliveryJobHandler::new(repository.clone(), delivery_ingest, Arc::new(CloudApiDecoder))),
+    )
     .handle(
         OCR_JOB_KIND,
         Arc::new(
@@ -535,7 +569,19 @@ pub async fn build_state(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Resu
     );
     let api_rate_limit = config.api_rate_limit.map(|limit| Arc::new(http::rate_limit::ApiRateLimiter::new(limit)));
     let state =
-        AppState { ingest, memories, reminders, queue, repository, webhook, api_keys, clock, activity, api_rate_limit };
+        AppState {
+        ingest,
+        memories,
+        reminders,
+        queue,
+        repository,
+        webhook,
+        cloud,
+        api_keys,
+        clock,
+        activity,
+        api_rate_limit,
+    };
     Ok((Arc::new(state), background))
 }
 
@@ -580,8 +626,12 @@ impl Application {
     /// # Errors
     /// As [`Application::build`].
     pub async fn build_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
-        if config.twilio_auth_token.is_none() {
-            // Config refuses this in production; say it loudly in development.
+        if config.twilio_auth_token.is_none() && config.environment == Environment::Production {
+            tracing::info!(
+                "TWILIO_AUTH_TOKEN is not set: Twilio's /webhook refuses every request (Meta's channel only)"
+            );
+        } else if config.twilio_auth_token.is_none() {
+            // Config refuses an unsigned Twilio webhook in production; say it loudly here.
             tracing::warn!(
                 "TWILIO_AUTH_TOKEN is not set: webhook signatures are NOT verified. \
                  Anyone who can reach /webhook can write memories. Set it before exposing the service."
@@ -611,6 +661,7 @@ impl Application {
             database = %redact_url(&config.database_url),
             environment = ?config.environment,
             signatures = config.twilio_auth_token.is_some(),
+            meta_cloud_api = config.meta.is_some(),
             "whatsapp-memory is listening"
         );
         if config.environment == Environment::Development && config.public_base_url.is_none() {

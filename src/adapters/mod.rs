@@ -6,6 +6,7 @@ pub mod db;
 pub mod imaging;
 pub mod media_ports;
 pub mod mem0;
+pub mod meta;
 pub mod minilm;
 pub mod openai_stt;
 pub mod outbound;

@@ -2,6 +2,7 @@
 
 pub mod activity;
 pub mod decoding;
+pub mod inbox;
 pub mod ingest;
 pub mod jobs;
 pub mod media;

@@ -13,6 +13,7 @@ pub mod problem;
 pub mod rate_limit;
 pub mod serve;
 pub mod webhook;
+pub mod whatsapp_cloud;
 
 use std::sync::Arc;
 
@@ -33,6 +34,7 @@ use api::users::UsersApi;
 use auth::ApiKeys;
 use health::HealthApi;
 use webhook::WebhookState;
+use whatsapp_cloud::WhatsAppCloudApi;
 
 /// The largest request body the REST API reads (a memory's text is at most 64 KiB).
 pub const API_MAX_BODY_BYTES: usize = 256 * 1024;
@@ -46,6 +48,8 @@ pub struct AppState {
     pub queue: QueueService,
     pub repository: Arc<dyn Repository>,
     pub webhook: WebhookState,
+    /// Meta's Cloud API webhook; `None` when that channel is not configured.
+    pub cloud: Option<whatsapp_cloud::CloudWebhook>,
     pub api_keys: Arc<ApiKeys>,
     /// The time every request is stamped with (tests pin it).
     pub clock: Arc<dyn Clock>,
@@ -56,12 +60,13 @@ pub struct AppState {
 }
 
 /// Every documented operation, in the order the docs show them.
-pub type ApiOperations = (MemoriesApi, MediaApi, RemindersApi, UsersApi, InsightsApi, AdminApi, HealthApi);
+pub type ApiOperations =
+    (MemoriesApi, MediaApi, RemindersApi, UsersApi, InsightsApi, AdminApi, HealthApi, WhatsAppCloudApi);
 
 /// The documented API. Stateless, so the spec can be printed without a database.
 pub fn api_service() -> OpenApiService<ApiOperations, ()> {
     OpenApiService::new(
-        (MemoriesApi, MediaApi, RemindersApi, UsersApi, InsightsApi, AdminApi, HealthApi),
+        (MemoriesApi, MediaApi, RemindersApi, UsersApi, InsightsApi, AdminApi, HealthApi, WhatsAppCloudApi),
         "whatsapp-memory",
         env!("CARGO_PKG_VERSION"),
     )
@@ -69,7 +74,7 @@ pub fn api_service() -> OpenApiService<ApiOperations, ()> {
         "A WhatsApp number as a personal memory: people save text, photos and voice notes by \
              sending them, and find them again by searching or listing. This API serves the same \
              use cases to apps and dashboards.\n\n\
-             **Authentication:** every operation except the health probes needs an API key, sent as \
+             **Authentication:** every operation except the health probes and Meta's webhook needs an API key, sent as \
              `Authorization: Bearer <key>`. Keys come from the server's `API_KEYS`; a development \
              server without keys prints one at start.\n\n\
              **Users** are named by their WhatsApp id: `15551234567`, `+15551234567` or \

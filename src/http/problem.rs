@@ -90,6 +90,7 @@ impl<const STATUS: u16> ProblemBody<STATUS> {
         let detail = match STATUS {
             400 => "`limit` must be a whole number between 1 and 100",
             401 => "the API key is not valid; check `Authorization: Bearer <key>`",
+            403 => "the request signature is missing or invalid",
             404 => "no memory with id 42",
             409 => "job 42 is queued, not dead: only a dead job can be retried",
             413 => "the request body is too large",

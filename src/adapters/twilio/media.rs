@@ -261,14 +261,14 @@ fn origin(url: &Url) -> String {
     url.origin().ascii_serialization()
 }
 
-enum BodyError {
+pub(crate) enum BodyError {
     TooLarge,
     Transport(reqwest::Error),
 }
 
 /// The body, refused as soon as it is known to exceed `max_bytes`: at once from
 /// `Content-Length`, else while streaming, so an oversized item is never held in memory.
-async fn read_body(response: &mut reqwest::Response, max_bytes: u64) -> Result<Vec<u8>, BodyError> {
+pub(crate) async fn read_body(response: &mut reqwest::Response, max_bytes: u64) -> Result<Vec<u8>, BodyError> {
     if response.content_length().is_some_and(|length| length > max_bytes) {
         return Err(BodyError::TooLarge);
     }
@@ -285,7 +285,7 @@ async fn read_body(response: &mut reqwest::Response, max_bytes: u64) -> Result<V
 }
 
 /// The start of an error body, to explain the failure; a broken body explains nothing.
-async fn read_error_body(response: &mut reqwest::Response) -> Vec<u8> {
+pub(crate) async fn read_error_body(response: &mut reqwest::Response) -> Vec<u8> {
     let mut bytes = Vec::new();
     while let Ok(Some(chunk)) = response.chunk().await {
         let room = usize::try_from(ERROR_BODY_CAP).unwrap_or(usize::MAX).saturating_sub(bytes.len());

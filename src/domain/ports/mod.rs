@@ -5,6 +5,7 @@
 //! the narrow transaction trait they touch ([`JobTransaction`], [`MemoryTransaction`],
 //! …); [`UnitOfWork`] is all of them at once, what a transaction hands its work.
 
+mod channel;
 mod clock;
 mod embedding;
 mod indexing;
@@ -23,6 +24,7 @@ mod store;
 mod text_recognition;
 mod users;
 
+pub use channel::*;
 pub use clock::*;
 pub use embedding::*;
 pub use indexing::*;

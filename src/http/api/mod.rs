@@ -26,4 +26,7 @@ pub enum ApiTags {
     Insights,
     /// The job queue: what is queued, running or dead; retry or remove a job.
     Admin,
+    /// Where WhatsApp channels deliver messages (Meta's Cloud API; Twilio's `/webhook` is
+    /// a form endpoint outside this document).
+    Channels,
 }

@@ -75,6 +75,11 @@ enum Command {
         /// its caption. Simulate then plays Twilio's REST API on TWILIO_API_BASE_URL.
         #[arg(long)]
         media: Option<std::path::PathBuf>,
+        /// `twilio` (signed form to /webhook) or `meta` (a signed Cloud API delivery to
+        /// /whatsapp/cloud; simulate then plays the Graph API on META_GRAPH_BASE_URL to
+        /// receive the reply).
+        #[arg(long, default_value = "twilio")]
+        channel: String,
         /// The message text (a caption with --media).
         #[arg(num_args = 0..)]
         text: Vec<String>,
@@ -209,12 +214,18 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Simulate { from, name, url, media, text } => {
+        Command::Simulate { from, name, url, media, channel, text } => {
             let message = SimulatedMessage { from, profile_name: name, body: text.join(" "), base_url: url };
-            let replies = match media {
-                Some(path) => simulate::send_media(&config, message, &path).await?,
-                None if message.body.trim().is_empty() => anyhow::bail!("give a message text, or --media FILE"),
-                None => simulate::send(&config, message).await?,
+            if message.body.trim().is_empty() && media.is_none() {
+                anyhow::bail!("give a message text, or --media FILE");
+            }
+            let replies = match channel.as_str() {
+                "meta" => simulate::cloud::send(&config, message, media.as_deref()).await?,
+                "twilio" => match media {
+                    Some(path) => simulate::send_media(&config, message, &path).await?,
+                    None => simulate::send(&config, message).await?,
+                },
+                other => anyhow::bail!("--channel must be twilio or meta, not {other:?}"),
             };
             if replies.is_empty() {
                 println!("(no reply now)");

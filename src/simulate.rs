@@ -17,6 +17,8 @@ use crate::adapters::imaging::sniff_content_type;
 use crate::adapters::twilio::signature::compute_signature;
 use crate::config::{is_e164, Config, Secret};
 
+pub mod cloud;
+
 /// One simulated message.
 pub struct SimulatedMessage {
     /// The sender, `+15551234567` or `whatsapp:+15551234567`.

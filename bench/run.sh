@@ -197,6 +197,9 @@ ACCOUNT_SID=AC$(hex16)
 WHATSAPP_NUMBER=+14155238886
 PORT=$("$LOADGEN" free-port)
 BASE=http://127.0.0.1:$PORT
+# Nothing listens there: the Cloud API's replies fail fast and wait in the queue (the
+# Twilio text phases answer inline and send nothing).
+META_GRAPH=http://127.0.0.1:$("$LOADGEN" free-port)
 
 # start_server DB STORAGE LOG [VAR=value...]: starts `serve` on $BASE with signatures on,
 # the extra variables added, and waits up to 60 s for GET /readyz (exit 1 if it fails).
@@ -214,6 +217,8 @@ start_server() {
         export DATABASE_URL="$url" APP_HOST=127.0.0.1 APP_PORT=$PORT \
             ENV=production API_KEYS=$TOKEN-api TWILIO_AUTH_TOKEN=$TOKEN TWILIO_ACCOUNT_SID=$ACCOUNT_SID \
             TWILIO_WHATSAPP_NUMBER=$WHATSAPP_NUMBER PUBLIC_BASE_URL=$BASE \
+            META_APP_SECRET=$TOKEN-meta META_VERIFY_TOKEN=$TOKEN-verify META_ACCESS_TOKEN=$TOKEN-graph \
+            META_PHONE_NUMBER_ID=106540352242922 META_GRAPH_BASE_URL=$META_GRAPH \
             STORAGE_DIR=$storage EMBED_MODEL_DIR=$EMBED_MODEL_DIR RUST_LOG=${RUST_LOG:-warn} \
             USER_RATE_LIMIT=off API_RATE_LIMIT=off # throughput, not pacing: 50 users send thousands each
         exec env "$@" "$SERVER_BIN" serve
@@ -296,6 +301,10 @@ if ((FULL)); then
 start_server "$WORDS_DB" "$WORK/storage" "$WORK/server-words.log" SEMANTIC_SEARCH=off
 run_phase webhook_words webhook "${COMMON[@]}" --duration "$DURATION" \
     --connections "$CONNECTIONS" --users "$USERS" || true
+# Meta's Cloud API webhook under the same load: answered once the delivery is stored,
+# rows counted once the workers processed every delivery.
+run_phase cloud cloud --url "$BASE/whatsapp/cloud" --token "$TOKEN" --app-secret "$TOKEN-meta" \
+    --verify-db "$WORDS_DB" --duration "$DURATION" --connections "$CONNECTIONS" --users "$USERS" || true
 if kill -0 "$SERVER_PID" 2>/dev/null; then
     run_phase seed seed "${COMMON[@]}" --count "$SEED_COUNT" \
         --connections "$CONNECTIONS" --user "$SEARCH_USER" || true
@@ -740,6 +749,16 @@ mkdir -p "$RESULTS_DIR"
         echo
     elif [[ -z $POSTGRES_URL ]]; then
         echo "(PostgreSQL webhook and two-server runs skipped: BENCH_POSTGRES_URL is not set)"
+        echo
+    fi
+    if [[ -f $WORK/cloud.kv ]]; then
+        echo "POST /whatsapp/cloud (Meta's Cloud API): the same load as signed JSON deliveries, semantic search off; beside it POST /webhook on the same server just before"
+        printf '  requests/s    %-10s target >= %-6s %s   (/webhook: %s)\n' "$(kv cloud rps)" "$TARGET_RPS" \
+            "$(verdict "$(kv cloud rps)" '>=' "$TARGET_RPS")" "$(kv webhook_words rps)"
+        printf '  p99 ms        %-10s target <= %-6s %s   (/webhook: %s)\n' "$(kv cloud p99_ms)" "$TARGET_P99_MS" \
+            "$(verdict "$(kv cloud p99_ms)" '<=' "$TARGET_P99_MS")" "$(kv webhook_words p99_ms)"
+        printf '  rows          %s after the workers processed every delivery (inbound interactions +%s, memories +%s)\n' \
+            "$(kv cloud verify)" "$(kv cloud inbound_delta)" "$(kv cloud memories_delta)"
         echo
     fi
     if ((FULL)); then

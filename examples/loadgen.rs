@@ -50,6 +50,7 @@ use hmac::{Hmac, Mac};
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use sea_orm::ConnectionTrait as _;
 use sha1::Sha1;
+use sha2::Sha256;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::Barrier;
@@ -82,6 +83,9 @@ enum Command {
     /// Throughput run with photos: each message carries one media URL on a fake Twilio,
     /// so the service's workers fetch, decode and reply while the webhook is loaded.
     Media(MediaArgs),
+    /// Throughput run of Meta's Cloud API webhook: signed JSON deliveries of one new text
+    /// each to `/whatsapp/cloud`, answered 200 once stored; rows checked once processed.
+    Cloud(CloudArgs),
     /// Compares row counts in the SQLite file with expected numbers.
     Verify(VerifyArgs),
     /// Prints a free TCP port on 127.0.0.1, so that bench/run.sh needs no other tool.
@@ -172,6 +176,32 @@ struct WebhookArgs {
     /// early and the run says so.
     #[arg(long, default_value_t = 20_000)]
     max_rate: u64,
+}
+
+/// Arguments of the Cloud API throughput run (the same shape as `webhook`'s).
+#[derive(Args)]
+struct CloudArgs {
+    #[command(flatten)]
+    target: Target,
+    /// META_APP_SECRET of the server: deliveries are signed with it (X-Hub-Signature-256).
+    #[arg(long, env = "META_APP_SECRET", hide_env_values = true)]
+    app_secret: String,
+    /// Length of the timed window, in seconds.
+    #[arg(long, default_value_t = 15.0)]
+    duration: f64,
+    /// Concurrent keep-alive connections, one worker each.
+    #[arg(long, default_value_t = 16)]
+    connections: usize,
+    /// Distinct senders (at most 9999).
+    #[arg(long, default_value_t = 50)]
+    users: u32,
+    /// Requests are pre-built for this rate over --duration (as for `webhook`).
+    #[arg(long, default_value_t = 20_000)]
+    max_rate: u64,
+    /// After the run, how long the server's workers may take to process the stored
+    /// deliveries before the rows are counted.
+    #[arg(long, default_value_t = 180)]
+    drain_timeout: u64,
 }
 
 /// Arguments of the seeding run.
@@ -322,6 +352,7 @@ async fn run(command: Command) -> Result<bool> {
         Command::Seed(a) => seed(a).await,
         Command::Search(a) => search(a).await,
         Command::Media(a) => media(a).await,
+        Command::Cloud(a) => cloud(a).await,
         Command::Verify(a) => verify(a),
         Command::FreePort => {
             let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
@@ -367,6 +398,42 @@ async fn webhook(a: WebhookArgs) -> Result<bool> {
         check_media: false,
     };
     execute(&signer, t, run, reqs).await
+}
+
+/// The Cloud API throughput run: as `webhook`, through `/whatsapp/cloud`. The answer comes
+/// once the delivery is stored; the rows (one inbound interaction and one memory per 200)
+/// are counted after the server's workers processed every stored delivery.
+async fn cloud(a: CloudArgs) -> Result<bool> {
+    if a.users == 0 || a.users > 9999 {
+        bail!("--users must be 1..=9999");
+    }
+    let duration = Duration::from_secs_f64(a.duration);
+    let t = &a.target;
+    let signer = Signer::new(t)?;
+    let mac =
+        Hmac::<Sha256>::new_from_slice(a.app_secret.as_bytes()).map_err(|e| anyhow::anyhow!("bad secret: {e}"))?;
+    let vocab = Vocabulary::new();
+    let mut rng = Rng::new(t.rng_seed);
+    let users: Vec<User> = (0..a.users).map(User::new).collect();
+    let total = ((a.max_rate as f64 * a.duration).ceil() as usize).max(a.connections);
+    eprintln!("[cloud] signing {total} deliveries before the timed window...");
+    let sids = SidGen::new(5);
+    let reqs = prebuild(total, a.connections, |i| {
+        let user = &users[rng.below(users.len() as u64) as usize];
+        let body = vocab.sentence(&mut rng);
+        signer.cloud_request(&mac, sids.sid(i as u64), user, &body)
+    });
+    let label = format!("cloud: {} connections, {} users, {:.1} s", a.connections, a.users, a.duration);
+    let run = LoadRun {
+        label,
+        expect: Expect::Received,
+        deadline: Some(duration),
+        warmup: 0,
+        memories_per_ok: Some(1),
+        user_for_count: None,
+        check_media: false,
+    };
+    execute_drained(&signer, t, run, reqs, Duration::from_secs(a.drain_timeout)).await
 }
 
 /// Fills one user's memory through the real write path, so that search runs on realistic data.
@@ -513,6 +580,40 @@ struct LoadRun {
 
 /// Opens the connections, runs the workers, prints and writes the results, checks rows.
 async fn execute(signer: &Signer, t: &Target, run: LoadRun, lists: Vec<Vec<Prepared>>) -> Result<bool> {
+    execute_drained(signer, t, run, lists, Duration::ZERO).await
+}
+
+/// Waits up to `timeout` for the server to have processed every stored Cloud API delivery.
+fn wait_for_deliveries(path: &Path, timeout: Duration) -> Result<()> {
+    let db = open_read_only(path)?;
+    let started = Instant::now();
+    loop {
+        let pending: i64 = db.query_row(
+            "SELECT COUNT(*) FROM jobs WHERE kind = 'meta.delivery' AND state IN ('queued', 'running')",
+            [],
+            |r| r.get(0),
+        )?;
+        if pending == 0 {
+            eprintln!("  deliveries processed {:.1} s after the run", started.elapsed().as_secs_f64());
+            return Ok(());
+        }
+        if started.elapsed() > timeout {
+            bail!("{pending} deliveries still unprocessed {} s after the run", timeout.as_secs());
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// As [`execute`]; with a non-zero `drain`, the rows are counted only once the server has
+/// processed every stored delivery (and no commit probe runs: a delivery is stored as a
+/// job, its interaction comes later).
+async fn execute_drained(
+    signer: &Signer,
+    t: &Target,
+    run: LoadRun,
+    lists: Vec<Vec<Prepared>>,
+    drain: Duration,
+) -> Result<bool> {
     let store = t.store();
     let before = match &store {
         Some(db) => Some(db.counts(run.user_for_count.as_deref()).await?),
@@ -538,7 +639,7 @@ async fn execute(signer: &Signer, t: &Target, run: LoadRun, lists: Vec<Vec<Prepa
     for (i, (conn, list)) in conns.into_iter().zip(lists).enumerate() {
         // Worker 0 alone probes the database, so that the probe costs one connection little.
         let probe = match (&store, i, t.probe_every) {
-            (Some(db), 0, n) if n > 0 => Some(Probe::open(db, n).await?),
+            (Some(db), 0, n) if n > 0 && drain.is_zero() => Some(Probe::open(db, n).await?),
             _ => None,
         };
         handles.push(tokio::spawn(worker(conn, list, barrier.clone(), settings.clone(), progress.clone(), probe)));
@@ -553,6 +654,9 @@ async fn execute(signer: &Signer, t: &Target, run: LoadRun, lists: Vec<Vec<Prepa
     reporter.abort();
     let wall = started.elapsed();
     let total = Totals::merge(stats, wall);
+    if let (Some(db), false) = (&t.verify_db, drain.is_zero()) {
+        wait_for_deliveries(db, drain)?;
+    }
     let after = match &store {
         Some(db) => Some(db.counts(run.user_for_count.as_deref()).await?),
         None => None,
@@ -614,6 +718,8 @@ enum Expect {
     Search,
     /// Media, answered later: an empty TwiML `<Response/>`.
     NoReply,
+    /// A Cloud API delivery, stored: `EVENT_RECEIVED`.
+    Received,
 }
 
 /// One worker's counts; merged into [`Totals`] at the end.
@@ -801,6 +907,7 @@ fn classify(expect: Expect, body: &[u8]) -> Outcome {
         Expect::Search if contains(body, NO_MATCH_MARKER) => Outcome::SearchMiss,
         Expect::Search if contains(body, b"<Message") || contains(body, b"1.") => Outcome::SearchHit,
         Expect::NoReply if contains(body, b"<Response/>") && !contains(body, b"<Message") => Outcome::Queued,
+        Expect::Received if contains(body, b"EVENT_RECEIVED") => Outcome::Queued,
         _ => Outcome::Unexpected,
     }
 }
@@ -1569,6 +1676,32 @@ impl Signer {
         let mut req = String::with_capacity(self.head.len() + 80 + form.len());
         req.push_str(&self.head);
         let _ = write!(req, "X-Twilio-Signature: {signature}\r\nContent-Length: {}\r\n\r\n{form}", form.len());
+        Prepared { bytes: req.into_bytes().into_boxed_slice(), sid, query: None }
+    }
+}
+
+impl Signer {
+    /// A Cloud API delivery of one text message as Meta posts it to `/whatsapp/cloud`,
+    /// signed with `mac` (the app secret's HMAC-SHA256 of the exact body).
+    fn cloud_request(&self, mac: &Hmac<Sha256>, sid: u128, user: &User, text: &str) -> Prepared {
+        let body = serde_json::json!({
+            "object": "whatsapp_business_account",
+            "entry": [{"id": "102290129340398", "changes": [{"field": "messages", "value": {
+                "messaging_product": "whatsapp",
+                "metadata": {"display_phone_number": "15550783881", "phone_number_id": "106540352242922"},
+                "contacts": [{"profile": {"name": user.profile}, "wa_id": user.wa_id}],
+                "messages": [{"from": user.wa_id, "id": format!("wamid.{sid:032x}"), "timestamp": "1764158400",
+                    "type": "text", "text": {"body": text}}],
+            }}]}],
+        })
+        .to_string();
+        let mut mac = mac.clone();
+        mac.update(body.as_bytes());
+        let signature: String = mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
+        let head = self.head.replace("application/x-www-form-urlencoded", "application/json");
+        let mut req = String::with_capacity(head.len() + 120 + body.len());
+        req.push_str(&head);
+        let _ = write!(req, "X-Hub-Signature-256: sha256={signature}\r\nContent-Length: {}\r\n\r\n{body}", body.len());
         Prepared { bytes: req.into_bytes().into_boxed_slice(), sid, query: None }
     }
 }

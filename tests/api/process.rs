@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 
+use crate::fake_meta::{self, FakeMeta};
 use crate::fake_twilio::{self, FakeTwilio};
 use crate::helpers::*;
 
@@ -48,7 +49,7 @@ pub(crate) fn serve_command(database_url: &str, twilio: &FakeTwilio, storage: &s
 
 impl Server {
     fn start(database_url: &str, twilio: &FakeTwilio, storage: &std::path::Path) -> Server {
-        Self::start_with_lease(database_url, twilio, storage, 2)
+        Self::start_with(database_url, twilio, storage, 2, &[])
     }
 
     /// A server whose job leases last `lease_seconds`.
@@ -58,6 +59,17 @@ impl Server {
         storage: &std::path::Path,
         lease_seconds: u32,
     ) -> Server {
+        Self::start_with(database_url, twilio, storage, lease_seconds, &[])
+    }
+
+    /// A server with job leases of `lease_seconds` and `extra` variables (Meta's channel).
+    fn start_with(
+        database_url: &str,
+        twilio: &FakeTwilio,
+        storage: &std::path::Path,
+        lease_seconds: u32,
+        extra: &[(String, String)],
+    ) -> Server {
         let (mut command, port) = serve_command(database_url, twilio, storage);
         let child = command
             .env("WORKERS", "4")
@@ -66,6 +78,7 @@ impl Server {
             .env("JOB_LEASE_SECONDS", lease_seconds.to_string())
             .env("RUST_LOG", "warn")
             .env("NO_COLOR", "1")
+            .envs(extra.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -153,6 +166,63 @@ async fn kill_9_in_the_middle_of_the_queue_loses_nothing() {
     assert_eq!(replies.len(), 50);
     assert!(replies.values().all(|&n| n == 1), "a photo was answered twice: {replies:?}");
     assert!(twilio.sent().iter().all(|m| m.body == "📷 Photo saved ✅"));
+}
+
+/// Posts one Cloud API delivery of a photo (served by `meta`) from each of `count` users.
+async fn send_cloud_photos(server: &Server, meta: &FakeMeta, photo: &[u8], users: std::ops::Range<usize>) {
+    let client = reqwest::Client::new();
+    for user in users {
+        let phone = format!("+1555000{user:04}");
+        let (media, sha) = meta.add_media(photo.to_vec(), "image/jpeg");
+        let id = format!("wamid.KILL{user:04}");
+        let body = fake_meta::delivery(
+            &phone,
+            vec![fake_meta::media_message(&phone, &id, "image", &media, &sha, "image/jpeg")],
+            vec![],
+        );
+        let response = client
+            .post(format!("{}/whatsapp/cloud", server.address))
+            .header("content-type", "application/json")
+            .header("X-Hub-Signature-256", fake_meta::signature(&body))
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+    }
+}
+
+#[tokio::test]
+async fn kill_9_with_cloud_api_deliveries_queued_answers_each_once_through_the_graph_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let database_url = fresh_database_url(&dir).await;
+    let twilio = fake_twilio::start().await;
+    let meta = fake_meta::start().await;
+    let photo = std::fs::read(PHOTO).unwrap();
+
+    let mut first = Server::start_with(&database_url, &twilio, dir.path(), 2, &meta.vars());
+    first.wait_until_ready().await;
+    send_cloud_photos(&first, &meta, &photo, 0..50).await;
+    eventually("the first replies", || async { !meta.sent().is_empty() }).await;
+    first.kill_9();
+    let sent_before_crash = meta.sent().len();
+    assert!(sent_before_crash < 50, "the crash came too late to prove anything ({sent_before_crash} sent)");
+
+    let second = Server::start_with(&database_url, &twilio, dir.path(), 2, &meta.vars());
+    second.wait_until_ready().await;
+    let per_user = || {
+        let mut counts: HashMap<String, usize> = HashMap::new();
+        for message in meta.sent() {
+            *counts.entry(message.to).or_default() += 1;
+        }
+        counts
+    };
+    eventually("a reply to all 50 photos", || async { per_user().len() == 50 }).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let replies = per_user();
+    assert!(replies.values().all(|&n| n == 1), "a photo was answered twice: {replies:?}");
+    assert!(meta.sent().iter().all(|m| m.body == "📷 Photo saved ✅"));
+    assert!(twilio.sent().is_empty(), "Cloud API messages are answered through Meta only");
 }
 
 #[tokio::test]

@@ -266,7 +266,8 @@ pub fn delivery(phone: &str, messages: Vec<Value>, statuses: Vec<Value>) -> Vec<
         "entry": [{"id": "102290129340398", "changes": [{"field": "messages", "value": {
             "messaging_product": "whatsapp",
             "metadata": {"display_phone_number": "15550783881", "phone_number_id": PHONE_NUMBER_ID},
-            "contacts": [{"profile": {"name": "Ada"}, "wa_id": wa_id}],
+            // pywa 4.5 reads `user_id` (the business-scoped id) from every contact: Meta sends it.
+            "contacts": [{"profile": {"name": "Ada"}, "wa_id": wa_id, "user_id": format!("US.{wa_id}")}],
             "messages": messages,
             "statuses": statuses,
         }}]}],

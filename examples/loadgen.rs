@@ -1689,7 +1689,7 @@ impl Signer {
             "entry": [{"id": "102290129340398", "changes": [{"field": "messages", "value": {
                 "messaging_product": "whatsapp",
                 "metadata": {"display_phone_number": "15550783881", "phone_number_id": "106540352242922"},
-                "contacts": [{"profile": {"name": user.profile}, "wa_id": user.wa_id}],
+                "contacts": [{"profile": {"name": user.profile}, "wa_id": user.wa_id, "user_id": format!("US.{}", user.wa_id)}],
                 "messages": [{"from": user.wa_id, "id": format!("wamid.{sid:032x}"), "timestamp": "1764158400",
                     "type": "text", "text": {"body": text}}],
             }}]}],

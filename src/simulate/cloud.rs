@@ -144,7 +144,7 @@ pub async fn send(config: &Config, message: SimulatedMessage, media: Option<&Pat
         "entry": [{"id": "0", "changes": [{"field": "messages", "value": {
             "messaging_product": "whatsapp",
             "metadata": {"display_phone_number": "15550000000", "phone_number_id": meta.phone_number_id},
-            "contacts": [{"profile": {"name": message.profile_name.unwrap_or_else(|| "Simulated".into())}, "wa_id": wa_id}],
+            "contacts": [{"profile": {"name": message.profile_name.unwrap_or_else(|| "Simulated".into())}, "wa_id": wa_id, "user_id": format!("US.{wa_id}")}],
             "messages": [item],
         }}]}],
     })

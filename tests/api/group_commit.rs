@@ -59,6 +59,7 @@ fn text_message() -> InboundMessage {
         location: None,
         raw_form: serde_json::json!({}),
         received_at: Utc::now(),
+        channel: Default::default(),
     }
 }
 

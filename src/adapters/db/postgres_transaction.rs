@@ -16,8 +16,9 @@ use crate::domain::model::{
 };
 use crate::domain::perceptual::{bands, ImageHash};
 use crate::domain::ports::{
-    Delivery, DeliveryStatus, ImageHashCandidate, InboundInsert, IndexTransaction, JobSettlement, JobTransaction, MediaTransaction,
-    Mem0Copies, Mem0IndexChange, MemoryTransaction, NewJob, NewMediaAsset, NewMemory, RepositoryError, UserTransaction,
+    Delivery, DeliveryStatus, ImageHashCandidate, InboundInsert, IndexTransaction, JobSettlement, JobTransaction,
+    MediaTransaction, Mem0Copies, Mem0IndexChange, MemoryTransaction, NewJob, NewMediaAsset, NewMemory,
+    RepositoryError, UserTransaction,
 };
 
 /// One message's (or job's) view of the shared group transaction: its statements run on

@@ -516,7 +516,10 @@ pub async fn build_state(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Resu
         REMINDER_JOB_KIND,
         Arc::new(ReminderDelivery::new(repository.clone(), sender.clone(), clock.clone(), reminder_settings(config))),
     )
-    .handle(SEND_JOB_KIND, Arc::new(SendJobHandler::new(repository.clone(), sender, clock.clone()).with_meta(meta_sender)))
+    .handle(
+        SEND_JOB_KIND,
+        Arc::new(SendJobHandler::new(repository.clone(), sender, clock.clone()).with_meta(meta_sender)),
+    )
     .handle(
         META_DELIVERY_JOB_KIND,
         Arc::new(DeliveryJobHandler::new(repository.clone(), delivery_ingest, Arc::new(CloudApiDecoder))),
@@ -568,8 +571,7 @@ pub async fn build_state(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Resu
         outbox,
     );
     let api_rate_limit = config.api_rate_limit.map(|limit| Arc::new(http::rate_limit::ApiRateLimiter::new(limit)));
-    let state =
-        AppState {
+    let state = AppState {
         ingest,
         memories,
         reminders,

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::process::Command;
 
 use crate::domain::ports::{DocumentContent, DocumentError, DocumentReader};
@@ -37,7 +37,16 @@ const RENDERED_PAGE_SIDE: u32 = 2200;
 const CHILD_ADDRESS_SPACE_BYTES: u64 = 1024 * 1024 * 1024;
 
 /// The most text kept from a PDF's text layer: ten pages of dense text are ~40 KB.
+/// `pdftotext` is stopped once it has written this much, so a small PDF that draws the
+/// same text thousands of times never has its output held whole.
 const MAX_TEXT_BYTES: usize = 256 * 1024;
+
+/// The most of a child's standard error kept: its last lines say what went wrong, and a
+/// damaged file can make poppler complain for megabytes.
+const MAX_STDERR_BYTES: usize = 8 * 1024;
+
+/// `pdftoppm` writes its pages to files; anything it prints is kept only this far.
+const MAX_RENDER_STDOUT_BYTES: usize = 64 * 1024;
 
 /// Reads PDFs with poppler.
 pub struct PopplerReader {
@@ -66,12 +75,51 @@ struct ChildOutput {
     stderr: String,
 }
 
-/// Runs `program` with `args`, `input` on its stdin, killed after `time_cap`.
+/// Reads `pipe` until it ends or `max` bytes are kept.
+async fn read_head(pipe: Option<impl AsyncRead + Unpin>, max: usize) -> std::io::Result<Vec<u8>> {
+    let mut kept = Vec::new();
+    let Some(mut pipe) = pipe else { return Ok(kept) };
+    let mut chunk = [0u8; 8192];
+    while kept.len() < max {
+        let read = pipe.read(&mut chunk).await?;
+        if read == 0 {
+            break;
+        }
+        kept.extend_from_slice(&chunk[..read.min(max - kept.len())]);
+    }
+    Ok(kept)
+}
+
+/// Reads `pipe` to its end, keeping only its last `max` bytes.
+async fn read_tail(pipe: Option<impl AsyncRead + Unpin>, max: usize) -> std::io::Result<Vec<u8>> {
+    let mut tail = Vec::new();
+    let Some(mut pipe) = pipe else { return Ok(tail) };
+    let mut chunk = [0u8; 8192];
+    loop {
+        let read = pipe.read(&mut chunk).await?;
+        if read == 0 {
+            break;
+        }
+        tail.extend_from_slice(&chunk[..read]);
+        if tail.len() > 2 * max {
+            tail.drain(..tail.len() - max);
+        }
+    }
+    if tail.len() > max {
+        tail.drain(..tail.len() - max);
+    }
+    Ok(tail)
+}
+
+/// Runs `program` with `args`, `input` on its stdin, killed after `time_cap`, or as soon
+/// as it has written `max_stdout` bytes (then it counts as a success: what is kept is the
+/// beginning of its output, all the caller wants).
 async fn run_child(
     program: &str,
     args: &[&str],
     input: Vec<u8>,
     time_cap: Duration,
+    max_stdout: usize,
 ) -> Result<ChildOutput, DocumentError> {
     let mut command = Command::new(program);
     command.args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
@@ -89,24 +137,36 @@ async fn run_child(
         }
         _ => DocumentError::NotAvailable(format!("{program} does not start: {error}")),
     })?;
-    let mut stdin = child.stdin.take();
+    let (mut stdin, stdout, stderr) = (child.stdin.take(), child.stdout.take(), child.stderr.take());
     let run = async move {
-        if let Some(stdin) = stdin.as_mut() {
-            // A child that stops reading early (a damaged file) closes the pipe: not an error here.
-            let _ = stdin.write_all(&input).await;
-        }
-        drop(stdin);
-        child.wait_with_output().await
+        let write = async move {
+            if let Some(stdin) = stdin.as_mut() {
+                // A child that stops reading early (a damaged file) closes the pipe: not an error here.
+                let _ = stdin.write_all(&input).await;
+            }
+        };
+        let head = async {
+            let head = read_head(stdout, max_stdout).await;
+            if head.as_ref().is_ok_and(|head| head.len() >= max_stdout) {
+                // The rest is not wanted; stopping the child spares its cost.
+                let _ = child.start_kill();
+            }
+            head
+        };
+        let ((), stdout, stderr) = tokio::join!(write, head, read_tail(stderr, MAX_STDERR_BYTES));
+        let (stdout, stderr) = (stdout?, stderr?);
+        let status = child.wait().await?;
+        Ok::<_, std::io::Error>(ChildOutput {
+            success: status.success() || stdout.len() >= max_stdout,
+            stdout,
+            stderr: String::from_utf8_lossy(&stderr).into_owned(),
+        })
     };
     match tokio::time::timeout(time_cap, run).await {
         // The future owning the child is dropped: kill_on_drop ends it.
         Err(_) => Err(DocumentError::TimedOut(time_cap)),
         Ok(Err(error)) => Err(DocumentError::Damaged(format!("{program} failed: {error}"))),
-        Ok(Ok(output)) => Ok(ChildOutput {
-            success: output.status.success(),
-            stdout: output.stdout,
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        }),
+        Ok(Ok(output)) => Ok(output),
     }
 }
 
@@ -117,6 +177,21 @@ fn refused(stderr: &str) -> DocumentError {
     }
     let last = stderr.lines().rev().find(|line| !line.trim().is_empty()).unwrap_or("poppler could not read it");
     DocumentError::Damaged(last.trim().chars().take(160).collect())
+}
+
+/// `pdftotext`'s UTF-8 as a string, without copying it: a character the cap cut in two is
+/// dropped, and only text that is not UTF-8 at all is copied with replacement characters.
+fn into_text(bytes: Vec<u8>) -> String {
+    match String::from_utf8(bytes) {
+        Ok(text) => text,
+        Err(error) if error.utf8_error().error_len().is_none() => {
+            let valid = error.utf8_error().valid_up_to();
+            let mut bytes = error.into_bytes();
+            bytes.truncate(valid);
+            String::from_utf8(bytes).unwrap_or_default()
+        }
+        Err(error) => String::from_utf8_lossy(error.as_bytes()).into_owned(),
+    }
 }
 
 /// Whether a text layer holds real text rather than a scan's page numbers.
@@ -146,15 +221,18 @@ impl Drop for Scratch {
 
 impl PopplerReader {
     async fn text_layer(&self, pdf: Vec<u8>, last_page: &str) -> Result<String, DocumentError> {
-        let output =
-            run_child("pdftotext", &["-enc", "UTF-8", "-f", "1", "-l", last_page, "-", "-"], pdf, self.time_cap)
-                .await?;
+        let output = run_child(
+            "pdftotext",
+            &["-enc", "UTF-8", "-f", "1", "-l", last_page, "-", "-"],
+            pdf,
+            self.time_cap,
+            MAX_TEXT_BYTES,
+        )
+        .await?;
         if !output.success {
             return Err(refused(&output.stderr));
         }
-        let mut text = output.stdout;
-        text.truncate(MAX_TEXT_BYTES);
-        Ok(String::from_utf8_lossy(&text).into_owned())
+        Ok(into_text(output.stdout))
     }
 
     async fn rendered_pages(&self, pdf: Vec<u8>, last_page: &str) -> Result<Vec<Vec<u8>>, DocumentError> {
@@ -163,7 +241,7 @@ impl PopplerReader {
         let prefix = prefix.to_string_lossy();
         let side = RENDERED_PAGE_SIDE.to_string();
         let args = ["-f", "1", "-l", last_page, "-scale-to", &side, "-gray", "-", &prefix];
-        let output = run_child("pdftoppm", &args, pdf, self.time_cap).await?;
+        let output = run_child("pdftoppm", &args, pdf, self.time_cap, MAX_RENDER_STDOUT_BYTES).await?;
         if !output.success {
             return Err(refused(&output.stderr));
         }
@@ -205,6 +283,14 @@ mod tests {
             refused("Syntax Error: Couldn't find trailer dictionary\nSyntax Error: Couldn't read xref table\n"),
             DocumentError::Damaged("Syntax Error: Couldn't read xref table".into())
         );
+    }
+
+    #[test]
+    fn text_cut_by_the_cap_inside_a_character_loses_only_that_character() {
+        let mut cut = "Café".as_bytes().to_vec();
+        cut.pop();
+        assert_eq!(into_text(cut), "Caf");
+        assert_eq!(into_text(b"ok \xff ok".to_vec()), "ok \u{fffd} ok");
     }
 
     #[test]

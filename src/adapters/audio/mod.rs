@@ -2,6 +2,7 @@
 //! mono 16 kHz samples. Ogg/Opus (WhatsApp's voice notes) has its own decoder; the other
 //! formats go through symphonia; both are resampled band-limited.
 
+mod comments;
 mod container;
 mod ogg_opus;
 mod resample;
@@ -27,6 +28,9 @@ fn is_ogg_opus(bytes: &[u8]) -> bool {
 /// # Errors
 /// [`AudioError`]: an unknown format or codec, damaged or silent audio, too long.
 pub fn decode_for_speech(bytes: &[u8], content_type: &str, max_seconds: f64) -> Result<DecodedAudio, AudioError> {
+    if let Some(damage) = comments::overlong_metadata(bytes) {
+        return Err(AudioError::Corrupt(damage.to_string()));
+    }
     let (samples, rate) = if is_ogg_opus(bytes) {
         (ogg_opus::decode(bytes, max_seconds)?, ogg_opus::OPUS_RATE)
     } else {

@@ -19,8 +19,8 @@ const OCR_CAP_BYTES: usize = 512 * MIB + 160 * MIB;
 /// The cost of the pixel cap. A header may claim up to 40 megapixels whatever data
 /// follows; preparation scales that to `OCR_MAX_PIXELS` (12) and straightens those in our
 /// own pixel loops, which an unoptimised test build runs about ten times slower: the
-/// sample photo claiming 6325 x 6000 (fuzz/corpus/ocr_prepare/) takes about 25 s of CPU
-/// unoptimised. Hence 30 s there and 3 s optimised; a second would need a smaller
+/// sample photo claiming 6325 x 6000 (the image target keeps it in its corpus) takes
+/// about 25 s of CPU unoptimised, too long to replay in every `make test`. Hence 30 s there and 3 s optimised; a second would need a smaller
 /// `OCR_MAX_PIXELS` or a faster rotation.
 fn limits() -> Limits {
     let seconds = if cfg!(debug_assertions) { 30 } else { 3 };

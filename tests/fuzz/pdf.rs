@@ -93,6 +93,7 @@ fn a_pdf_whose_text_runs_past_the_cap_is_read_without_holding_the_rest() {
         runtime.block_on(PopplerReader::new(TIME_CAP).read_pdf(amplifying, MAX_PAGES))
     });
     assert!(matches!(&read, Ok(DocumentContent::Text(text)) if text.len() <= MAX_TEXT_BYTES), "{read:?}");
-    // The text kept, poppler's last words, and buffers: not the ~500 KB poppler writes.
-    assert!(peak < 400 * 1024, "held {} KiB at once", peak / 1024);
+    // The 256 KiB kept, poppler's last words and the runtime's buffers (about 400 KiB),
+    // not the ~500 KB poppler writes (770 KiB held before the output was capped).
+    assert!(peak < 600 * 1024, "held {} KiB at once", peak / 1024);
 }

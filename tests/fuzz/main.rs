@@ -1,6 +1,7 @@
 //! Property-based fuzzing of every parser that sees untrusted bytes: the webhook's form
-//! and signature, commands and time ranges, the TwiML writer, audio containers, image
-//! sniffing and decoding, the preparation of images for OCR, and PDF text extraction.
+//! and signature, commands, time ranges and reminder phrases, the TwiML writer, audio
+//! containers, image sniffing and decoding, the preparation of images for OCR, and PDF
+//! text extraction.
 //!
 //! Stable Rust has no libFuzzer, so this is proptest with generated and mutated inputs.
 //! Every case must not panic, must finish within its time limit and must not hold more
@@ -21,6 +22,7 @@ mod ocr;
 #[path = "../api/ocr_fixtures.rs"]
 mod ocr_fixtures;
 mod pdf;
+mod reminders;
 mod text;
 mod webhook;
 

@@ -31,7 +31,7 @@ use whatsapp_memory::app::jobs::{JobRunner, JobSignal, WorkerSettings};
 use whatsapp_memory::app::outbox::Outbox;
 use whatsapp_memory::app::reminder_delivery::ReminderDelivery;
 use whatsapp_memory::app::reminders::{self, ReminderSettings, REMINDER_JOB_KIND};
-use whatsapp_memory::domain::model::{InboundMessage, MessageSid};
+use whatsapp_memory::domain::model::{Channel, InboundMessage, MessageSid};
 use whatsapp_memory::domain::ports::{transact, MessageSender, Repository, SendError, SentMessage};
 use whatsapp_memory::domain::reminder::Schedule;
 
@@ -107,6 +107,7 @@ async fn user_writes(repository: &Arc<dyn Repository>) -> Result<()> {
                 location: None,
                 raw_form: serde_json::json!({}),
                 received_at: now,
+                channel: Channel::Twilio,
             };
             tx.insert_inbound(user.id, &message).await.map(drop)
         })

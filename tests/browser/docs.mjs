@@ -404,6 +404,9 @@ async function main() {
     await exercise("retryJob", 409, { id: ids.job });
     await exercise("deleteJob", 204, { id: ids.job });
     await exercise("cancelReminder", 204, { id: ids.reminder });
+    // `make run` sets up no Meta Cloud API channel: both of its endpoints say so.
+    await exercise("verifyCloudWebhook", 404, { "hub.mode": "subscribe", "hub.verify_token": "not-set", "hub.challenge": "1158201444" });
+    await exercise("receiveCloudDelivery", 404, {}, { object: "whatsapp_business_account", entry: [] });
     await exercise("deleteMemory", 204, { id: ids.memory });
     await exercise("eraseUser", 204, { user_id: USER });
 

@@ -21,6 +21,7 @@ mod ocr;
 mod ocr_fixtures;
 mod process;
 mod reminders;
+mod reminders_process;
 mod rest;
 mod semantic;
 mod twilio_adapters;

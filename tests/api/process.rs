@@ -14,9 +14,32 @@ use crate::helpers::*;
 const PHOTO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/samples/photo_penne.jpg");
 
 /// A `serve` process of the real binary.
-struct Server {
+pub(crate) struct Server {
     child: Child,
-    address: String,
+    pub(crate) address: String,
+}
+
+/// `whatsapp-memory serve` over `database_url` on a free port (returned), in
+/// production mode, its Twilio the fake `twilio`, its media under `storage`, and no other
+/// variable from the environment; callers add theirs.
+pub(crate) fn serve_command(database_url: &str, twilio: &FakeTwilio, storage: &std::path::Path) -> (Command, u16) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_whatsapp-memory"));
+    command
+        .arg("serve")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("APP_PORT", port.to_string())
+        .env("ENV", "production")
+        .env("API_KEYS", API_KEY)
+        .env("DATABASE_URL", database_url)
+        .env("STORAGE_DIR", storage)
+        .env("TWILIO_ACCOUNT_SID", twilio.account_sid())
+        .env("TWILIO_AUTH_TOKEN", twilio.auth_token())
+        .env("TWILIO_API_BASE_URL", twilio.base_url())
+        .env("TWILIO_WHATSAPP_NUMBER", "+14155238886")
+        .env("PUBLIC_BASE_URL", PUBLIC_BASE_URL);
+    (command, port)
 }
 
 impl Server {
@@ -31,27 +54,27 @@ impl Server {
         storage: &std::path::Path,
         lease_seconds: u32,
     ) -> Server {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let child = Command::new(env!("CARGO_BIN_EXE_whatsapp-memory"))
-            .arg("serve")
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("APP_PORT", port.to_string())
-            .env("ENV", "production")
-            .env("API_KEYS", API_KEY)
-            .env("DATABASE_URL", database_url)
-            .env("STORAGE_DIR", storage)
-            .env("TWILIO_ACCOUNT_SID", twilio.account_sid())
-            .env("TWILIO_AUTH_TOKEN", twilio.auth_token())
-            .env("TWILIO_API_BASE_URL", twilio.base_url())
-            .env("TWILIO_WHATSAPP_NUMBER", "+14155238886")
-            .env("PUBLIC_BASE_URL", PUBLIC_BASE_URL)
+        Self::start_with_vars(database_url, twilio, storage, lease_seconds, &[])
+    }
+
+    /// A server whose job leases last `lease_seconds`, with `vars` set besides (they win
+    /// over the defaults here and in [`serve_command`]).
+    pub(crate) fn start_with_vars(
+        database_url: &str,
+        twilio: &FakeTwilio,
+        storage: &std::path::Path,
+        lease_seconds: u32,
+        vars: &[(&str, &str)],
+    ) -> Server {
+        let (mut command, port) = serve_command(database_url, twilio, storage);
+        let child = command
             .env("WORKERS", "4")
             // The queue under test is the photos' own; their OCR has tests of its own.
             .env("OCR", "off")
             .env("JOB_LEASE_SECONDS", lease_seconds.to_string())
             .env("RUST_LOG", "warn")
             .env("NO_COLOR", "1")
+            .envs(vars.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -59,7 +82,7 @@ impl Server {
         Server { child, address: format!("http://127.0.0.1:{port}") }
     }
 
-    async fn wait_until_ready(&self) {
+    pub(crate) async fn wait_until_ready(&self) {
         let client = reqwest::Client::new();
         let url = format!("{}/readyz", self.address);
         eventually("the server to be ready", || async {
@@ -69,9 +92,18 @@ impl Server {
     }
 
     /// SIGKILL: no shutdown, no cleanup, as in a crash.
-    fn kill_9(&mut self) {
+    pub(crate) fn kill_9(&mut self) {
         self.child.kill().unwrap();
         self.child.wait().unwrap();
+    }
+
+    /// SIGTERM, then waits for the process to end: an orderly stop, as a deployment
+    /// stops it (requests and jobs in hand finish first).
+    pub(crate) fn stop(&mut self) {
+        let status = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status().unwrap();
+        assert!(status.success(), "kill -TERM failed");
+        let exit = self.child.wait().unwrap();
+        assert!(exit.success(), "the server did not stop cleanly: {exit}");
     }
 }
 
@@ -82,6 +114,16 @@ impl Drop for Server {
     }
 }
 
+/// What Twilio would put in `X-Twilio-Signature` when posting `form` to our webhook,
+/// signed with `auth_token` (the fake's).
+pub(crate) fn twilio_signature(auth_token: &str, form: &[(String, String)]) -> String {
+    whatsapp_memory::adapters::twilio::signature::compute_signature(
+        &whatsapp_memory::config::Secret::new(auth_token),
+        &format!("{PUBLIC_BASE_URL}/webhook"),
+        form,
+    )
+}
+
 /// Sends one photo from each of `count` users to `server`, signed as Twilio would.
 async fn send_photos(server: &Server, twilio: &FakeTwilio, photo: &[u8], users: std::ops::Range<usize>) {
     let client = reqwest::Client::new();
@@ -90,11 +132,7 @@ async fn send_photos(server: &Server, twilio: &FakeTwilio, photo: &[u8], users: 
         let form = with_field(text_form(&phone, ""), "NumMedia", "1");
         let form = with_field(form, "MediaUrl0", &twilio.add_media(photo.to_vec(), "image/jpeg"));
         let form = with_field(form, "MediaContentType0", "image/jpeg");
-        let signature = whatsapp_memory::adapters::twilio::signature::compute_signature(
-            &whatsapp_memory::config::Secret::new(twilio.auth_token()),
-            &format!("{PUBLIC_BASE_URL}/webhook"),
-            &form,
-        );
+        let signature = twilio_signature(twilio.auth_token(), &form);
         let response = client
             .post(format!("{}/webhook", server.address))
             .header("X-Twilio-Signature", signature)
@@ -201,11 +239,7 @@ async fn send_mixed(address: &str, twilio: &FakeTwilio, photo: &[u8], prefix: u3
             let token = twilio.auth_token().to_string();
             async move {
                 let sid = form.iter().find(|(k, _)| k == "MessageSid").map(|(_, v)| v.clone()).unwrap();
-                let signature = whatsapp_memory::adapters::twilio::signature::compute_signature(
-                    &whatsapp_memory::config::Secret::new(token),
-                    &format!("{PUBLIC_BASE_URL}/webhook"),
-                    &form,
-                );
+                let signature = twilio_signature(&token, &form);
                 let answer = client.post(&url).header("X-Twilio-Signature", signature).form(&form).send().await;
                 let acknowledged = matches!(answer, Ok(response) if response.status() == 200);
                 Sent { sid, to, photo, acknowledged }

@@ -116,7 +116,7 @@ async fn a_reminder_due_while_the_server_is_stopped_arrives_once_after_it_starts
     let second = start_server(&database_url, &twilio, dir.path(), &vars);
     second.wait_until_ready().await;
     // Its twin, due while this server runs, is not marked: the mark is about lateness.
-    let on_time_at = (Utc::now() + TimeDelta::seconds(2)).trunc_subsecs(0);
+    let on_time_at = (Utc::now() + TimeDelta::seconds(3)).trunc_subsecs(0);
     create_reminder(&second.address, ADA, "feed the cat", on_time_at).await;
 
     let sent = settled_reminders(&twilio, 2).await;

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use poem::http::{header, StatusCode};
@@ -92,6 +92,8 @@ struct Recorded {
     /// WhatsApp's 24-hour window is closed: free-form sends fail with 63016.
     window_closed: bool,
     send_failures: InjectedFailures,
+    /// How long an accepted free-form send waits, already recorded, before it is answered.
+    send_delay: Duration,
     media_failures: InjectedFailures,
     media_requests: MediaRequests,
     /// GETs of account resources other than media (the Account, message lists): what a
@@ -197,6 +199,14 @@ impl FakeTwilio {
     /// as an overloaded edge would.
     pub fn fail_next_sends(&self, n: u32, status: u16) {
         self.state.recorded().send_failures = InjectedFailures { remaining: n, status };
+    }
+
+    /// Answers every free-form send `delay` after accepting (and recording) it, as a slow
+    /// edge does: a sender that dies meanwhile has had its message accepted without ever
+    /// hearing so, which is what its next attempt must find out. `Duration::ZERO` (the
+    /// default) answers at once.
+    pub fn set_send_delay(&self, delay: Duration) {
+        self.state.recorded().send_delay = delay;
     }
 
     /// Makes the next `n` media GETs on the API path fail with `status`, as
@@ -352,13 +362,20 @@ async fn create_message(
     }
     let sid = state.new_sid("SM");
     let now = chrono::Utc::now().to_rfc2822();
-    state.recorded().sent.push(SentRecord {
-        sid: sid.clone(),
-        to: to.clone(),
-        from: from.clone(),
-        body: message_body.clone(),
-        date_created: now.clone(),
-    });
+    let delay = {
+        let mut recorded = state.recorded();
+        recorded.sent.push(SentRecord {
+            sid: sid.clone(),
+            to: to.clone(),
+            from: from.clone(),
+            body: message_body.clone(),
+            date_created: now.clone(),
+        });
+        recorded.send_delay
+    };
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
     let uri = format!("/{API_VERSION}/Accounts/{account}/Messages/{sid}.json");
     let resource = json!({
         "account_sid": account,

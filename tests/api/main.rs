@@ -25,6 +25,7 @@ mod ocr_fixtures;
 mod operations;
 mod process;
 mod reminders;
+mod reminders_process;
 mod rest;
 mod semantic;
 mod twilio_adapters;

@@ -15,9 +15,9 @@ use crate::helpers::*;
 const PHOTO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/samples/photo_penne.jpg");
 
 /// A `serve` process of the real binary.
-struct Server {
+pub(crate) struct Server {
     child: Child,
-    address: String,
+    pub(crate) address: String,
 }
 
 /// `whatsapp-memory serve` over `database_url` on a free port (returned), in
@@ -59,7 +59,7 @@ impl Server {
         storage: &std::path::Path,
         lease_seconds: u32,
     ) -> Server {
-        Self::start_with(database_url, twilio, storage, lease_seconds, &[])
+        Self::start_with_vars(database_url, twilio, storage, lease_seconds, &[])
     }
 
     /// A server with job leases of `lease_seconds` and `extra` variables (Meta's channel).
@@ -70,6 +70,19 @@ impl Server {
         lease_seconds: u32,
         extra: &[(String, String)],
     ) -> Server {
+        let vars: Vec<(&str, &str)> = extra.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        Self::start_with_vars(database_url, twilio, storage, lease_seconds, &vars)
+    }
+
+    /// A server whose job leases last `lease_seconds`, with `vars` set besides (they win
+    /// over the defaults here and in [`serve_command`]).
+    pub(crate) fn start_with_vars(
+        database_url: &str,
+        twilio: &FakeTwilio,
+        storage: &std::path::Path,
+        lease_seconds: u32,
+        vars: &[(&str, &str)],
+    ) -> Server {
         let (mut command, port) = serve_command(database_url, twilio, storage);
         let child = command
             .env("WORKERS", "4")
@@ -78,7 +91,7 @@ impl Server {
             .env("JOB_LEASE_SECONDS", lease_seconds.to_string())
             .env("RUST_LOG", "warn")
             .env("NO_COLOR", "1")
-            .envs(extra.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .envs(vars.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -86,7 +99,7 @@ impl Server {
         Server { child, address: format!("http://127.0.0.1:{port}") }
     }
 
-    async fn wait_until_ready(&self) {
+    pub(crate) async fn wait_until_ready(&self) {
         let client = reqwest::Client::new();
         let url = format!("{}/readyz", self.address);
         eventually("the server to be ready", || async {
@@ -96,9 +109,18 @@ impl Server {
     }
 
     /// SIGKILL: no shutdown, no cleanup, as in a crash.
-    fn kill_9(&mut self) {
+    pub(crate) fn kill_9(&mut self) {
         self.child.kill().unwrap();
         self.child.wait().unwrap();
+    }
+
+    /// SIGTERM, then waits for the process to end: an orderly stop, as a deployment
+    /// stops it (requests and jobs in hand finish first).
+    pub(crate) fn stop(&mut self) {
+        let status = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status().unwrap();
+        assert!(status.success(), "kill -TERM failed");
+        let exit = self.child.wait().unwrap();
+        assert!(exit.success(), "the server did not stop cleanly: {exit}");
     }
 }
 
@@ -109,6 +131,16 @@ impl Drop for Server {
     }
 }
 
+/// What Twilio would put in `X-Twilio-Signature` when posting `form` to our webhook,
+/// signed with `auth_token` (the fake's).
+pub(crate) fn twilio_signature(auth_token: &str, form: &[(String, String)]) -> String {
+    whatsapp_memory::adapters::twilio::signature::compute_signature(
+        &whatsapp_memory::config::Secret::new(auth_token),
+        &format!("{PUBLIC_BASE_URL}/webhook"),
+        form,
+    )
+}
+
 /// Sends one photo from each of `count` users to `server`, signed as Twilio would.
 async fn send_photos(server: &Server, twilio: &FakeTwilio, photo: &[u8], users: std::ops::Range<usize>) {
     let client = reqwest::Client::new();
@@ -117,11 +149,7 @@ async fn send_photos(server: &Server, twilio: &FakeTwilio, photo: &[u8], users: 
         let form = with_field(text_form(&phone, ""), "NumMedia", "1");
         let form = with_field(form, "MediaUrl0", &twilio.add_media(photo.to_vec(), "image/jpeg"));
         let form = with_field(form, "MediaContentType0", "image/jpeg");
-        let signature = whatsapp_memory::adapters::twilio::signature::compute_signature(
-            &whatsapp_memory::config::Secret::new(twilio.auth_token()),
-            &format!("{PUBLIC_BASE_URL}/webhook"),
-            &form,
-        );
+        let signature = twilio_signature(twilio.auth_token(), &form);
         let response = client
             .post(format!("{}/webhook", server.address))
             .header("X-Twilio-Signature", signature)
@@ -285,11 +313,7 @@ async fn send_mixed(address: &str, twilio: &FakeTwilio, photo: &[u8], prefix: u3
             let token = twilio.auth_token().to_string();
             async move {
                 let sid = form.iter().find(|(k, _)| k == "MessageSid").map(|(_, v)| v.clone()).unwrap();
-                let signature = whatsapp_memory::adapters::twilio::signature::compute_signature(
-                    &whatsapp_memory::config::Secret::new(token),
-                    &format!("{PUBLIC_BASE_URL}/webhook"),
-                    &form,
-                );
+                let signature = twilio_signature(&token, &form);
                 let answer = client.post(&url).header("X-Twilio-Signature", signature).form(&form).send().await;
                 let acknowledged = matches!(answer, Ok(response) if response.status() == 200);
                 Sent { sid, to, photo, acknowledged }

@@ -2,7 +2,8 @@
 
 Uses only the generated package (`wm_client`, put on PYTHONPATH by tests/sdk/run.sh), as a
 user of the published spec would: create a memory, find it by search, list it, export the
-user, delete the memory, see it gone, and get a 401 without the key.
+user, delete the memory, see it gone; take a reminder, list it, read it and its memory,
+cancel it; and get a 401 without the key.
 
 Environment: WM_BASE_URL, WM_API_KEY, WM_SPEC (the spec the client was generated from).
 """
@@ -18,6 +19,7 @@ import secrets
 import string
 import sys
 import traceback
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import wm_client
@@ -88,6 +90,58 @@ def contains(value: Any, needle: str) -> bool:
     return False
 
 
+def enum_value(value: Any) -> Any:
+    """A generated enum member's wire value (the value itself when it is not one)."""
+    return getattr(value, "value", value)
+
+
+def exercise_reminders(client: AuthenticatedClient, word: str) -> None:
+    """createReminder, listReminders, getReminder (and its memory), cancelReminder."""
+    step("createReminder")
+    ReminderCreate = model("ReminderCreate")
+    what = f"renew the passport {word}"
+    at = (datetime.now(timezone.utc) + timedelta(days=2)).replace(microsecond=0)
+    created = expect(
+        operation("createReminder").sync_detailed(
+            client=client, user_id=USER_ID, body=ReminderCreate(text=what, at=at.isoformat())
+        ),
+        201,
+        "createReminder",
+    )
+    check(created.text == what, f"createReminder: text came back as {created.text!r}")
+    check(created.next_at == at, f"createReminder: next_at {created.next_at!r} is not the {at!r} asked for")
+    check(enum_value(created.status) == "pending", f"createReminder: status {created.status!r}")
+    reminder_id = created.id
+    print(f"python smoke: created reminder {reminder_id}")
+
+    step("listReminders")
+    listed = expect(operation("listReminders").sync_detailed(client=client, user_id=USER_ID), 200, "listReminders")
+    check(
+        any(r.id == reminder_id for r in listed.reminders),
+        f"listReminders: reminder {reminder_id} is not among the upcoming ones",
+    )
+
+    step("getReminder, then its memory")
+    got = expect(operation("getReminder").sync_detailed(client=client, id=reminder_id), 200, "getReminder")
+    check(got.id == reminder_id and got.text == what, f"getReminder: came back as {got!r}")
+    check(isinstance(got.memory_id, int), f"getReminder: no memory_id ({got.memory_id!r})")
+    memory = expect(operation("getMemory").sync_detailed(client=client, id=got.memory_id), 200, "getMemory")
+    check(
+        enum_value(memory.memory_type) == "reminder" and memory.text == what,
+        f"the reminder's memory is {enum_value(memory.memory_type)!r}: {memory.text!r}",
+    )
+
+    step("cancelReminder, then getReminder and listReminders")
+    expect(operation("cancelReminder").sync_detailed(client=client, id=reminder_id), 204, "cancelReminder")
+    got = expect(operation("getReminder").sync_detailed(client=client, id=reminder_id), 200, "getReminder after cancel")
+    check(enum_value(got.status) == "cancelled", f"getReminder after cancelReminder: status {got.status!r}")
+    listed = expect(operation("listReminders").sync_detailed(client=client, user_id=USER_ID), 200, "listReminders")
+    check(
+        all(r.id != reminder_id for r in listed.reminders),
+        f"listReminders: the cancelled reminder {reminder_id} is still listed as upcoming",
+    )
+
+
 def main() -> None:
     base_url = os.environ["WM_BASE_URL"]
     with open(os.environ["WM_SPEC"], encoding="utf-8") as f:
@@ -149,6 +203,8 @@ def main() -> None:
         response.headers.get("content-type", "").startswith("application/problem+json"),
         f"getMemory after deleteMemory: not problem+json: {describe(response)}",
     )
+
+    exercise_reminders(client, word)
 
     step("listMemories without the API key")
     response = operation("listMemories").sync_detailed(client=anonymous, user_id=USER_ID)

@@ -3,10 +3,11 @@
 // copy of this file, type-checks with tsc and runs the output with node).
 //
 // Create a memory, find it by search, list it, export the user, delete the memory, see it
-// gone, and get a 401 without the key. Environment: WM_BASE_URL, WM_API_KEY, WM_SPEC.
+// gone; take a reminder, list it, read it and its memory, cancel it; and get a 401 without
+// the key. Environment: WM_BASE_URL, WM_API_KEY, WM_SPEC.
 import { readFileSync } from "node:fs";
 import { randomInt } from "node:crypto";
-import createClient from "openapi-fetch";
+import createClient, { type Client } from "openapi-fetch";
 import type { paths } from "./schema.js";
 
 const USER_ID = "15551234567";
@@ -48,6 +49,61 @@ function contains(value: unknown, needle: string): boolean {
   if (Array.isArray(value)) return value.some((v) => contains(v, needle));
   if (value && typeof value === "object") return Object.values(value).some((v) => contains(v, needle));
   return false;
+}
+
+// createReminder, listReminders, getReminder (and its memory), cancelReminder.
+async function exerciseReminders(client: Client<Paths>, word: string): Promise<void> {
+  step = "createReminder";
+  const what = `renew the passport ${word}`;
+  const at = new Date(Math.floor(Date.now() / 1000) * 1000 + 2 * 24 * 3600 * 1000);
+  const created = await client.POST("/reminders", {
+    params: { query: { user_id: USER_ID } },
+    body: { text: what, at: at.toISOString() },
+  });
+  await expectStatus(created, 201, "createReminder");
+  check(created.data, "createReminder: no body");
+  check(created.data.text === what, `createReminder: text came back as ${JSON.stringify(created.data.text)}`);
+  check(
+    Date.parse(created.data.next_at) === at.getTime(),
+    `createReminder: next_at ${created.data.next_at} is not the ${at.toISOString()} asked for`,
+  );
+  check(created.data.status === "pending", `createReminder: status ${created.data.status}`);
+  const reminderId: number = created.data.id;
+  console.log(`ts smoke: created reminder ${reminderId}`);
+
+  step = "listReminders";
+  const listed = await client.GET("/reminders", { params: { query: { user_id: USER_ID } } });
+  await expectStatus(listed, 200, "listReminders");
+  check(
+    listed.data?.reminders.some((r) => r.id === reminderId),
+    `listReminders: reminder ${reminderId} is not among the upcoming ones`,
+  );
+
+  step = "getReminder, then its memory";
+  const got = await client.GET("/reminders/{id}", { params: { path: { id: reminderId } } });
+  await expectStatus(got, 200, "getReminder");
+  check(got.data?.id === reminderId && got.data.text === what, `getReminder: came back as ${JSON.stringify(got.data)}`);
+  const memoryId = got.data.memory_id;
+  check(typeof memoryId === "number", `getReminder: no memory_id (${JSON.stringify(got.data)})`);
+  const memory = await client.GET("/memories/{id}", { params: { path: { id: memoryId } } });
+  await expectStatus(memory, 200, "getMemory");
+  check(
+    memory.data?.memory_type === "reminder" && memory.data.text === what,
+    `the reminder's memory is ${JSON.stringify(memory.data)}`,
+  );
+
+  step = "cancelReminder, then getReminder and listReminders";
+  const cancelled = await client.DELETE("/reminders/{id}", { params: { path: { id: reminderId } } });
+  await expectStatus(cancelled, 204, "cancelReminder");
+  const after = await client.GET("/reminders/{id}", { params: { path: { id: reminderId } } });
+  await expectStatus(after, 200, "getReminder after cancelReminder");
+  check(after.data?.status === "cancelled", `getReminder after cancelReminder: status ${after.data?.status}`);
+  const relisted = await client.GET("/reminders", { params: { query: { user_id: USER_ID } } });
+  await expectStatus(relisted, 200, "listReminders after cancelReminder");
+  check(
+    relisted.data?.reminders.every((r) => r.id !== reminderId),
+    `listReminders: the cancelled reminder ${reminderId} is still listed as upcoming`,
+  );
 }
 
 async function main(): Promise<void> {
@@ -114,6 +170,8 @@ async function main(): Promise<void> {
     "getMemory after deleteMemory: not application/problem+json",
   );
   check(gone.error?.status === 404, `getMemory after deleteMemory: problem ${JSON.stringify(gone.error)}`);
+
+  await exerciseReminders(client, word);
 
   step = "listMemories without the API key";
   const denied = await anonymous.GET("/memories/list", { params: { query: { user_id: USER_ID } } });

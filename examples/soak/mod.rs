@@ -195,9 +195,11 @@ async fn watch(pid: u32, db: Option<std::path::PathBuf>, s: Arc<Schedule>) -> Ve
     let mut samples = vec![sampler::sample(pid, db.clone()).await];
     for k in 1..=s.windows {
         tokio::time::sleep_until((s.start + window * k as u32).into()).await;
-        let sample = sampler::sample(pid, db.clone()).await;
+        let due = ((s.rate * s.window_secs * k as f64).round() as u64).min(s.total);
+        let behind = due.saturating_sub(s.answered.load(Ordering::Relaxed));
+        let sample = sampler::Sample { behind: Some(behind), ..sampler::sample(pid, db.clone()).await };
         eprintln!(
-            "  ... window {k}/{}: {} answered, {} failed so far; server RSS {} MB",
+            "  ... window {k}/{}: {} answered ({behind} behind), {} failed so far; server RSS {} MB",
             s.windows,
             s.answered.load(Ordering::Relaxed),
             s.failed.load(Ordering::Relaxed),

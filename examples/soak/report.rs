@@ -48,6 +48,11 @@ fn count(n: Option<i64>) -> String {
     n.map_or_else(|| "n/a".into(), |n| n.to_string())
 }
 
+/// Requests due but unanswered at a window's end, or "n/a".
+fn behind(s: &Sample) -> String {
+    s.behind.map_or_else(|| "n/a".into(), |b| b.to_string())
+}
+
 /// The printed report: headline, mix, one row per window, latency by kind, failures, rules.
 pub fn text(o: &Outcome) -> String {
     let mut t = String::new();
@@ -62,10 +67,11 @@ pub fn text(o: &Outcome) -> String {
     );
     let _ = writeln!(
         t,
-        "  {:>6} {:>9} {:>8} {:>7} {:>8} {:>8} {:>9} {:>8} {:>8} {:>8} {:>10}",
+        "  {:>6} {:>9} {:>8} {:>7} {:>7} {:>8} {:>8} {:>9} {:>8} {:>8} {:>8} {:>10}",
         "window",
         "requests",
         "req/s",
+        "behind",
         "errors",
         "p50 ms",
         "p99 ms",
@@ -79,10 +85,11 @@ pub fn text(o: &Outcome) -> String {
         let s = o.samples.get(i + 1).cloned().unwrap_or_default();
         let _ = writeln!(
             t,
-            "  {:>6} {:>9} {:>8.1} {:>7} {:>8.2} {:>8.2} {:>9.2} {:>8} {:>8} {:>8} {:>10}",
+            "  {:>6} {:>9} {:>8.1} {:>7} {:>7} {:>8.2} {:>8.2} {:>9.2} {:>8} {:>8} {:>8} {:>10}",
             i + 1,
             w.sent,
             w.sent as f64 / o.window_secs,
+            behind(&s),
             w.errors(),
             w.pct_ms(50.0),
             w.pct_ms(99.0),
@@ -153,9 +160,10 @@ pub fn key_values(o: &Outcome) -> String {
         let s = o.samples.get(i + 1).cloned().unwrap_or_default();
         let _ = writeln!(
             t,
-            "window_{}=sent {} errors {} p50_ms {:.2} p99_ms {:.2} rss_mb {} jobs {} embed_queue {}",
+            "window_{}=sent {} behind {} errors {} p50_ms {:.2} p99_ms {:.2} rss_mb {} jobs {} embed_queue {}",
             i + 1,
             w.sent,
+            behind(&s),
             w.errors(),
             w.pct_ms(50.0),
             w.pct_ms(99.0),

@@ -27,6 +27,9 @@ pub struct Sample {
     pub jobs_waiting: Option<i64>,
     /// Memories waiting for their embedding.
     pub embed_queue: Option<i64>,
+    /// Requests due by then but not yet answered: above the connections' count, the
+    /// server (or the generator) is not keeping up with the rate.
+    pub behind: Option<u64>,
 }
 
 /// Parses `VmRSS` and `RssAnon` (in kB) out of a `/proc/PID/status` text.
@@ -62,7 +65,12 @@ pub async fn sample(pid: u32, db: Option<PathBuf>) -> Sample {
         Some(path) => tokio::task::spawn_blocking(move || read_backlog(&path)).await.ok().and_then(Result::ok),
         None => None,
     };
-    Sample { memory, jobs_waiting: backlog.map(|b| b.0), embed_queue: backlog.map(|b| b.1).filter(|n| *n >= 0) }
+    Sample {
+        memory,
+        jobs_waiting: backlog.map(|b| b.0),
+        embed_queue: backlog.map(|b| b.1).filter(|n| *n >= 0),
+        behind: None,
+    }
 }
 
 #[cfg(test)]

@@ -3,8 +3,11 @@
 //!
 //! Requests are due at fixed instants (`i / rate` seconds after the start) whatever the
 //! server does; each of `--connections` workers takes the next due request, builds it,
-//! waits for its instant and sends it. Latency runs from the instant it was due, so a
-//! stall counts for every request queued behind it. The server's memory (and, with
+//! waits for its instant and sends it. A request whose connection was busy past its
+//! instant (every connection waiting on the server) is timed from that instant, so a stall
+//! counts for every request queued behind it; one whose connection was idle is timed from
+//! when it left, so the timer's millisecond granularity is not counted against the server.
+//! The server's memory (and, with
 //! `--verify-db`, its job and embedding queues) is read at every window's end.
 //!
 //! Layout: `mix` (kinds and weights), `traffic` (building requests), `window` (per-window
@@ -229,9 +232,14 @@ async fn worker(
         }
         let planned = traffic.next(&plan, i);
         let due = s.due(i);
-        tokio::time::sleep_until(due.into()).await;
+        let timed_from = if Instant::now() < due {
+            tokio::time::sleep_until(due.into()).await;
+            Instant::now()
+        } else {
+            due
+        };
         let res = tokio::time::timeout(s.timeout, conn.exchange(&planned.bytes)).await;
-        let latency = Instant::now().saturating_duration_since(due).as_nanos() as u64;
+        let latency = Instant::now().saturating_duration_since(timed_from).as_nanos() as u64;
         let w = &mut windows[s.window_of(i)];
         let (close, passed) = match res {
             Ok(Ok(ans)) => {

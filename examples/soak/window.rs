@@ -67,9 +67,9 @@ pub struct Window {
     pub failures: BTreeMap<Failure, u64>,
     /// Requests sent, by kind ([`Kind::index`]).
     pub by_kind: [u64; Kind::ALL.len()],
-    /// Latency of every answered request, from when it was due (not when it left), in
-    /// nanoseconds: a stalled server delays the requests queued behind it too, and that
-    /// wait counts (no coordinated omission).
+    /// Latency of every answered request in nanoseconds, from when it was due if no
+    /// connection was free then (a stalled server delays the requests queued behind it
+    /// too, and that wait counts: no coordinated omission), else from when it left.
     pub latencies_ns: Vec<u64>,
     /// The first failure's details, for the report.
     pub first_failure: Option<String>,

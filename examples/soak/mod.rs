@@ -36,6 +36,10 @@ use window::{Failure, Window};
 /// Arguments of the soak.
 #[derive(Args)]
 pub struct SoakArgs {
+    /// The server and how to sign for it, shared with the other load modes. The soak uses
+    /// --url, --sign-url, --token, --account-sid, --to-number, --timeout-ms, --rng-seed,
+    /// --threads, --out, and --verify-db only to read the queues; the row checks and the
+    /// other options are the timed runs' and are ignored here.
     #[command(flatten)]
     pub target: Target,
     /// Requests per second, all kinds together (`bench/run.sh`: half the text webhook's

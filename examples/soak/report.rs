@@ -14,14 +14,19 @@ use crate::pct_ms;
 
 /// Everything the report shows.
 pub struct Outcome<'a> {
+    /// The run in one line: length, windows, rate, connections, users.
     pub headline: String,
+    /// The weights the run drew from, shown as shares.
     pub mix: &'a Mix,
+    /// Seconds per window, to turn counts into rates.
     pub window_secs: f64,
+    /// Every window's counts, all workers merged and latencies sorted.
     pub windows: &'a [Window],
     /// Index 0: at the start; index k: at the end of window k.
     pub samples: &'a [Sample],
     /// Sorted latencies of each kind over the whole run ([`Kind::index`]).
     pub by_kind_ns: &'a [Vec<u64>],
+    /// The rules' outcomes, in order.
     pub checks: &'a [Check],
 }
 

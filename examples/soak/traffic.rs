@@ -20,14 +20,19 @@ pub const VOICE_MEDIA_MARK: &str = "a0d10";
 
 /// What every worker shares to build requests.
 pub struct Plan {
+    /// Signs every webhook as Twilio does, for the server's auth token.
     pub signer: Signer,
+    /// The memo and query words, the same as the other load modes use.
     pub vocab: Vocabulary,
+    /// The senders, `whatsapp:+15550000000` on.
     pub users: Vec<User>,
     /// Photos and voice notes come from the first this many users only: each one's first
     /// photo is read by OCR and first note transcribed (seconds of CPU); later ones are
     /// near or exact duplicates, the path a steady stream of media takes.
     pub media_users: usize,
+    /// Which kinds to send, how often.
     pub mix: Mix,
+    /// Unique `MessageSid`s for this run.
     pub sids: SidGen,
     /// `{media base}/2010-04-01/Accounts/{sid}/Messages/`.
     pub media_prefix: String,
@@ -56,7 +61,9 @@ impl Plan {
 
 /// One request ready to send.
 pub struct Planned {
+    /// What it is, to judge its answer and count it.
     pub kind: Kind,
+    /// The whole HTTP request, written as is.
     pub bytes: Box<[u8]>,
     /// Index of the sender in [`Plan::users`], so that an answered text names a user who
     /// exists (the REST search asks about those: an unknown user is a 404 by design).

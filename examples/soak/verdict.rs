@@ -14,7 +14,9 @@ pub const P99_SLACK_MS: f64 = 5.0;
 /// What the rules look at in one window.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Figures {
+    /// Requests that failed in the window.
     pub errors: u64,
+    /// 99th percentile latency of the window's answered requests.
     pub p99_ms: f64,
     /// `VmRSS` at the window's end; `None` when the server could not be read.
     pub rss_kb: Option<u64>,
@@ -23,9 +25,11 @@ pub struct Figures {
 /// One rule's outcome.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Check {
+    /// The rule's name, as the report and `--out` print it.
     pub rule: &'static str,
     /// `None`: the run was too short to apply it.
     pub pass: Option<bool>,
+    /// The figures behind the verdict, for a person to read.
     pub detail: String,
 }
 

@@ -63,7 +63,7 @@ ocr-test-tools: ## the same, and ImageMagick, fonts and qpdf for the OCR tests' 
 fuzz: ocr-tools ## every fuzz target (tests/fuzz) for FUZZ_SECONDS each (default 600), one after another; FUZZ_TARGET=<name> for one; failures are kept in fuzz/corpus/
 	FUZZ_SECONDS=$${FUZZ_SECONDS:-600} cargo test --test fuzz $(FUZZ_TARGET) -- --test-threads 1 --nocapture
 
-bench: ## release build; text and photo webhook load (SQLite, PostgreSQL, two servers on PostgreSQL), /search at 100k memories, near-duplicate lookup at 100k images (needs python3)
+bench: ## release build; text and photo webhook load (SQLite, PostgreSQL, two servers on PostgreSQL), /search at 100k memories, near-duplicate lookup at 100k images, a 10-minute mixed soak (BENCH_ONLY=soak: the soak alone) (needs python3)
 	@if [ -z "$$BENCH_POSTGRES_URL" ] && scripts/postgres-reachable.sh "$(TEST_POSTGRES_URL)"; then \
 		BENCH_POSTGRES_URL="$(TEST_POSTGRES_URL)" bash bench/run.sh; \
 	else \

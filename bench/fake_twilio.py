@@ -7,7 +7,9 @@ It serves what the service's workers call while the webhook is loaded:
        Basic auth (account sid : auth token) required, then 307 to /cdn/{ME}
   GET  /cdn/{ME}
        the sample JPEG (Content-Type: image/jpeg) or voice note (audio/ogg), for any ME; a request that carries an
-       Authorization header is refused with 400, as Twilio's CDN does
+       Authorization header is refused with 400, as Twilio's CDN does. Given both files (the soak), an ME
+       whose hex digits start with a0d10 gets the voice note and any other the JPEG; with --vary-jpeg the
+       JPEG's bytes differ per ME (its sid appended after the image's end: the same picture, a new file)
   POST /2010-04-01/Accounts/{sid}/Messages.json
        Basic auth required, then 201 with a Message resource ("SM" + 32 hex, "queued")
   GET  /2010-04-01/Accounts/{sid}/Messages.json
@@ -37,11 +39,15 @@ API = "/2010-04-01/Accounts/"
 MEDIA_PATH = re.compile(r"^/2010-04-01/Accounts/([^/]+)/Messages/(MM[0-9a-fA-F]{32})/Media/(ME[0-9a-fA-F]{32})$")
 MESSAGES_PATH = re.compile(r"^/2010-04-01/Accounts/([^/]+)/Messages\.json$")
 CDN_PATH = re.compile(r"^/cdn/(ME[0-9a-fA-F]{32})$")
+# With both --jpeg and --ogg, media sids starting ME + this get the voice note
+# (examples/soak/traffic.rs marks them so).
+VOICE_MARK = "a0d10"
 
 # Every count the stats file reports, in order.
 COUNTERS = (
     "media_api",  # authorised GETs of a media URL (answered 307)
-    "media_cdn",  # JPEGs served
+    "media_cdn",  # media files served (JPEGs and voice notes)
+    "voice_cdn",  # of those, voice notes served beside the JPEG (both files given)
     "cdn_with_authorization",  # CDN GETs that wrongly carried credentials (400)
     "messages_created",  # POST Messages.json answered 201
     "messages_listed",  # GET Messages.json
@@ -81,6 +87,9 @@ class Handler(BaseHTTPRequestHandler):
     expected_auth = ""
     jpeg = b""
     content_type = "image/jpeg"
+    # Both files given: the voice note for media sids marked VOICE_MARK (else None).
+    ogg = None
+    vary_jpeg = False
     stats = None
     base_url = ""
 
@@ -110,6 +119,16 @@ class Handler(BaseHTTPRequestHandler):
         ).encode()
         extra = [("WWW-Authenticate", 'Basic realm="Twilio API"')] if status == 401 else []
         self.send_body(status, body, "application/json", extra)
+
+    def media_for(self, media_sid):
+        """The bytes and type served for one media sid."""
+        if self.ogg is not None and media_sid[2:].lower().startswith(VOICE_MARK):
+            self.stats.add("voice_cdn")
+            return self.ogg, "audio/ogg"
+        if self.vary_jpeg:
+            # Decoders stop at the image's end marker: the same picture, another file.
+            return self.jpeg + media_sid.encode(), self.content_type
+        return self.jpeg, self.content_type
 
     def authorized(self, account):
         header = self.headers.get("Authorization", "")
@@ -141,7 +160,7 @@ class Handler(BaseHTTPRequestHandler):
                 body = b"<Error><Code>InvalidArgument</Code><Message>Only one auth mechanism allowed</Message></Error>"
                 return self.send_body(400, body, "application/xml")
             self.stats.add("media_cdn")
-            return self.send_body(200, self.jpeg, self.content_type)
+            return self.send_body(200, *self.media_for(m.group(1)))
         m = MESSAGES_PATH.match(path)
         if m:
             if not self.authorized(m.group(1)):
@@ -197,7 +216,10 @@ def main():
     p.add_argument("--account-sid", required=True)
     p.add_argument("--auth-token", default=os.environ.get("TWILIO_AUTH_TOKEN"))
     p.add_argument("--jpeg", help="the JPEG every media URL serves")
-    p.add_argument("--ogg", help="instead, the Ogg/Opus voice note every media URL serves")
+    p.add_argument("--ogg", help="instead, the Ogg/Opus voice note every media URL serves; with --jpeg too, "
+                   "the note for media sids starting ME" + VOICE_MARK + " and the JPEG for the others")
+    p.add_argument("--vary-jpeg", action="store_true",
+                   help="append the media sid to the JPEG, so every media URL serves a different file of the same picture")
     p.add_argument("--port-file", required=True, help="written with the port once listening")
     p.add_argument("--stats-file", required=True, help="written with the counts on exit")
     p.add_argument("--max-seconds", type=float, default=900, help="stop on its own after this long")
@@ -205,14 +227,20 @@ def main():
     if not args.auth_token:
         sys.exit("fake_twilio: --auth-token (or TWILIO_AUTH_TOKEN) is required")
 
-    if bool(args.jpeg) == bool(args.ogg):
-        sys.exit("fake_twilio: give one of --jpeg or --ogg")
-    with open(args.jpeg or args.ogg, "rb") as f:
-        jpeg = f.read()
-    if args.jpeg and not jpeg.startswith(b"\xff\xd8\xff"):
-        sys.exit(f"fake_twilio: {args.jpeg} is not a JPEG")
-    if args.ogg and not jpeg.startswith(b"OggS"):
-        sys.exit(f"fake_twilio: {args.ogg} is not an Ogg file")
+    if not (args.jpeg or args.ogg):
+        sys.exit("fake_twilio: give --jpeg or --ogg (or both)")
+    ogg = None
+    if args.ogg:
+        with open(args.ogg, "rb") as f:
+            ogg = f.read()
+        if not ogg.startswith(b"OggS"):
+            sys.exit(f"fake_twilio: {args.ogg} is not an Ogg file")
+    jpeg = ogg
+    if args.jpeg:
+        with open(args.jpeg, "rb") as f:
+            jpeg = f.read()
+        if not jpeg.startswith(b"\xff\xd8\xff"):
+            sys.exit(f"fake_twilio: {args.jpeg} is not a JPEG")
 
     stats = Stats()
     ThreadingHTTPServer.daemon_threads = True
@@ -223,6 +251,8 @@ def main():
     Handler.expected_auth = f"{args.account_sid}:{args.auth_token}"
     Handler.jpeg = jpeg
     Handler.content_type = "image/jpeg" if args.jpeg else "audio/ogg"
+    Handler.ogg = ogg if args.jpeg else None
+    Handler.vary_jpeg = bool(args.jpeg and args.vary_jpeg)
     Handler.stats = stats
     Handler.base_url = f"http://127.0.0.1:{port}"
 

@@ -35,6 +35,10 @@
 #    p50/p99; then 100,000 pending and the workers' idle CPU (examples/reminder_delivery.rs);
 # 7d. metrics (bench/metrics.sh): webhook throughput with metrics on and off, and
 #    GET /metrics latency with 100,000 memories and 10,000 jobs;
+# 7e. the soak (bench/soak.sh): SOAK_SECONDS (600) of mixed traffic (texts, redeliveries,
+#    commands, photos, voice notes, REST) at half step 3's rate, on a fresh server; errors,
+#    p50/p99 and the server's RSS per minute; fails on any error, RSS growth over 5 % after
+#    minute 1, or a later minute's p99 over twice minute 2's (or 5 ms above it);
 # 8. prints a summary with PASS/MISS per target and writes it to bench-results/latest.txt.
 #
 # Exit status: non-zero when a request failed or rows do not match the answers (or the
@@ -47,6 +51,9 @@
 # BENCH_VOICE_DURATION=$BENCH_DURATION BENCH_VOICE_USERS=20 BENCH_VOICE_NOTE=<an Ogg/Opus note>
 # BENCH_OCR_USERS=20 BENCH_WHISPER_MODEL=models/ggml-tiny.en.bin BENCH_NEAR_DUP_IMAGES=100000 BENCH_NEAR_DUP_LOOKUPS=2000 BENCH_POSTGRES_URL=<server URL>
 # BENCH_ONLY=webhook (only the text-webhook runs: SQLite, and PostgreSQL when set)
+# BENCH_ONLY=soak (only the soak, after one text-webhook run for its rate unless SOAK_RATE
+# is set) SOAK_SECONDS=600 SOAK_RATE=<requests/s> SOAK_WINDOW=60 SOAK_CONNECTIONS=32
+# SOAK_USERS=1000 SOAK_MEDIA_USERS=20 SOAK_MIX=<kind=weight,...>
 # BENCH_SERVER_BIN=<a whatsapp-memory binary> (another commit's server, same load and checks)
 # BENCH_SKIP_BUILD=1 (use the binaries already built) BENCH_KEEP=1 (keep the temp dir with
 # the databases and server logs) BENCH_TMPDIR=<dir for the temp dir> RUST_LOG=warn.
@@ -77,6 +84,7 @@ POSTGRES_URL=${BENCH_POSTGRES_URL:-}
 # 1: every phase; 0 (BENCH_ONLY=webhook): the text-webhook runs alone, for a quick comparison.
 FULL=1
 [[ ${BENCH_ONLY:-} == webhook ]] && FULL=0
+[[ ${BENCH_ONLY:-} == soak ]] && FULL=0
 SEMANTIC_ROUNDS=${BENCH_SEMANTIC_ROUNDS:-3}
 
 # Targets from the issue.
@@ -241,6 +249,28 @@ start_server() {
     log "server ready (pid $SERVER_PID)"
 }
 
+# start_fake_twilio NAME FLAG FILE [FLAG...]: the fake Twilio API serving FILE (--jpeg or
+# --ogg; the soak gives both, and its own --max-seconds) on $FAKE_BASE, its counts in
+# $WORK/NAME.kv once stopped.
+start_fake_twilio() {
+    local name=$1
+    log "starting the fake Twilio API (bench/fake_twilio.py $2)"
+    TWILIO_AUTH_TOKEN=$TOKEN python3 "$ROOT/bench/fake_twilio.py" --account-sid "$ACCOUNT_SID" \
+        --port-file "$WORK/$name.port" --stats-file "$WORK/$name.kv" \
+        --max-seconds $((MEDIA_DURATION + VOICE_DURATION + 900)) "${@:2}" >"$WORK/$name.log" 2>&1 &
+    FAKE_PID=$!
+    local fake_by=$((SECONDS + 10))
+    until [[ -s $WORK/$name.port ]]; do
+        if ! kill -0 "$FAKE_PID" 2>/dev/null || ((SECONDS >= fake_by)); then
+            echo "the fake Twilio API did not start" >&2
+            cat "$WORK/$name.log" >&2 || true
+            exit 1
+        fi
+        sleep 0.1
+    done
+    FAKE_BASE=http://127.0.0.1:$(<"$WORK/$name.port")
+}
+
 WORDS_DB=$WORK/words.db
 COMMON=(--url "$BASE/webhook" --token "$TOKEN" --account-sid "$ACCOUNT_SID"
     --to-number "$WHATSAPP_NUMBER" --verify-db "$WORDS_DB")
@@ -294,6 +324,11 @@ search_phases() {
         ((rc == 0)) || FAILED+=("api$suffix: api_latency exited with status $rc")
     fi
 }
+
+# The soak's functions; BENCH_ONLY=soak runs it alone and exits here.
+# shellcheck source=bench/soak.sh
+source "$ROOT/bench/soak.sh"
+[[ ${BENCH_ONLY:-} == soak ]] && soak_alone
 
 # The baseline: words only (SEMANTIC_SEARCH=off), its webhook throughput, then 100,000
 # memories for one user and search by words.
@@ -466,27 +501,6 @@ log "search-by-meaning recall of the category and paraphrase sets (examples/cate
     --paraphrases "$ROOT/tests/fixtures/paraphrase_search.json" --out "$WORK/recall.kv" >/dev/null ||
     FAILED+=("category_recall failed")
 fi
-
-# start_fake_twilio NAME FLAG FILE: the fake Twilio API serving FILE (--jpeg or --ogg) on
-# $FAKE_BASE, its counts in $WORK/NAME.kv once stopped.
-start_fake_twilio() {
-    local name=$1
-    log "starting the fake Twilio API (bench/fake_twilio.py $2)"
-    TWILIO_AUTH_TOKEN=$TOKEN python3 "$ROOT/bench/fake_twilio.py" --account-sid "$ACCOUNT_SID" \
-        "$2" "$3" --port-file "$WORK/$name.port" --stats-file "$WORK/$name.kv" \
-        --max-seconds $((MEDIA_DURATION + VOICE_DURATION + 900)) >"$WORK/$name.log" 2>&1 &
-    FAKE_PID=$!
-    local fake_by=$((SECONDS + 10))
-    until [[ -s $WORK/$name.port ]]; do
-        if ! kill -0 "$FAKE_PID" 2>/dev/null || ((SECONDS >= fake_by)); then
-            echo "the fake Twilio API did not start" >&2
-            cat "$WORK/$name.log" >&2 || true
-            exit 1
-        fi
-        sleep 0.1
-    done
-    FAKE_BASE=http://127.0.0.1:$(<"$WORK/$name.port")
-}
 
 # Media: a second server on a fresh file, whose Twilio API is the loopback fake.
 if ((FULL)); then
@@ -682,6 +696,9 @@ if ((FULL)); then
         near_dup near_dup_pg "$POSTGRES_URL"
     fi
 fi
+
+# The soak, last: at half the text webhook's rate (the median run, semantic search on).
+((FULL)) && soak_phase "$(kv webhook rps)"
 
 rps=$(kv webhook rps)
 p99=$(kv webhook p99_ms)
@@ -887,6 +904,7 @@ mkdir -p "$RESULTS_DIR"
         echo "(near-duplicate lookup on PostgreSQL skipped: BENCH_POSTGRES_URL is not set)"
         echo
     fi
+    ((SOAK_RAN)) && soak_summary
     echo "reminders ($(kv reminders backend)): $(kv reminders due) due within $(kv reminders spread_s) s, 2 workers; $(kv reminders sent) sent ($(kv reminders distinct) distinct)"
     printf '  lateness p50 s %s\n' "$(kv reminders p50_s)"
     printf '  lateness p99 s %-9s target <= %-6s %s\n' "$(kv reminders p99_s)" 1 "$(verdict "$(kv reminders p99_s)" '<=' 1)"

@@ -16,6 +16,8 @@
 //! $L search --url ... --token ... --count 2000 --connections 1 --verify-db ...
 //! # 15 s of photo messages whose MediaUrl0 points at a fake Twilio (bench/fake_twilio.py)
 //! $L media  --url ... --token ... --media-base http://127.0.0.1:9100 --verify-db ...
+//! # 10 minutes of mixed traffic at 2,000 requests/s, memory and p99 per minute
+//! $L soak   --url ... --token ... --media-base ... --api-key ... --server-pid PID --rate 2000
 //! # helpers used by bench/run.sh so that it needs no other tool
 //! $L free-port
 //! $L wait-ready --url http://127.0.0.1:8080/readyz --timeout 60
@@ -55,6 +57,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::Barrier;
 
+/// The soak (`loadgen soak`): its own modules under `examples/soak/`.
+mod soak;
+
 /// Exit code for a failed check, distinct from a crash so that `bench/run.sh` can say which.
 const EXIT_CHECK_FAILED: u8 = 3;
 /// What the service answers to a saved text memory.
@@ -92,6 +97,9 @@ enum Command {
     FreePort,
     /// Waits until GET URL answers 200 (exit 1 after --timeout seconds).
     WaitReady(WaitReadyArgs),
+    /// Soak: minutes of mixed traffic (texts, redeliveries, commands, photos, voice notes,
+    /// REST) at a fixed rate, with errors, latency and the server's memory per window.
+    Soak(soak::SoakArgs),
     /// Writes a photo-like JPEG, for when the real sample photo is missing.
     SampleJpeg(SampleJpegArgs),
 }
@@ -321,6 +329,7 @@ fn main() -> ExitCode {
         Command::Seed(a) => a.target.threads,
         Command::Search(a) => a.target.threads,
         Command::Media(a) => a.target.threads,
+        Command::Soak(a) => a.target.threads,
         _ => 1,
     };
     let runtime = if threads <= 1 {
@@ -361,6 +370,7 @@ async fn run(command: Command) -> Result<bool> {
         }
         Command::WaitReady(a) => wait_ready(a).await,
         Command::SampleJpeg(a) => sample_jpeg(a),
+        Command::Soak(a) => soak::soak(a).await,
     }
 }
 
@@ -1656,9 +1666,10 @@ impl Signer {
         ];
         match media {
             None => params.extend([("NumMedia", "0"), ("MessageType", "text")]),
+            // Twilio's MessageType is the type's top level: "image", "audio", "video".
             Some((url, content_type)) => params.extend([
                 ("NumMedia", "1"),
-                ("MessageType", "image"),
+                ("MessageType", content_type.split('/').next().unwrap_or("document")),
                 ("MediaUrl0", url),
                 ("MediaContentType0", content_type),
             ]),

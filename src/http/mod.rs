@@ -93,12 +93,17 @@ async fn counted<E: poem::Endpoint>(endpoint: Arc<E>, request: poem::Request) ->
     endpoint.call(request).await.map(poem::IntoResponse::into_response)
 }
 
-/// Holds each API key to `API_RATE_LIMIT` (when set) before the request is handled.
-async fn limited<E: poem::Endpoint>(endpoint: Arc<E>, request: poem::Request) -> poem::Result<poem::Response> {
+/// Holds each API key to `API_RATE_LIMIT` (when set) before the request is handled;
+/// the operations that need no key (`open`) are left alone.
+async fn limited<E: poem::Endpoint>(
+    endpoint: Arc<E>,
+    request: poem::Request,
+    open: Arc<rate_limit::OpenPaths>,
+) -> poem::Result<poem::Response> {
     let state = request.data::<Arc<AppState>>().cloned();
     match state.as_ref().and_then(|state| state.api_rate_limit.clone().map(|limiter| (limiter, state.api_keys.clone())))
     {
-        Some((limiter, keys)) => rate_limit::limit_api(endpoint, request, limiter, keys).await,
+        Some((limiter, keys)) => rate_limit::limit_api(endpoint, request, limiter, keys, &open).await,
         None => endpoint.call(request).await.map(poem::IntoResponse::into_response),
     }
 }
@@ -117,6 +122,9 @@ pub fn routes(state: Arc<AppState>, metrics: Option<Arc<metrics::Scrape>>) -> im
         .expect("the service's own OpenAPI document is JSON with paths"),
     );
     let observed = allowed.clone();
+    let open = Arc::new(
+        rate_limit::OpenPaths::from_spec(&api.spec()).expect("the service's own OpenAPI document is JSON with paths"),
+    );
     let mut route = Route::new();
     if let Some(scrape) = metrics {
         route = route.at("/metrics", get(metrics::scrape).data(scrape));
@@ -135,7 +143,7 @@ pub fn routes(state: Arc<AppState>, metrics: Option<Arc<metrics::Scrape>>) -> im
             api.with(clean_input::CleanInput)
                 .with(body_limit::BodyLimit(API_MAX_BODY_BYTES))
                 .around(counted)
-                .around(limited),
+                .around(move |endpoint, request| limited(endpoint, request, open.clone())),
         )
         .data(state.api_keys.clone())
         .data(state)

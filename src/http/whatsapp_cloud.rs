@@ -140,6 +140,12 @@ pub enum DeliveryAnswer {
     /// Meta's WhatsApp Cloud API is not configured on this server.
     #[oai(status = 404)]
     NotConfigured(ProblemBody<404>),
+    /// The body is larger than the API accepts (answered before the handler runs).
+    #[oai(status = 413)]
+    PayloadTooLarge(ProblemBody<413>),
+    /// The body is not `application/json` (answered before the handler runs).
+    #[oai(status = 415)]
+    UnsupportedMediaType(ProblemBody<415>),
     /// The delivery could not be stored right now; Meta delivers it again.
     #[oai(status = 503)]
     Unavailable(ProblemBody<503>, #[oai(header = "Retry-After")] String),

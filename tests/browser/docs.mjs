@@ -184,8 +184,11 @@ async function openOperation(page, tag, operationId) {
  */
 async function execute(page, baseUrl, block, { method, path, params = {}, body }) {
   for (const [name, value] of Object.entries(params)) {
-    const input = block.locator(`tr[data-param-name="${name}"] input`).first();
-    await input.fill(String(value));
+    // An enum parameter (`state` of listJobs) is a drop-down in Swagger UI; the rest are text boxes.
+    const row = block.locator(`tr[data-param-name="${name}"]`).first();
+    const select = row.locator("select");
+    if (await select.count()) await select.first().selectOption(String(value));
+    else await row.locator("input").first().fill(String(value));
   }
   if (body !== undefined) {
     await block.locator("textarea.body-param__text").fill(JSON.stringify(body, null, 2));

@@ -195,6 +195,35 @@ impl VectorSet {
         found.sort_by_key(|n| Candidate(*n));
         found
     }
+
+    /// How crowded `memory`'s neighbourhood is: the mean cosine similarity of its vector
+    /// to its `neighbours` most similar other vectors here (fewer when the set is smaller,
+    /// 0 when it has no other vector or `memory` has none). A "hub" (a vague note close to
+    /// many others) scores high and tends to be every query's near neighbour; subtracting
+    /// part of this from a query's similarity (cross-domain similarity local scaling,
+    /// CSLS) lets the specific notes a query names through. Costs one scan of the set.
+    pub fn hubness(&self, memory: MemoryId, neighbours: usize) -> f32 {
+        let Some(&at) = self.positions.get(&memory) else {
+            return 0.0;
+        };
+        if neighbours == 0 || self.ids.len() < 2 {
+            return 0.0;
+        }
+        let d = self.dimension;
+        let row = &self.values[at * d..(at + 1) * d];
+        let mut dots = Vec::with_capacity(self.ids.len());
+        dot_rows_fastest(&self.values, d, row, &mut dots);
+        let mut similarities: Vec<f32> = dots
+            .into_iter()
+            .zip(&self.scales)
+            .enumerate()
+            .filter(|(other, _)| *other != at)
+            .map(|(_, (dot, scale))| dot as f32 * scale * self.scales[at])
+            .collect();
+        let take = neighbours.min(similarities.len());
+        similarities.select_nth_unstable_by(take - 1, |a, b| b.total_cmp(a));
+        similarities[..take].iter().sum::<f32>() / take as f32
+    }
 }
 
 /// Orders neighbours best first: higher similarity, then the higher (newer) memory id.
@@ -239,6 +268,23 @@ mod tests {
 
     fn exact_cosine(a: &[f32], b: &[f32]) -> f32 {
         a.iter().zip(b).map(|(x, y)| x * y).sum()
+    }
+
+    #[test]
+    fn hubness_is_the_mean_similarity_to_the_closest_other_vectors() {
+        let mut set = VectorSet::new(2);
+        set.upsert(MemoryId(1), &QuantizedEmbedding::quantize(&[1.0, 0.0]));
+        assert_eq!(set.hubness(MemoryId(1), 3), 0.0, "alone: no neighbourhood");
+        set.upsert(MemoryId(2), &QuantizedEmbedding::quantize(&unit(&[0.8, 0.6])));
+        set.upsert(MemoryId(3), &QuantizedEmbedding::quantize(&[0.0, 1.0]));
+        set.upsert(MemoryId(4), &QuantizedEmbedding::quantize(&[-1.0, 0.0]));
+        // Memory 1's closest others: 2 (0.8), then 3 (0.0), then 4 (-1.0).
+        assert!((set.hubness(MemoryId(1), 1) - 0.8).abs() < 0.01);
+        assert!((set.hubness(MemoryId(1), 2) - 0.4).abs() < 0.01);
+        assert!((set.hubness(MemoryId(1), 10) - (-0.2 / 3.0)).abs() < 0.01, "fewer neighbours than asked");
+        // Memory 2 sits between 1 and 3: a hub.
+        assert!(set.hubness(MemoryId(2), 2) > set.hubness(MemoryId(4), 2));
+        assert_eq!(set.hubness(MemoryId(9), 2), 0.0, "an unknown memory");
     }
 
     #[test]

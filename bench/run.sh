@@ -498,7 +498,8 @@ log "embedding throughput and query latency (examples/embed_throughput)"
     --threads 1 --out "$WORK/embed.kv" >/dev/null || FAILED+=("embed_throughput failed")
 log "search-by-meaning recall of the category and paraphrase sets (examples/category_recall)"
 "$CATEGORY_RECALL" --model-dir "$EMBED_MODEL_DIR" --categories "$ROOT/tests/fixtures/category_search.json" \
-    --paraphrases "$ROOT/tests/fixtures/paraphrase_search.json" --out "$WORK/recall.kv" >/dev/null ||
+    --paraphrases "$ROOT/tests/fixtures/paraphrase_search.json" \
+    --holdout "$ROOT/tests/fixtures/category_search_holdout.json" --out "$WORK/recall.kv" >/dev/null ||
     FAILED+=("category_recall failed")
 fi
 
@@ -826,6 +827,9 @@ mkdir -p "$RESULTS_DIR"
         "$(kv recall category_recall_at_5_before)" "$(kv recall category_other_hits_before)" \
         "$(kv recall category_recall_at_5_now)" "$(kv recall category_other_hits_now)" "$TARGET_CATEGORY_RECALL" \
         "$(verdict "$(kv recall category_recall_at_5_now)" '>=' "$TARGET_CATEGORY_RECALL")"
+    printf '  held-out categories before %s (%s)  now %-6s (%s)  (never tuned on)\n' \
+        "$(kv recall category_holdout_recall_at_5_before)" "$(kv recall category_holdout_other_hits_before)" \
+        "$(kv recall category_holdout_recall_at_5_now)" "$(kv recall category_holdout_other_hits_now)"
     printf '  paraphrased queries before %s (%s)  now %-6s (%s)\n' \
         "$(kv recall paraphrase_recall_at_5_before)" "$(kv recall paraphrase_other_hits_before)" \
         "$(kv recall paraphrase_recall_at_5_now)" "$(kv recall paraphrase_other_hits_now)"

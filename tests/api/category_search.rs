@@ -1,8 +1,9 @@
 //! Search by meaning finds categories (issue 15): a query that names a category of things
 //! ("grocery list", "home repairs") finds the notes that list them one by one ("Buy milk
 //! and eggs", the plumber, the electrician), through the real server, model and database.
-//! The set is `tests/fixtures/category_search.json`; its recall@5 is also a `make bench`
-//! figure (`examples/category_recall.rs`).
+//! The set is `tests/fixtures/category_search.json`, and `category_search_holdout.json`
+//! holds other queries over other notes that the settings were never tuned on; their
+//! recall@5 is also a `make bench` figure (`examples/category_recall.rs`).
 
 use std::collections::HashMap;
 
@@ -14,21 +15,27 @@ use crate::helpers::{TestApp, ADA};
 use crate::semantic::{create, search, semantic_app, user_id};
 
 const CATEGORIES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/category_search.json");
+const HOLDOUT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/category_search_holdout.json");
 
 /// The share of each query's notes found in its first five results, averaged over the
 /// queries, that search must keep: measured 0.481 with the single similarity floor of
-/// before and 0.567 with today's selection (`SemanticSettings`). The issue's target is
-/// 0.8, which all-MiniLM-L6-v2 does not reach (see `bench/README.md`); raise this floor
-/// with whatever raises the figure.
-const RECALL_AT_5_FLOOR: f64 = 0.55;
+/// before, 0.567 with issue 15's first selection (cosine only) and 0.600 with hubness
+/// correction (`SemanticSettings`, `bench/README.md`), less a margin of about one
+/// query's notes. The issue's target is 0.8, which all-MiniLM-L6-v2 does not reach;
+/// raise this floor with whatever raises the figure.
+const RECALL_AT_5_FLOOR: f64 = 0.58;
+
+/// The same for the held-out set, which the settings were never tuned on: measured 0.825
+/// end to end, less a margin of one query's notes.
+const HOLDOUT_RECALL_AT_5_FLOOR: f64 = 0.77;
 
 struct Category {
     query: String,
     notes: Vec<String>,
 }
 
-fn category_set() -> (Vec<Category>, Vec<String>) {
-    let fixture: Value = serde_json::from_str(&std::fs::read_to_string(CATEGORIES).unwrap()).unwrap();
+fn category_set(path: &str) -> (Vec<Category>, Vec<String>) {
+    let fixture: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     let strings = |v: &Value| v.as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_string()).collect::<Vec<_>>();
     let queries = fixture["queries"]
         .as_array()
@@ -59,11 +66,11 @@ async fn wait_for_all_embeddings(app: &TestApp, count: i64) {
     }
 }
 
-#[tokio::test]
-async fn a_query_naming_a_category_finds_the_notes_of_that_category() {
+/// Saves the set's notes and distractors for Ada, searches each query through the server,
+/// and returns recall@5 and a line per query that missed some of its notes.
+async fn category_recall(path: &str) -> (usize, f64, Vec<String>) {
     let app = semantic_app().await;
-    let (categories, distractors) = category_set();
-    assert!(categories.len() >= 40, "the issue asks for at least 40 category queries");
+    let (categories, distractors) = category_set(path);
     let mut ids: HashMap<String, i64> = HashMap::new();
     for note in categories.iter().flat_map(|c| &c.notes).chain(&distractors) {
         ids.insert(note.clone(), create(&app, ADA, note).await);
@@ -92,11 +99,29 @@ async fn a_query_naming_a_category_finds_the_notes_of_that_category() {
             misses.push(format!("{:?} found {hits} of {:?}: {got:?}", category.query, category.notes));
         }
     }
-    let recall = recall / categories.len() as f64;
-    eprintln!("category recall@5 {recall:.3} over {} queries", categories.len());
+    (categories.len(), recall / categories.len() as f64, misses)
+}
+
+#[tokio::test]
+async fn a_query_naming_a_category_finds_the_notes_of_that_category() {
+    let (queries, recall, misses) = category_recall(CATEGORIES).await;
+    assert!(queries >= 40, "the issue asks for at least 40 category queries");
+    eprintln!("category recall@5 {recall:.3} over {queries} queries");
     assert!(
         recall >= RECALL_AT_5_FLOOR,
         "category recall@5 {recall:.3} < {RECALL_AT_5_FLOOR}; misses:\n{}",
+        misses.join("\n")
+    );
+}
+
+#[tokio::test]
+async fn category_queries_over_notes_the_settings_were_not_tuned_on_find_their_notes_too() {
+    let (queries, recall, misses) = category_recall(HOLDOUT).await;
+    assert!(queries >= 20);
+    eprintln!("held-out category recall@5 {recall:.3} over {queries} queries");
+    assert!(
+        recall >= HOLDOUT_RECALL_AT_5_FLOOR,
+        "held-out category recall@5 {recall:.3} < {HOLDOUT_RECALL_AT_5_FLOOR}; misses:\n{}",
         misses.join("\n")
     );
 }

@@ -257,7 +257,10 @@ impl SemanticSettings {
         if weight == 0.0 {
             return self.pick(found, |_| 0.0, k);
         }
-        self.pick(found, |memory| weight * set.hubness(memory, neighbours), k)
+        let memories: Vec<MemoryId> = found.iter().map(|n| n.memory).collect();
+        let hubness: HashMap<MemoryId, f32> =
+            memories.iter().copied().zip(set.hubness_of(&memories, neighbours)).collect();
+        self.pick(found, |memory| weight * hubness.get(&memory).copied().unwrap_or(0.0), k)
     }
 
     /// The selection both ways share: the `best_floor` gate on cosine, then the order and

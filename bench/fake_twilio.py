@@ -239,8 +239,9 @@ def main():
     if args.jpeg:
         with open(args.jpeg, "rb") as f:
             jpeg = f.read()
-        if not jpeg.startswith(b"\xff\xd8\xff"):
-            sys.exit(f"fake_twilio: {args.jpeg} is not a JPEG")
+        # The OCR phase serves its PNG screenshot the same way; say what it is.
+        if not jpeg.startswith((b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n")):
+            sys.exit(f"fake_twilio: {args.jpeg} is neither a JPEG nor a PNG")
 
     stats = Stats()
     ThreadingHTTPServer.daemon_threads = True
@@ -250,7 +251,7 @@ def main():
     Handler.account_sid = args.account_sid
     Handler.expected_auth = f"{args.account_sid}:{args.auth_token}"
     Handler.jpeg = jpeg
-    Handler.content_type = "image/jpeg" if args.jpeg else "audio/ogg"
+    Handler.content_type = ("image/png" if jpeg.startswith(b"\x89PNG") else "image/jpeg") if args.jpeg else "audio/ogg"
     Handler.ogg = ogg if args.jpeg else None
     Handler.vary_jpeg = bool(args.jpeg and args.vary_jpeg)
     Handler.stats = stats

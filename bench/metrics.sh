@@ -146,7 +146,8 @@ PY
 stop_server
 
 P95=$(kv scrape p95_ms)
-verdict() { awk -v a="$1" -v op="$2" -v b="$3" 'BEGIN { if (a !~ /^[0-9.]+$/) { print "MISS"; exit } ok = (op == "<=") ? a <= b : a >= b; print ok ? "PASS" : "MISS" }'; }
+# A negative cost (metrics on measured faster than off: run-to-run noise) is no cost.
+verdict() { awk -v a="$1" -v op="$2" -v b="$3" 'BEGIN { if (a !~ /^-?[0-9.]+$/) { print "MISS"; exit } ok = (op == "<=") ? a <= b : a >= b; print ok ? "PASS" : "MISS" }'; }
 mkdir -p "$(dirname "$OUT")"
 {
     echo "webhook_rps_metrics_on=$RPS_ON"

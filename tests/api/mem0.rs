@@ -364,3 +364,46 @@ mod adapter {
         assert!(matches!(mem0.indexing_status("no-such-event").await, Err(MemoryStoreError::NotFound(_))));
     }
 }
+
+/// `whatsapp-memory mem0 backfill`: copies Mem0 refused for good (a key it did not take)
+/// are queued again, and the running server's workers index each once; a second run has
+/// nothing left to queue.
+#[tokio::test]
+async fn mem0_backfill_queues_failed_copies_again_and_the_running_server_indexes_them() {
+    let fake = fake_mem0::start(MEM0_KEY).await;
+    let app = spawn_with_mem0(&fake, &[]).await;
+    fake.set_mode(Mode::Fail(401));
+    for text in ["plumber Tom, 0176 555 0101", "electrician Ana comes Tuesday", "boiler service in May"] {
+        app.send_text(ADA, text).await;
+    }
+    until_in_state(&app, "failed", 3).await;
+    assert!(fake.memories().is_empty());
+
+    fake.set_mode(Mode::Normal);
+    let backfill = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_whatsapp-memory"))
+            .args(["mem0", "backfill"])
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("DATABASE_URL", &app.database_url)
+            .env("MEM0_API_KEY", MEM0_KEY)
+            .env("MEM0_BASE_URL", fake.base_url())
+            .env("RUST_LOG", "warn")
+            .output()
+            .expect("the binary runs")
+    };
+    let first = backfill();
+    let said = String::from_utf8_lossy(&first.stderr);
+    assert!(first.status.success(), "{said}");
+    assert!(said.contains("queued 3 memories"), "{said}");
+    // The command queues them due now (the real now); the app's clock is pinned earlier.
+    let app_now = whatsapp_memory::domain::ports::Clock::now(&*app.clock);
+    app.clock.advance(chrono::Utc::now() - app_now + chrono::Duration::seconds(1));
+    until_in_state(&app, "indexed", 3).await;
+    let mut held: Vec<String> = fake.memories().into_iter().map(|m| m.text).collect();
+    held.sort();
+    assert_eq!(held, ["boiler service in May", "electrician Ana comes Tuesday", "plumber Tom, 0176 555 0101"]);
+
+    let second = backfill();
+    assert!(String::from_utf8_lossy(&second.stderr).contains("queued 0 memories"));
+}

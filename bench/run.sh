@@ -51,6 +51,7 @@
 # BENCH_VOICE_DURATION=$BENCH_DURATION BENCH_VOICE_USERS=20 BENCH_VOICE_NOTE=<an Ogg/Opus note>
 # BENCH_OCR_USERS=20 BENCH_WHISPER_MODEL=models/ggml-tiny.en.bin BENCH_NEAR_DUP_IMAGES=100000 BENCH_NEAR_DUP_LOOKUPS=2000 BENCH_POSTGRES_URL=<server URL>
 # BENCH_ONLY=webhook (only the text-webhook runs: SQLite, and PostgreSQL when set)
+# BENCH_ONLY=search (only step 4: words, then hybrid, at BENCH_SEED_COUNT memories)
 # BENCH_ONLY=soak (only the soak, after one text-webhook run for its rate unless SOAK_RATE
 # is set) SOAK_SECONDS=600 SOAK_RATE=<requests/s> SOAK_WINDOW=60 SOAK_CONNECTIONS=32
 # SOAK_USERS=1000 SOAK_MEDIA_USERS=20 SOAK_MIX=<kind=weight,...>
@@ -85,6 +86,7 @@ POSTGRES_URL=${BENCH_POSTGRES_URL:-}
 FULL=1
 [[ ${BENCH_ONLY:-} == webhook ]] && FULL=0
 [[ ${BENCH_ONLY:-} == soak ]] && FULL=0
+[[ ${BENCH_ONLY:-} == search ]] && FULL=0
 SEMANTIC_ROUNDS=${BENCH_SEMANTIC_ROUNDS:-3}
 
 # Targets from the issue.
@@ -126,7 +128,11 @@ RESULTS_DIR=$ROOT/bench-results
 
 log() { printf '==> %s\n' "$*" >&2; }
 
-if [[ ${BENCH_SKIP_BUILD:-0} != 1 ]] && ((!FULL)); then
+if [[ ${BENCH_SKIP_BUILD:-0} != 1 ]] && [[ ${BENCH_ONLY:-} == search ]]; then
+    log "building whatsapp-memory, loadgen, api_latency and seed_vectors (release)"
+    cargo build --release --quiet --bin whatsapp-memory --example loadgen --example api_latency --example seed_vectors
+    scripts/embed-model/provision.sh
+elif [[ ${BENCH_SKIP_BUILD:-0} != 1 ]] && ((!FULL)); then
     log "building whatsapp-memory and loadgen (release)"
     cargo build --release --quiet --bin whatsapp-memory --example loadgen
 elif [[ ${BENCH_SKIP_BUILD:-0} != 1 ]]; then
@@ -140,6 +146,7 @@ elif [[ ${BENCH_SKIP_BUILD:-0} != 1 ]]; then
 fi
 command -v python3 >/dev/null || { echo "python3 is needed for bench/fake_twilio.py" >&2; exit 1; }
 NEEDED=("$SERVER_BIN" "$LOADGEN")
+[[ ${BENCH_ONLY:-} == search ]] && NEEDED+=("$API_LATENCY" "$SEED_VECTORS")
 ((FULL)) && NEEDED+=("$NEAR_DUP" "$API_LATENCY" "$TRANSCRIBE" "$EMBED_THROUGHPUT" "$SEED_VECTORS" "$CATEGORY_RECALL" "$OCR_LATENCY" "$REMINDER_BENCH")
 for bin in "${NEEDED[@]}"; do
     [[ -x $bin ]] || { echo "missing $bin" >&2; exit 1; }
@@ -329,6 +336,34 @@ search_phases() {
 # shellcheck source=bench/soak.sh
 source "$ROOT/bench/soak.sh"
 [[ ${BENCH_ONLY:-} == soak ]] && soak_alone
+
+# BENCH_ONLY=search: step 4 alone, for a quick look at search latency after a change to
+# ranking: 100,000 memories for one user, /search and the REST search by words, then the
+# same with their vectors (hybrid).
+search_alone() {
+    start_server "$WORDS_DB" "$WORK/storage" "$WORK/server-words.log" SEMANTIC_SEARCH=off
+    run_phase seed seed "${COMMON[@]}" --count "$SEED_COUNT" \
+        --connections "$CONNECTIONS" --user "$SEARCH_USER" || true
+    search_phases _words
+    stop_pid "$SERVER_PID" 15
+    SERVER_PID=
+    "$SEED_VECTORS" --database-url "sqlite://$WORDS_DB" --user "1555000$SEARCH_USER" \
+        --model-dir "$EMBED_MODEL_DIR" --out "$WORK/vectors.kv" >/dev/null || FAILED+=("seed_vectors failed")
+    start_server "$WORDS_DB" "$WORK/storage" "$WORK/server-hybrid.log"
+    search_phases ""
+    stop_pid "$SERVER_PID" 15
+    SERVER_PID=
+    echo "search, $(date -u +%Y-%m-%dT%H:%M:%SZ), commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo "no commit")"
+    printf '/search by words   p50 %s  p95 %s  p99 %s ms (target p95 <= %s: %s)\n' "$(kv search_words p50_ms)" \
+        "$(kv search_words p95_ms)" "$(kv search_words p99_ms)" "$TARGET_SEARCH_P95_MS" \
+        "$(verdict "$(kv search_words p95_ms)" '<=' "$TARGET_SEARCH_P95_MS")"
+    printf '/search hybrid     p50 %s  p95 %s  p99 %s ms (target p95 <= %s: %s)\n' "$(kv search p50_ms)" \
+        "$(kv search p95_ms)" "$(kv search p99_ms)" "$TARGET_HYBRID_P95_MS" \
+        "$(verdict "$(kv search p95_ms)" '<=' "$TARGET_HYBRID_P95_MS")"
+    ((${#FAILED[@]} == 0)) || { printf '  - %s\n' "${FAILED[@]}"; exit 1; }
+    exit 0
+}
+[[ ${BENCH_ONLY:-} == search ]] && search_alone
 
 # The baseline: words only (SEMANTIC_SEARCH=off), its webhook throughput, then 100,000
 # memories for one user and search by words.

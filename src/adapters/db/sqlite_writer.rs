@@ -41,9 +41,8 @@ impl SqliteWriter {
     /// When the file cannot be opened.
     pub fn start(path: &Path) -> anyhow::Result<Self> {
         let connection = open_connection(path)?;
-        // The writer reads through the memory map like every connection; its own page
-        // cache mostly keeps pages it wrote, which a 64 MiB cache held on to long after
-        // they were committed. 16 MiB changed neither webhook throughput nor the
+        // The writer's own page cache mostly keeps pages it wrote, which a 64 MiB cache
+        // held on to long after they were committed. 16 MiB changed neither webhook throughput nor the
         // near-duplicate lookup in `make bench`, and took 55 MB off the server's peak
         // resident memory (the budget the Whisper and embedding models share).
         connection.execute_batch("PRAGMA cache_size = -16384;")?;

@@ -183,6 +183,16 @@ fn yield_to_requests() {
     }
 }
 
+/// Threads a search's query embedding may use: two where there are two cores. A query is
+/// one short sentence, so its matrix products split well: on the 2-core bench host one
+/// query took p50 11.2 ms on one thread and 8.3 ms on two (`examples/embed_throughput`,
+/// alternating runs), the largest part of hybrid `/search`'s 20 ms budget. Capped at two
+/// (not measured beyond: the host has two cores) so that on a larger machine a search
+/// does not take every core from the webhook for the few milliseconds it runs.
+fn query_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(2))
+}
+
 fn pool(threads: usize, name: &'static str, background: bool) -> Result<rayon::ThreadPool, EmbedError> {
     rayon::ThreadPoolBuilder::new()
         .num_threads(threads.max(1))
@@ -208,7 +218,7 @@ impl MiniLmEmbedder {
         Ok(Self {
             loaded: Arc::new(load(&settings.model_dir)?),
             index_pool: Arc::new(pool(settings.index_threads, "embed-index", true)?),
-            query_pool: Arc::new(pool(1, "embed-query", false)?),
+            query_pool: Arc::new(pool(query_threads(), "embed-query", false)?),
         })
     }
 

@@ -104,7 +104,9 @@ pub fn set_dimensions(bytes: &mut [u8], width: u32, height: u32) {
         put(bytes, 6, &w16.to_le_bytes());
         put(bytes, 8, &h16.to_le_bytes());
         let table = if bytes[10] & 0x80 != 0 { 3 << ((bytes[10] & 7) + 1) } else { 0 };
-        if let Some(descriptor) = bytes[13 + table..].iter().position(|&b| b == 0x2C) {
+        // A mutated file can be shorter than the colour table its header claims (found by
+        // `make fuzz`: the generator itself panicked).
+        if let Some(descriptor) = bytes.get(13 + table..).and_then(|rest| rest.iter().position(|&b| b == 0x2C)) {
             let at = 13 + table + descriptor;
             put(bytes, at + 5, &w16.to_le_bytes());
             put(bytes, at + 7, &h16.to_le_bytes());

@@ -38,6 +38,11 @@ pub fn decode_for_speech(bytes: &[u8], content_type: &str, max_seconds: f64) -> 
         (audio.samples, audio.rate)
     };
     let samples = resample_mono(&samples, rate, SPEECH_SAMPLE_RATE).map_err(AudioError::Corrupt)?;
+    // A few samples at a very high rate (a WAV header claiming 2 MHz, found by the `audio`
+    // fuzz target) come to less than one sample at 16 kHz: nothing to hear.
+    if samples.is_empty() {
+        return Err(AudioError::Empty);
+    }
     Ok(DecodedAudio { samples })
 }
 
@@ -113,5 +118,11 @@ mod tests {
     #[test]
     fn an_empty_wav_has_no_sound() {
         assert_eq!(decode_for_speech(&wav(&[], 16_000, 1), "audio/wav", 600.0), Err(AudioError::Empty));
+    }
+
+    #[test]
+    fn a_few_samples_at_a_very_high_rate_have_no_sound() {
+        // Two samples at 2 MHz are a millionth of a second: no sample at 16 kHz.
+        assert_eq!(decode_for_speech(&wav(&[0, -1], 2_039_616, 1), "audio/wav", 600.0), Err(AudioError::Empty));
     }
 }

@@ -52,7 +52,8 @@
 # BENCH_OCR_USERS=20 BENCH_WHISPER_MODEL=models/ggml-tiny.en.bin BENCH_NEAR_DUP_IMAGES=100000 BENCH_NEAR_DUP_LOOKUPS=2000 BENCH_POSTGRES_URL=<server URL>
 # BENCH_ONLY=webhook (only the text-webhook runs: SQLite, and PostgreSQL when set)
 # BENCH_ONLY=search (only step 4: words, then hybrid, at BENCH_SEED_COUNT memories)
-# BENCH_ONLY=soak (only the soak, after one text-webhook run for its rate unless SOAK_RATE
+# BENCH_ONLY=ocr (only step 6b: OCR of a screenshot and a PDF, the webhook while recognising)
+# BENCH_ONLY=soak (only the soak, after a capacity run of its mix for its rate unless SOAK_RATE
 # is set) SOAK_SECONDS=600 SOAK_RATE=<requests/s> SOAK_WINDOW=60 SOAK_CONNECTIONS=32
 # SOAK_USERS=1000 SOAK_MEDIA_USERS=20 SOAK_MIX=<kind=weight,...>
 # BENCH_SERVER_BIN=<a whatsapp-memory binary> (another commit's server, same load and checks)
@@ -87,6 +88,7 @@ FULL=1
 [[ ${BENCH_ONLY:-} == webhook ]] && FULL=0
 [[ ${BENCH_ONLY:-} == soak ]] && FULL=0
 [[ ${BENCH_ONLY:-} == search ]] && FULL=0
+[[ ${BENCH_ONLY:-} == ocr ]] && FULL=0
 SEMANTIC_ROUNDS=${BENCH_SEMANTIC_ROUNDS:-3}
 
 # Targets from the issue.
@@ -132,6 +134,12 @@ if [[ ${BENCH_SKIP_BUILD:-0} != 1 ]] && [[ ${BENCH_ONLY:-} == search ]]; then
     log "building whatsapp-memory, loadgen, api_latency and seed_vectors (release)"
     cargo build --release --quiet --bin whatsapp-memory --example loadgen --example api_latency --example seed_vectors
     scripts/embed-model/provision.sh
+elif [[ ${BENCH_SKIP_BUILD:-0} != 1 ]] && [[ ${BENCH_ONLY:-} == ocr ]]; then
+    log "building whatsapp-memory, loadgen and ocr_latency (release)"
+    cargo build --release --quiet --bin whatsapp-memory --example loadgen --example ocr_latency
+    scripts/ocr-tools.sh test
+    scripts/whisper-model/provision.sh
+    scripts/embed-model/provision.sh
 elif [[ ${BENCH_SKIP_BUILD:-0} != 1 ]] && ((!FULL)); then
     log "building whatsapp-memory and loadgen (release)"
     cargo build --release --quiet --bin whatsapp-memory --example loadgen
@@ -147,6 +155,7 @@ fi
 command -v python3 >/dev/null || { echo "python3 is needed for bench/fake_twilio.py" >&2; exit 1; }
 NEEDED=("$SERVER_BIN" "$LOADGEN")
 [[ ${BENCH_ONLY:-} == search ]] && NEEDED+=("$API_LATENCY" "$SEED_VECTORS")
+[[ ${BENCH_ONLY:-} == ocr ]] && NEEDED+=("$OCR_LATENCY")
 ((FULL)) && NEEDED+=("$NEAR_DUP" "$API_LATENCY" "$TRANSCRIBE" "$EMBED_THROUGHPUT" "$SEED_VECTORS" "$CATEGORY_RECALL" "$OCR_LATENCY" "$REMINDER_BENCH")
 for bin in "${NEEDED[@]}"; do
     [[ -x $bin ]] || { echo "missing $bin" >&2; exit 1; }
@@ -331,6 +340,127 @@ search_phases() {
         ((rc == 0)) || FAILED+=("api$suffix: api_latency exited with status $rc")
     fi
 }
+
+# jobs_done DB KIND: how many jobs of KIND are done in the SQLite file DB (read-only).
+jobs_done() {
+    python3 - "$1" "$2" <<'PY'
+import sqlite3, sys
+db = sqlite3.connect(f"file:{sys.argv[1]}?mode=ro", uri=True, timeout=5)
+print(db.execute("SELECT count(*) FROM jobs WHERE kind = ? AND state = 'done'", (sys.argv[2],)).fetchone()[0])
+PY
+}
+
+# Text in photos: a rendered phone screenshot and a 10-page text PDF, timed on one thread,
+# then a server recognising BENCH_OCR_USERS users' screenshots while the webhook is loaded.
+# ocr_phase: runs it (OCR_RAN=1 once it has), or says why it cannot.
+OCR_RAN=0
+ocr_phase() {
+    if ! command -v convert >/dev/null || ! command -v pdftotext >/dev/null; then
+        log "OCR phase skipped: ImageMagick (convert) or poppler (pdftotext) is missing"
+        return 0
+    fi
+    OCR_RAN=1
+    SHOT=$WORK/screenshot.png
+    FONT=/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf
+    convert -size 1080x2400 xc:'#ece5dd' -fill '#075e54' -draw 'rectangle 0,0 1080,170' \
+        -font "$FONT" -pointsize 40 -fill white -annotate +40+105 'Home Network' \
+        -fill '#dcf8c6' -draw 'roundrectangle 40,230 1040,900 24,24' -fill '#111111' -pointsize 34 \
+        -annotate +70+310 'WIFI Bluebird-5G password maple-orange-tiger-42' \
+        -annotate +70+380 'Router admin page is behind the kitchen shelf' -pointsize 24 \
+        -annotate +70+450 'Booking reference QX7HPL for the Lisbon flight on Friday' \
+        -annotate +70+510 'Dentist appointment moved to Thursday at 9:30' -pointsize 16 \
+        -annotate +70+570 'Receipt total 42.50 paid with card ending 1234 at Corner Bakery' \
+        -annotate +70+620 'Pick up the parcel from the post office before Saturday noon' \
+        -fill '#f0f0f0' -draw 'rectangle 0,2260 1080,2400' -fill '#075e54' -pointsize 26 \
+        -annotate +60+2345 'Chats Status Calls' "$SHOT"
+    PDF=$WORK/ten-pages.pdf
+    python3 - "$PDF" <<'PY'
+import sys
+pages = [f"Page {n}: invoice line {n} for the garden shed, delivery on Monday, reference QX{n}HPL" for n in range(1, 11)]
+objects = [b"<< /Type /Catalog /Pages 2 0 R >>",
+           ("<< /Type /Pages /Kids [%s] /Count %d >>" % (" ".join(f"{4 + 2 * i} 0 R" for i in range(10)), 10)).encode(),
+           b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"]
+for i, text in enumerate(pages):
+    content = ("BT /F1 11 Tf 72 720 Td " + " ".join(f"({text}) Tj 0 -14 Td" for _ in range(45)) + " ET").encode()
+    objects.append(f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 3 0 R >> >> /Contents {5 + 2 * i} 0 R >>".encode())
+    objects.append(b"<< /Length %d >>\nstream\n" % len(content) + content + b"\nendstream")
+out, offsets = b"%PDF-1.4\n", []
+for number, body in enumerate(objects, 1):
+    offsets.append(len(out))
+    out += f"{number} 0 obj\n".encode() + body + b"\nendobj\n"
+xref = len(out)
+out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode() + b"".join(f"{o:010d} 00000 n \n".encode() for o in offsets)
+out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
+open(sys.argv[1], "wb").write(out)
+PY
+    log "OCR of a phone screenshot and a 10-page text PDF (examples/ocr_latency)"
+    "$OCR_LATENCY" --image "$SHOT" --pdf "$PDF" --runs 5 --out "$WORK/ocr.kv" >/dev/null ||
+        FAILED+=("ocr: ocr_latency failed or read no text")
+
+    OCR_DB=$WORK/ocr.db
+    mkdir -p "$WORK/ocr-storage"
+    start_fake_twilio fake_ocr --jpeg "$SHOT"
+    PORT=$("$LOADGEN" free-port)
+    BASE=http://127.0.0.1:$PORT
+    start_server "$OCR_DB" "$WORK/ocr-storage" "$WORK/server-ocr.log" \
+        TWILIO_API_BASE_URL="$FAKE_BASE" WORKERS="$MEDIA_WORKERS" TRANSCRIBER=whisper \
+        WHISPER_MODEL_PATH="$WHISPER_MODEL" OCR=on
+    run_phase ocr_webhook media --url "$BASE/webhook" --token "$TOKEN" --account-sid "$ACCOUNT_SID" \
+        --to-number "$WHATSAPP_NUMBER" --verify-db "$OCR_DB" --media-base "$FAKE_BASE" \
+        --duration "$MEDIA_DURATION" --connections "$MEDIA_CONNECTIONS" --users "$OCR_USERS" || true
+    log "waiting for one recognition per user (at most 300 s)"
+    recognised() { jobs_done "$OCR_DB" media.ocr; }
+    ocr_by=$((SECONDS + 300))
+    while (($(recognised) < OCR_USERS)) && ((SECONDS < ocr_by)); do sleep 1; done
+    OCR_RECOGNISED=$(recognised)
+    OCR_HWM_MB=$(awk '/^VmHWM/ { printf "%.0f", $2 / 1024 }' "/proc/$SERVER_PID/status" 2>/dev/null || echo n/a)
+    log "stopping the OCR server and the fake Twilio API"
+    stop_pid "$SERVER_PID" 15
+    SERVER_PID=
+    stop_pid "$FAKE_PID"
+    FAKE_PID=
+    if [[ $OCR_RECOGNISED != "$OCR_USERS" ]]; then
+        FAILED+=("ocr: $OCR_RECOGNISED recognitions done, expected one per user ($OCR_USERS)")
+    fi
+}
+
+# ocr_summary: the OCR phase's block of the summary.
+ocr_summary() {
+    if ((!OCR_RAN)); then
+        echo "(OCR phase skipped: ImageMagick or poppler missing)"
+        echo
+        return 0
+    fi
+    op50=$(kv ocr image_p50_ms)
+    pp50=$(kv ocr pdf_p50_ms)
+    owp99=$(kv ocr_webhook p99_ms)
+    echo "text in photos: a rendered 1080 x 2400 phone screenshot ($(kv ocr image_words) words read) and a 10-page text PDF, $(kv ocr runs) runs each, one thread, quiet machine"
+    printf '  OCR p50 ms    %-10s target <= %-6s %s (max %s)\n' "$op50" "$TARGET_OCR_MS" "$(verdict "$op50" '<=' "$TARGET_OCR_MS")" "$(kv ocr image_max_ms)"
+    printf '  PDF p50 ms    %-10s target <= %-6s %s (max %s; %s characters, pdftotext in a child process)\n' "$pp50" "$TARGET_PDF_MS" \
+        "$(verdict "$pp50" '<=' "$TARGET_PDF_MS")" "$(kv ocr pdf_max_ms)" "$(kv ocr pdf_chars)"
+    echo "POST /webhook with a screenshot: $(kv ocr_webhook elapsed_s) s, $MEDIA_CONNECTIONS connections, $OCR_USERS users, $MEDIA_WORKERS workers recognising meanwhile (OCR on, MiniLM loaded, Whisper configured)"
+    printf '  p50 ms        %s\n' "$(kv ocr_webhook p50_ms)"
+    printf '  p99 ms        %-10s target <= %-6s %s\n' "$owp99" "$TARGET_OCR_WEBHOOK_P99_MS" "$(verdict "$owp99" '<=' "$TARGET_OCR_WEBHOOK_P99_MS")"
+    printf '  answers       %s x 200, %s failed; rows %s; %s screenshots recognised\n' "$(kv ocr_webhook ok)" \
+        "$(kv ocr_webhook errors)" "$(kv ocr_webhook verify)" "$OCR_RECOGNISED"
+    printf '  server RSS MB %-10s target <= %-6s %s (peak, Tesseract and MiniLM working; the voice phase above adds Whisper)\n' \
+        "$OCR_HWM_MB" "$TARGET_OCR_RSS_MB" "$(verdict "$OCR_HWM_MB" '<=' "$TARGET_OCR_RSS_MB")"
+    echo
+}
+
+# BENCH_ONLY=ocr: the OCR phase alone (step 6b), for a quick look at recognition speed,
+# the webhook while screenshots are recognised, and the server's peak RSS.
+ocr_alone() {
+    ocr_phase
+    {
+        echo "whatsapp-memory OCR phase, $(date -u +%Y-%m-%dT%H:%M:%SZ), commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo "no commit"), $(nproc) cores"
+        echo
+        ocr_summary
+    } | tee "$WORK/ocr-summary.txt"
+    ((${#FAILED[@]} == 0)) || { printf '  - %s\n' "${FAILED[@]}"; exit 1; }
+    exit 0
+}
+[[ ${BENCH_ONLY:-} == ocr ]] && ocr_alone
 
 # The soak's functions; BENCH_ONLY=soak runs it alone and exits here.
 # shellcheck source=bench/soak.sh
@@ -604,13 +734,7 @@ if ((FULL)) && [[ -f $VOICE_NOTE && -f $WHISPER_MODEL ]]; then
     # The media backlog is not waited for (as with photos); each user's first note is near
     # its head, and transcriptions are claimed before new media, so they finish meanwhile.
     log "waiting for one transcription per user (at most 300 s)"
-    transcribed() {
-        python3 - "$VOICE_DB" <<'PY'
-import sqlite3, sys
-db = sqlite3.connect(f"file:{sys.argv[1]}?mode=ro", uri=True, timeout=5)
-print(db.execute("SELECT count(*) FROM jobs WHERE kind = 'voice.transcribe' AND state = 'done'").fetchone()[0])
-PY
-    }
+    transcribed() { jobs_done "$VOICE_DB" voice.transcribe; }
     voice_by=$((SECONDS + 300))
     while (($(transcribed) < VOICE_USERS)) && ((SECONDS < voice_by)); do sleep 1; done
     VOICE_TRANSCRIBED=$(transcribed)
@@ -634,82 +758,7 @@ else
     log "voice phase skipped: no voice note at $VOICE_NOTE or no model at $WHISPER_MODEL"
 fi
 
-# Text in photos: a rendered phone screenshot and a 10-page text PDF, timed on one thread,
-# then a server recognising BENCH_OCR_USERS users' screenshots while the webhook is loaded.
-OCR_RAN=0
-if ((FULL)) && command -v convert >/dev/null && command -v pdftotext >/dev/null; then
-    OCR_RAN=1
-    SHOT=$WORK/screenshot.png
-    FONT=/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf
-    convert -size 1080x2400 xc:'#ece5dd' -fill '#075e54' -draw 'rectangle 0,0 1080,170' \
-        -font "$FONT" -pointsize 40 -fill white -annotate +40+105 'Home Network' \
-        -fill '#dcf8c6' -draw 'roundrectangle 40,230 1040,900 24,24' -fill '#111111' -pointsize 34 \
-        -annotate +70+310 'WIFI Bluebird-5G password maple-orange-tiger-42' \
-        -annotate +70+380 'Router admin page is behind the kitchen shelf' -pointsize 24 \
-        -annotate +70+450 'Booking reference QX7HPL for the Lisbon flight on Friday' \
-        -annotate +70+510 'Dentist appointment moved to Thursday at 9:30' -pointsize 16 \
-        -annotate +70+570 'Receipt total 42.50 paid with card ending 1234 at Corner Bakery' \
-        -annotate +70+620 'Pick up the parcel from the post office before Saturday noon' \
-        -fill '#f0f0f0' -draw 'rectangle 0,2260 1080,2400' -fill '#075e54' -pointsize 26 \
-        -annotate +60+2345 'Chats Status Calls' "$SHOT"
-    PDF=$WORK/ten-pages.pdf
-    python3 - "$PDF" <<'PY'
-import sys
-pages = [f"Page {n}: invoice line {n} for the garden shed, delivery on Monday, reference QX{n}HPL" for n in range(1, 11)]
-objects = [b"<< /Type /Catalog /Pages 2 0 R >>",
-           ("<< /Type /Pages /Kids [%s] /Count %d >>" % (" ".join(f"{4 + 2 * i} 0 R" for i in range(10)), 10)).encode(),
-           b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"]
-for i, text in enumerate(pages):
-    content = ("BT /F1 11 Tf 72 720 Td " + " ".join(f"({text}) Tj 0 -14 Td" for _ in range(45)) + " ET").encode()
-    objects.append(f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 3 0 R >> >> /Contents {5 + 2 * i} 0 R >>".encode())
-    objects.append(b"<< /Length %d >>\nstream\n" % len(content) + content + b"\nendstream")
-out, offsets = b"%PDF-1.4\n", []
-for number, body in enumerate(objects, 1):
-    offsets.append(len(out))
-    out += f"{number} 0 obj\n".encode() + body + b"\nendobj\n"
-xref = len(out)
-out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode() + b"".join(f"{o:010d} 00000 n \n".encode() for o in offsets)
-out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
-open(sys.argv[1], "wb").write(out)
-PY
-    log "OCR of a phone screenshot and a 10-page text PDF (examples/ocr_latency)"
-    "$OCR_LATENCY" --image "$SHOT" --pdf "$PDF" --runs 5 --out "$WORK/ocr.kv" >/dev/null ||
-        FAILED+=("ocr: ocr_latency failed or read no text")
-
-    OCR_DB=$WORK/ocr.db
-    mkdir -p "$WORK/ocr-storage"
-    start_fake_twilio fake_ocr --jpeg "$SHOT"
-    PORT=$("$LOADGEN" free-port)
-    BASE=http://127.0.0.1:$PORT
-    start_server "$OCR_DB" "$WORK/ocr-storage" "$WORK/server-ocr.log" \
-        TWILIO_API_BASE_URL="$FAKE_BASE" WORKERS="$MEDIA_WORKERS" TRANSCRIBER=whisper \
-        WHISPER_MODEL_PATH="$WHISPER_MODEL" OCR=on
-    run_phase ocr_webhook media --url "$BASE/webhook" --token "$TOKEN" --account-sid "$ACCOUNT_SID" \
-        --to-number "$WHATSAPP_NUMBER" --verify-db "$OCR_DB" --media-base "$FAKE_BASE" \
-        --duration "$MEDIA_DURATION" --connections "$MEDIA_CONNECTIONS" --users "$OCR_USERS" || true
-    log "waiting for one recognition per user (at most 300 s)"
-    recognised() {
-        python3 - "$OCR_DB" <<'PY'
-import sqlite3, sys
-db = sqlite3.connect(f"file:{sys.argv[1]}?mode=ro", uri=True, timeout=5)
-print(db.execute("SELECT count(*) FROM jobs WHERE kind = 'media.ocr' AND state = 'done'").fetchone()[0])
-PY
-    }
-    ocr_by=$((SECONDS + 300))
-    while (($(recognised) < OCR_USERS)) && ((SECONDS < ocr_by)); do sleep 1; done
-    OCR_RECOGNISED=$(recognised)
-    OCR_HWM_MB=$(awk '/^VmHWM/ { printf "%.0f", $2 / 1024 }' "/proc/$SERVER_PID/status" 2>/dev/null || echo n/a)
-    log "stopping the OCR server and the fake Twilio API"
-    stop_pid "$SERVER_PID" 15
-    SERVER_PID=
-    stop_pid "$FAKE_PID"
-    FAKE_PID=
-    if [[ $OCR_RECOGNISED != "$OCR_USERS" ]]; then
-        FAILED+=("ocr: $OCR_RECOGNISED recognitions done, expected one per user ($OCR_USERS)")
-    fi
-else
-    log "OCR phase skipped: ImageMagick (convert) or poppler (pdftotext) is missing"
-fi
+((FULL)) && ocr_phase
 
 # near_dup NAME DATABASE-URL: times the near-duplicate lookup, results in $WORK/NAME.kv.
 near_dup() {
@@ -733,8 +782,8 @@ if ((FULL)); then
     fi
 fi
 
-# The soak, last: at half the text webhook's rate (the median run, semantic search on).
-((FULL)) && soak_phase "$(kv webhook rps)"
+# The soak, last: at half the maximum rate of its own mix (measured first, on its own server).
+((FULL)) && soak_phase
 
 rps=$(kv webhook rps)
 p99=$(kv webhook p99_ms)
@@ -906,26 +955,7 @@ mkdir -p "$RESULTS_DIR"
         echo "(voice phase skipped: no voice note at $VOICE_NOTE or no model at $WHISPER_MODEL)"
         echo
     fi
-    if ((OCR_RAN)); then
-        op50=$(kv ocr image_p50_ms)
-        pp50=$(kv ocr pdf_p50_ms)
-        owp99=$(kv ocr_webhook p99_ms)
-        echo "text in photos: a rendered 1080 x 2400 phone screenshot ($(kv ocr image_words) words read) and a 10-page text PDF, $(kv ocr runs) runs each, one thread, quiet machine"
-        printf '  OCR p50 ms    %-10s target <= %-6s %s (max %s)\n' "$op50" "$TARGET_OCR_MS" "$(verdict "$op50" '<=' "$TARGET_OCR_MS")" "$(kv ocr image_max_ms)"
-        printf '  PDF p50 ms    %-10s target <= %-6s %s (max %s; %s characters, pdftotext in a child process)\n' "$pp50" "$TARGET_PDF_MS" \
-            "$(verdict "$pp50" '<=' "$TARGET_PDF_MS")" "$(kv ocr pdf_max_ms)" "$(kv ocr pdf_chars)"
-        echo "POST /webhook with a screenshot: $(kv ocr_webhook elapsed_s) s, $MEDIA_CONNECTIONS connections, $OCR_USERS users, $MEDIA_WORKERS workers recognising meanwhile (OCR on, MiniLM loaded, Whisper configured)"
-        printf '  p50 ms        %s\n' "$(kv ocr_webhook p50_ms)"
-        printf '  p99 ms        %-10s target <= %-6s %s\n' "$owp99" "$TARGET_OCR_WEBHOOK_P99_MS" "$(verdict "$owp99" '<=' "$TARGET_OCR_WEBHOOK_P99_MS")"
-        printf '  answers       %s x 200, %s failed; rows %s; %s screenshots recognised\n' "$(kv ocr_webhook ok)" \
-            "$(kv ocr_webhook errors)" "$(kv ocr_webhook verify)" "$OCR_RECOGNISED"
-        printf '  server RSS MB %-10s target <= %-6s %s (peak, Tesseract and MiniLM working; the voice phase above adds Whisper)\n' \
-            "$OCR_HWM_MB" "$TARGET_OCR_RSS_MB" "$(verdict "$OCR_HWM_MB" '<=' "$TARGET_OCR_RSS_MB")"
-        echo
-    elif ((FULL)); then
-        echo "(OCR phase skipped: ImageMagick or poppler missing)"
-        echo
-    fi
+    ((FULL)) && ocr_summary
     for nd in near_dup near_dup_pg; do
         ((FULL)) || continue
         [[ $nd == near_dup_pg && -z $POSTGRES_URL ]] && continue

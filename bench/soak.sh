@@ -1,9 +1,13 @@
 # The soak of issue 14, sourced by bench/run.sh (it uses run.sh's start_server,
 # start_fake_twilio, stop_pid, run_phase, kv and FAILED). See bench/README.md, "Soak".
 #
-# `make bench` runs it last, at half the text webhook's measured rate (the median run with
-# semantic search on, the default); `BENCH_ONLY=soak make bench` runs it alone, after one
-# short text-webhook run to measure that rate (skipped when SOAK_RATE is given).
+# `make bench` runs it last; `BENCH_ONLY=soak make bench` runs it alone. Its rate is half
+# the measured maximum throughput of its own traffic: `loadgen soak --capacity` sends the
+# same mix closed-loop for SOAK_CAPACITY_SECONDS to a fresh server configured as the
+# soak's, and the soak runs at half the rate answered (SOAK_RATE instead skips that). The
+# text webhook's rate was the reference before, but a search embeds its query and a photo
+# is fetched, decoded and hashed: at half the text rate (3,528 requests/s) the mix fell
+# behind at once and never caught up.
 #
 # A fresh server (SQLite, semantic search, OCR and local Whisper as by default, WORKERS=
 # $BENCH_MEDIA_WORKERS) whose Twilio API is bench/fake_twilio.py serving both the photo
@@ -21,6 +25,7 @@ SOAK_CONNECTIONS=${SOAK_CONNECTIONS:-32}
 SOAK_USERS=${SOAK_USERS:-1000}
 SOAK_MEDIA_USERS=${SOAK_MEDIA_USERS:-20}
 SOAK_MIX=${SOAK_MIX:-}
+SOAK_CAPACITY_SECONDS=${SOAK_CAPACITY_SECONDS:-30}
 SOAK_RAN=0
 SOAK_NOTES=()
 
@@ -54,15 +59,44 @@ print(db.execute("SELECT count(*) FROM jobs WHERE state = 'dead'").fetchone()[0]
 PY
 }
 
-# soak_phase REFERENCE_RPS: the soak at SOAK_RATE, else at half REFERENCE_RPS.
-soak_phase() {
-    local reference=$1 photo note db=$WORK/soak.db rc=0
-    SOAK_REFERENCE=$reference
-    SOAK_RATE_USED=${SOAK_RATE:-$(awk -v r="$reference" 'BEGIN { if (r ~ /^[0-9.]+$/ && r > 0) printf "%.0f", r / 2 }')}
-    if [[ -z $SOAK_RATE_USED ]]; then
-        FAILED+=("soak: no rate (the text webhook run measured '$reference' requests/s; set SOAK_RATE)")
-        return 0
+# soak_server DB STORAGE LOG: a fresh server as the soak (and its capacity run) use it.
+soak_server() {
+    mkdir -p "$2"
+    PORT=$("$LOADGEN" free-port)
+    BASE=http://127.0.0.1:$PORT
+    # Rate limits off (as on every bench server): a thousand users send several a second.
+    start_server "$1" "$2" "$3" TWILIO_API_BASE_URL="$FAKE_BASE" \
+        WORKERS="$MEDIA_WORKERS" "${SOAK_TRANSCRIBER[@]}" USER_RATE_LIMIT=off API_RATE_LIMIT=off
+}
+
+# soak_args MIX: the arguments both runs of `loadgen soak` share.
+soak_args() {
+    SOAK_ARGS=(--url "$BASE/webhook" --token "$TOKEN" --account-sid "$ACCOUNT_SID"
+        --to-number "$WHATSAPP_NUMBER" --media-base "$FAKE_BASE" --api-key "$TOKEN-api"
+        --server-pid "$SERVER_PID" --connections "$SOAK_CONNECTIONS" --users "$SOAK_USERS"
+        --media-users "$SOAK_MEDIA_USERS" --mix "$1")
+}
+
+# soak_capacity MIX: the mix's maximum rate on a fresh server, in SOAK_CAPACITY (empty
+# when it could not be measured).
+soak_capacity() {
+    SOAK_CAPACITY=
+    soak_server "$WORK/soak-capacity.db" "$WORK/soak-capacity-storage" "$WORK/server-soak-capacity.log"
+    soak_args "$1"
+    log "soak: the mix's maximum rate, closed-loop for $SOAK_CAPACITY_SECONDS s (server pid $SERVER_PID)"
+    if "$LOADGEN" soak --capacity "${SOAK_ARGS[@]}" --duration "$SOAK_CAPACITY_SECONDS" \
+        --out "$WORK/soak_capacity.kv" >"$WORK/soak-capacity.txt"; then
+        SOAK_CAPACITY=$(kv soak_capacity capacity_rps)
+    else
+        FAILED+=("soak: the capacity run failed ($(cat "$WORK/soak-capacity.txt" 2>/dev/null))")
     fi
+    stop_pid "$SERVER_PID" 15
+    SERVER_PID=
+}
+
+# soak_phase: the soak at SOAK_RATE, else at half the mix's measured maximum rate.
+soak_phase() {
+    local photo note db=$WORK/soak.db rc=0
     photo=$(soak_photo)
     note=$(soak_voice_note)
     local fake_args=(--jpeg "$photo" --vary-jpeg --max-seconds $((SOAK_SECONDS + 900)))
@@ -73,24 +107,28 @@ soak_phase() {
         SOAK_NOTES+=("no voice note (BENCH_VOICE_NOTE missing, no espeak-ng/sox/opusenc): none sent")
         mix="voice=0${mix:+,$mix}"
     fi
-    local transcriber=(TRANSCRIBER=whisper WHISPER_MODEL_PATH="$WHISPER_MODEL")
+    SOAK_TRANSCRIBER=(TRANSCRIBER=whisper WHISPER_MODEL_PATH="$WHISPER_MODEL")
     if [[ ! -f $WHISPER_MODEL ]]; then
-        transcriber=(TRANSCRIBER=none)
+        SOAK_TRANSCRIBER=(TRANSCRIBER=none)
         SOAK_NOTES+=("no Whisper model at $WHISPER_MODEL: voice notes kept as audio (TRANSCRIBER=none)")
     fi
-    mkdir -p "$WORK/soak-storage"
     start_fake_twilio fake_soak "${fake_args[@]}"
-    PORT=$("$LOADGEN" free-port)
-    BASE=http://127.0.0.1:$PORT
-    # Rate limits off (as on every bench server): a thousand users send several a second.
-    start_server "$db" "$WORK/soak-storage" "$WORK/server-soak.log" TWILIO_API_BASE_URL="$FAKE_BASE" \
-        WORKERS="$MEDIA_WORKERS" "${transcriber[@]}" USER_RATE_LIMIT=off API_RATE_LIMIT=off
+    SOAK_CAPACITY=n/a
+    if [[ -z ${SOAK_RATE:-} ]]; then
+        soak_capacity "$mix"
+    fi
+    SOAK_RATE_USED=${SOAK_RATE:-$(awk -v r="$SOAK_CAPACITY" 'BEGIN { if (r ~ /^[0-9.]+$/ && r > 0) printf "%.0f", r / 2 }')}
+    if [[ -z $SOAK_RATE_USED ]]; then
+        FAILED+=("soak: no rate (the capacity run measured '$SOAK_CAPACITY' requests/s; set SOAK_RATE)")
+        stop_pid "$FAKE_PID"
+        FAKE_PID=
+        return 0
+    fi
+    soak_server "$db" "$WORK/soak-storage" "$WORK/server-soak.log"
+    soak_args "$mix"
     log "soak: $SOAK_SECONDS s of mixed traffic at $SOAK_RATE_USED requests/s (server pid $SERVER_PID)"
-    "$LOADGEN" soak --url "$BASE/webhook" --token "$TOKEN" --account-sid "$ACCOUNT_SID" \
-        --to-number "$WHATSAPP_NUMBER" --verify-db "$db" --media-base "$FAKE_BASE" --api-key "$TOKEN-api" \
-        --server-pid "$SERVER_PID" --rate "$SOAK_RATE_USED" --duration "$SOAK_SECONDS" --window "$SOAK_WINDOW" \
-        --connections "$SOAK_CONNECTIONS" --users "$SOAK_USERS" --media-users "$SOAK_MEDIA_USERS" --mix "$mix" \
-        --out "$WORK/soak.kv" >"$WORK/soak.txt" || rc=$?
+    "$LOADGEN" soak "${SOAK_ARGS[@]}" --verify-db "$db" --rate "$SOAK_RATE_USED" --duration "$SOAK_SECONDS" \
+        --window "$SOAK_WINDOW" --out "$WORK/soak.kv" >"$WORK/soak.txt" || rc=$?
     SOAK_RAN=1
     if ((rc == 3)); then
         FAILED+=("soak: $(kv soak failed)")
@@ -121,7 +159,7 @@ soak_phase() {
 
 # soak_summary: the soak's block of the summary.
 soak_summary() {
-    local basis="half the text webhook's $SOAK_REFERENCE requests/s"
+    local basis="half the $SOAK_CAPACITY requests/s the same mix was answered at closed-loop for $SOAK_CAPACITY_SECONDS s"
     [[ -n ${SOAK_RATE:-} ]] && basis="SOAK_RATE"
     echo "soak (issue 14): mixed traffic at $SOAK_RATE_USED requests/s ($basis) on a fresh SQLite file; rules: 0 errors, RSS at the end <= 1.05 x after window 1, every window from the 3rd p99 <= max(2 x, +5 ms) window 2's"
     sed 's/^/  /' "$WORK/soak.txt" 2>/dev/null || echo "  (no report: the soak did not run to its end)"
@@ -133,28 +171,14 @@ soak_summary() {
     echo
 }
 
-# soak_alone: BENCH_ONLY=soak. Measures the text webhook's rate unless SOAK_RATE is set,
-# runs the soak, writes the summary to bench-results/latest.txt and exits.
+# soak_alone: BENCH_ONLY=soak. Runs the soak (after its capacity run unless SOAK_RATE is
+# set), writes the summary to bench-results/latest.txt and exits.
 soak_alone() {
-    local reference=n/a
-    if [[ -z ${SOAK_RATE:-} ]]; then
-        start_server "$WORK/webhook.db" "$WORK/storage" "$WORK/server-webhook.log"
-        run_phase webhook webhook --url "$BASE/webhook" --token "$TOKEN" --account-sid "$ACCOUNT_SID" \
-            --to-number "$WHATSAPP_NUMBER" --verify-db "$WORK/webhook.db" --duration "$DURATION" \
-            --connections "$CONNECTIONS" --users "$USERS" || true
-        stop_pid "$SERVER_PID" 15
-        SERVER_PID=
-        reference=$(kv webhook rps)
-    fi
-    soak_phase "$reference"
+    soak_phase
     mkdir -p "$RESULTS_DIR"
     {
         echo "whatsapp-memory soak, $(date -u +%Y-%m-%dT%H:%M:%SZ), commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo "no commit"), $(nproc) cores"
         echo
-        if [[ -z ${SOAK_RATE:-} ]]; then
-            echo "POST /webhook (the rate's reference): $(kv webhook rps) requests/s, p99 $(kv webhook p99_ms) ms, $CONNECTIONS connections, $DURATION s"
-            echo
-        fi
         soak_summary
         if ((${#FAILED[@]} == 0)); then
             echo "checks: OK"

@@ -10,10 +10,11 @@
 //! The server's memory (and, with
 //! `--verify-db`, its job and embedding queues) is read at every window's end.
 //!
-//! Layout: `mix` (kinds and weights), `traffic` (building requests), `window` (per-window
+//! Layout: `capacity` (the mix's maximum rate, which the soak runs at half of), `mix` (kinds and weights), `traffic` (building requests), `window` (per-window
 //! counts and what a right answer is), `sampler` (the server's memory and queues),
 //! `verdict` (the three rules), `report` (table and `key=value` lines).
 
+mod capacity;
 mod mix;
 mod report;
 mod sampler;
@@ -42,10 +43,18 @@ pub struct SoakArgs {
     /// other options are the timed runs' and are ignored here.
     #[command(flatten)]
     pub target: Target,
-    /// Requests per second, all kinds together (`bench/run.sh`: half the text webhook's
-    /// measured rate, or SOAK_RATE).
-    #[arg(long)]
+    /// Requests per second, all kinds together (`bench/run.sh`: half the rate `--capacity`
+    /// measured for the same mix, or SOAK_RATE). Ignored with `--capacity`.
+    #[arg(long, default_value_t = 0.0)]
     rate: f64,
+    /// Instead of the soak, measure the most this mix can be answered: every connection
+    /// sends its next request as soon as the last one is answered, for `--duration`
+    /// seconds; prints the rate and writes `capacity_rps` to `--out`. The soak's "half the
+    /// measured maximum throughput" is half of this: a text costs the server less than a
+    /// search (its query is embedded) or a photo (fetched, decoded, hashed), so half the
+    /// text webhook's rate was more than the mix could carry on two cores.
+    #[arg(long)]
+    capacity: bool,
     /// Length of the run in seconds, rounded to whole windows.
     #[arg(long, default_value_t = 600.0)]
     duration: f64,
@@ -108,15 +117,11 @@ impl Schedule {
     }
 }
 
-/// Runs the soak; `Ok(false)` when a rule failed.
-pub async fn soak(a: SoakArgs) -> Result<bool> {
+/// The requests' ingredients and one open connection per `--connections`.
+async fn prepare(a: &SoakArgs) -> Result<(Arc<Plan>, Vec<Conn>)> {
     if a.users == 0 || a.users > 9999 {
         bail!("--users must be 1..=9999");
     }
-    if [a.rate, a.window, a.duration].iter().any(|v| !v.is_finite() || *v <= 0.0) {
-        bail!("--rate, --window and --duration must be above 0");
-    }
-    let windows = ((a.duration / a.window).round() as usize).max(1);
     let t = &a.target;
     let mix = Mix::with_overrides(&a.mix)?;
     let media_base = a.media_base.trim_end_matches('/');
@@ -137,6 +142,21 @@ pub async fn soak(a: SoakArgs) -> Result<bool> {
             Conn::connect(plan.signer.addr).await.with_context(|| format!("cannot connect to {}", plan.signer.addr))?,
         );
     }
+    Ok((plan, conns))
+}
+
+/// Runs the soak (or, with `--capacity`, measures the mix's maximum rate); `Ok(false)`
+/// when a rule failed.
+pub async fn soak(a: SoakArgs) -> Result<bool> {
+    if a.capacity {
+        return capacity::measure(&a).await;
+    }
+    if [a.rate, a.window, a.duration].iter().any(|v| !v.is_finite() || *v <= 0.0) {
+        bail!("--rate, --window and --duration must be above 0");
+    }
+    let windows = ((a.duration / a.window).round() as usize).max(1);
+    let t = &a.target;
+    let (plan, conns) = prepare(&a).await?;
     let schedule = Arc::new(Schedule {
         next: AtomicU64::new(0),
         total: (a.rate * a.window * windows as f64).round() as u64,

@@ -14,7 +14,7 @@ use super::pool::map_db_err;
 use super::sqlite_connection::sqlite_timestamp;
 use super::statements::indexes::MEMORIES_MISSING_FROM_MEM0;
 use super::statements::jobs::{job_page, DEAD_JOB_RETRY, DONE_JOBS_PRUNE, IDLE_JOB_DELETE, JOB_COUNTS, JOB_STATE};
-use super::statements::{sqlite_text, Dialect, Sql};
+use super::statements::{Dialect, Sql};
 use crate::domain::model::{JobId, MemoryId, UserId};
 use crate::domain::ports::{JobChange, JobCount, JobFilter, JobRecord, JobState, QueueAdmin, RepositoryError};
 
@@ -139,11 +139,7 @@ impl QueueAdmin for PoolQueueAdmin {
         before: Option<JobId>,
         limit: u32,
     ) -> Result<Vec<JobRecord>, RepositoryError> {
-        let sql = job_page(filter.state.is_some(), filter.kind.is_some(), before.is_some());
-        let sql = match self.dialect() {
-            Dialect::Sqlite => sqlite_text(&sql),
-            Dialect::Postgres => sql,
-        };
+        let sql = self.dialect().built(job_page(filter.state.is_some(), filter.kind.is_some(), before.is_some()));
         // In the order `job_page` numbers them.
         let mut values = Vec::new();
         values.extend(filter.state.map(|state| Value::from(state.as_str())));

@@ -18,7 +18,7 @@ use super::statements::indexes::{
 };
 use super::statements::media::IMAGE_REHASH_QUEUE_PAGE;
 use super::statements::memories::MEMORIES_AWAITING_TEXT;
-use super::statements::{sqlite_text, Dialect};
+use super::statements::Dialect;
 use crate::domain::model::{
     Analytics, Interaction, InteractionId, MediaAsset, MediaAssetId, Mem0Counts, Mem0State, Mem0Status, MemoryId,
     MemoryPage, MemoryRecord, Page, PageCursor, User, UserData, UserId, UserRecord,
@@ -295,14 +295,6 @@ pub(super) async fn analytics(pool: &DatabaseConnection, now: DateTime<Utc>) -> 
     })
 }
 
-/// `sql`, built for a call in PostgreSQL's dialect, in the pool's.
-fn in_dialect(pool: &DatabaseConnection, sql: String) -> String {
-    match Dialect::of(pool.get_database_backend()) {
-        Dialect::Sqlite => sqlite_text(&sql),
-        Dialect::Postgres => sql,
-    }
-}
-
 /// The pool's dialect.
 fn dialect(pool: &DatabaseConnection) -> Dialect {
     Dialect::of(pool.get_database_backend())
@@ -327,7 +319,7 @@ async fn mem0_statuses(
     if ids.is_empty() {
         return Ok(Default::default());
     }
-    let sql = in_dialect(pool, mem0_statuses_sql(ids.len()));
+    let sql = dialect(pool).built(mem0_statuses_sql(ids.len()));
     let rows = raw_rows(pool, &sql, ids.iter().map(|id| Value::from(*id)).collect()).await?;
     let mut statuses = std::collections::HashMap::new();
     for row in rows {
@@ -480,7 +472,7 @@ impl ReadModel for PoolReads {
         if mem0_ids.is_empty() {
             return Ok(Vec::new());
         }
-        let sql = in_dialect(&self.pool, memories_of_mem0(mem0_ids.len()));
+        let sql = dialect(&self.pool).built(memories_of_mem0(mem0_ids.len()));
         let rows = raw_rows(&self.pool, &sql, mem0_ids.iter().map(|id| Value::from(id.clone())).collect()).await?;
         rows.iter()
             .map(|row| {

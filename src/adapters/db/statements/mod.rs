@@ -37,6 +37,15 @@ impl Dialect {
             _ => Dialect::Sqlite,
         }
     }
+
+    /// `postgres`, a statement built for one call (an `IN` list, optional filters) in
+    /// PostgreSQL's dialect, in this one: such a statement cannot be a cached [`Sql`].
+    pub(crate) fn built(self, postgres: String) -> String {
+        match self {
+            Dialect::Sqlite => sqlite_text(&postgres),
+            Dialect::Postgres => postgres,
+        }
+    }
 }
 
 /// `($1, $2, …)`: `count` placeholders for an `IN` list, numbered from 1.

@@ -66,8 +66,19 @@ enum Token {
 /// The identifiers and punctuation of `source`; comments, string, byte and character
 /// literals, numbers and lifetimes are dropped.
 fn tokens(source: &str) -> Vec<Token> {
+    lex(source).0
+}
+
+/// The string literals of `source` (raw ones with their `r#"` and quotes), outside comments.
+fn string_literals(source: &str) -> Vec<String> {
+    lex(source).1
+}
+
+/// [`tokens`] and [`string_literals`] of `source`, read in one pass.
+fn lex(source: &str) -> (Vec<Token>, Vec<String>) {
     let chars: Vec<char> = source.chars().collect();
     let mut out = Vec::new();
+    let mut strings = Vec::new();
     let mut i = 0;
     let at = |i: usize| chars.get(i).copied().unwrap_or('\0');
     while i < chars.len() {
@@ -98,12 +109,15 @@ fn tokens(source: &str) -> Vec<Token> {
                 }
             }
         } else if let Some(end) = raw_string_end(&chars, i) {
+            strings.push(chars[i..end.min(chars.len())].iter().collect());
             i = end;
         } else if c == '"' || (c == 'b' && at(i + 1) == '"') {
             i += if c == 'b' { 2 } else { 1 };
+            let start = i;
             while i < chars.len() && chars[i] != '"' {
                 i += if chars[i] == '\\' { 2 } else { 1 };
             }
+            strings.push(chars[start..i.min(chars.len())].iter().collect());
             i += 1;
         } else if c == '\'' || (c == 'b' && at(i + 1) == '\'') {
             i += if c == 'b' { 2 } else { 1 };
@@ -139,7 +153,7 @@ fn tokens(source: &str) -> Vec<Token> {
             i += 1;
         }
     }
-    out
+    (out, strings)
 }
 
 /// Where a raw string (`r"…"`, `r#"…"#`, `br"…"`) starting at `i` ends, if one does.
@@ -548,4 +562,59 @@ fn comments_and_strings_hide_no_path_and_invent_none() {
     for hidden in ["sea_orm", "poem", "rusqlite", "reqwest", "sqlx"] {
         assert!(!paths.iter().any(|p| p.starts_with(hidden)), "{hidden} found in {paths:?}");
     }
+}
+
+/// The words that start a statement: in a string literal, they mean SQL is written there.
+const SQL_STARTS: &[&str] = &["SELECT ", "INSERT INTO", "UPDATE ", "DELETE FROM", "WITH "];
+
+/// The files of `src/adapters/db` that must run statements written in `statements` only:
+/// all but `statements` itself and the migration lock, whose advisory-lock calls are
+/// PostgreSQL's locking protocol at start, not statements over the schema.
+fn runs_shared_statements_only(relative: &str) -> bool {
+    let Some(name) = relative.strip_prefix("adapters/db/") else { return false };
+    !name.starts_with("statements/") && name != "migration_lock.rs"
+}
+
+/// Where such a file writes SQL of its own instead of naming a shared statement.
+fn sql_outside_statements(src: &Path) -> Vec<String> {
+    let mut found = Vec::new();
+    for file in rust_files(src) {
+        let relative = file.strip_prefix(src).unwrap_or(&file).to_string_lossy().replace('\\', "/");
+        if !runs_shared_statements_only(&relative) {
+            continue;
+        }
+        let text = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("cannot read {}: {e}", file.display()));
+        for literal in string_literals(&text) {
+            if SQL_STARTS.iter().any(|start| literal.contains(start)) {
+                found.push(format!("{relative}: {literal}"));
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn the_database_adapter_writes_sql_only_in_its_statements_modules() {
+    let found = sql_outside_statements(&source_root());
+    assert!(found.is_empty(), "each statement is written once, in src/adapters/db/statements:\n{}", found.join("\n"));
+}
+
+#[test]
+fn the_sql_checker_finds_statements_outside_the_statements_modules_but_not_in_comments() {
+    let root = tree(&[
+        ("adapters/db/sqlite_transaction.rs", "fn f(c: &C) { c.execute(\"DELETE FROM users WHERE id = ?1\"); }"),
+        ("adapters/db/postgres_reminders.rs", "// SELECT in a comment\nfn g() -> &'static str { \"no statement\" }"),
+        ("adapters/db/statements/users.rs", "static S: &str = \"SELECT id FROM users\";"),
+        ("adapters/db/reads.rs", "const Q: &str = r#\"UPDATE jobs SET state = 'done'\"#;"),
+        ("app/ingest.rs", "const NOT_THE_DATABASE_ADAPTER: &str = \"SELECT 1\";"),
+    ]);
+    let found = sql_outside_statements(root.path());
+    assert_eq!(
+        found,
+        [
+            "adapters/db/reads.rs: r#\"UPDATE jobs SET state = 'done'\"#",
+            "adapters/db/sqlite_transaction.rs: DELETE FROM users WHERE id = ?1"
+        ],
+        "{found:?}"
+    );
 }

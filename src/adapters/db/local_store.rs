@@ -10,9 +10,12 @@ use rusqlite::Connection;
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, QueryResult, Statement};
 
 use super::pool::map_db_err;
+use super::row::Row;
 use super::sqlite::SqliteReaders;
-use super::sqlite_transaction::memory_from_row;
-use crate::domain::model::{Memory, MemoryId, MemoryKind, User, UserId};
+use super::sqlite_connection::map_sqlite_err;
+use super::statements::memories::memory_from_row;
+use super::statements::search::{sqlite_term_matches, MATCHES_PER_TERM, POSTGRES_SEARCH, SQLITE_MEMORIES_BY_IDS};
+use crate::domain::model::{Memory, User, UserId};
 use crate::domain::ports::{MemoryFinder, MemoryHit, MemoryStoreError, Recalled, RepositoryError};
 use crate::domain::query::{rank_term_matches, search_terms, TermMatch};
 
@@ -23,19 +26,6 @@ pub enum LocalStore {
     /// `tsvector`, read through the sea-orm pool.
     Postgres(DatabaseConnection),
 }
-
-/// SQLite: how many of the newest matches of each term (and of all terms together) are
-/// ranked. FTS5 walks a posting list newest first and stops there, so a search costs the
-/// same at 100,000 memories as at 1,000. bm25 instead passes over every match of every
-/// term, and of the owner token, on each query: 9-19 ms per search at 100,000 memories
-/// (`make bench`), against 2-4 ms this way.
-const MATCHES_PER_TERM: usize = 1000;
-
-/// PostgreSQL: `ts_rank_cd` over the GIN-indexed `tsvector`, filtered to one user.
-const POSTGRES_SEARCH: &str =
-    "SELECT id, user_id, kind, text, created_at, ts_rank_cd(search_vector, q)::float8 AS score \
-     FROM memories, websearch_to_tsquery('memory_search', $2) AS q \
-     WHERE user_id = $1 AND search_vector @@ q ORDER BY score DESC, id DESC LIMIT $3";
 
 /// An FTS5 query for one term inside one user's memories: the `owner` token scopes the
 /// match inside the index itself. Terms are letters and digits only (see
@@ -56,32 +46,8 @@ fn fts5_expressions(user: UserId, terms: &[String]) -> Vec<String> {
     expressions
 }
 
-/// One query returning `(memory id, expression index)` for the newest matches of each
-/// expression.
-fn sqlite_term_matches_sql(expression_count: usize) -> String {
-    (0..expression_count)
-        .map(|i| {
-            format!(
-                "SELECT rowid AS id, {i} AS term FROM (SELECT rowid FROM memories_fts WHERE memories_fts MATCH ? \
-                 ORDER BY rowid DESC LIMIT {MATCHES_PER_TERM})"
-            )
-        })
-        .collect::<Vec<_>>()
-        .join(" UNION ALL ")
-}
-
-fn hit_from_row(row: &QueryResult) -> Result<MemoryHit, sea_orm::DbErr> {
-    let kind: String = row.try_get("", "kind")?;
-    Ok(MemoryHit {
-        recalled: Recalled::Memory(Memory {
-            id: MemoryId(row.try_get("", "id")?),
-            user_id: UserId(row.try_get("", "user_id")?),
-            kind: MemoryKind::parse(&kind).unwrap_or(MemoryKind::Text),
-            text: row.try_get("", "text")?,
-            created_at: row.try_get("", "created_at")?,
-        }),
-        score: row.try_get("", "score")?,
-    })
+fn hit_from_row(row: &QueryResult) -> Result<MemoryHit, RepositoryError> {
+    Ok(MemoryHit { recalled: Recalled::Memory(memory_from_row(row)?), score: row.value("score")? })
 }
 
 impl From<RepositoryError> for MemoryStoreError {
@@ -111,14 +77,11 @@ impl MemoryFinder for LocalStore {
             LocalStore::Postgres(pool) => {
                 let statement = Statement::from_sql_and_values(
                     DbBackend::Postgres,
-                    POSTGRES_SEARCH,
+                    POSTGRES_SEARCH.postgres(),
                     [user.0.into(), terms.join(" or ").into(), i64::from(limit).into()],
                 );
                 let rows = pool.query_all_raw(statement).await.map_err(|e| MemoryStoreError::from(map_db_err(e)))?;
-                rows.iter()
-                    .map(hit_from_row)
-                    .collect::<Result<_, _>>()
-                    .map_err(|e| MemoryStoreError::from(map_db_err(e)))
+                Ok(rows.iter().map(hit_from_row).collect::<Result<_, _>>()?)
             }
         }
     }
@@ -131,14 +94,14 @@ fn search_sqlite(
     user: UserId,
     terms: &[String],
     limit: u32,
-) -> rusqlite::Result<Vec<MemoryHit>> {
+) -> Result<Vec<MemoryHit>, RepositoryError> {
     let expressions = fts5_expressions(user, terms);
-    let mut statement = connection.prepare_cached(&sqlite_term_matches_sql(expressions.len()))?;
-    let mut rows = statement.query(rusqlite::params_from_iter(expressions.iter()))?;
+    let mut statement = connection.prepare_cached(&sqlite_term_matches(expressions.len())).map_err(map_sqlite_err)?;
+    let mut rows = statement.query(rusqlite::params_from_iter(expressions.iter())).map_err(map_sqlite_err)?;
     let mut matches = Vec::new();
-    while let Some(row) = rows.next()? {
-        let memory_id: i64 = row.get(0)?;
-        let expression = row.get::<_, i64>(1)? as usize;
+    while let Some(row) = rows.next().map_err(map_sqlite_err)? {
+        let memory_id: i64 = row.value("id")?;
+        let expression = row.value::<i64>("term")? as usize;
         if expression < terms.len() {
             matches.push(TermMatch { memory_id, term: expression });
         } else {
@@ -151,19 +114,17 @@ fn search_sqlite(
     if ranked.is_empty() {
         return Ok(Vec::new());
     }
-    // By primary key alone: with `user_id` in the WHERE clause SQLite may pick the user
-    // index and scan all of the user's memories. The owner is checked here instead.
+    // By primary key alone (see the statement): the owner is checked here.
     let ids = serde_json::to_string(&ranked.iter().map(|(id, _)| *id).collect::<Vec<_>>()).unwrap_or_default();
-    let mut statement = connection.prepare_cached(
-        "SELECT m.id, m.user_id, m.kind, m.text, m.created_at FROM memories AS m \
-         WHERE m.id IN (SELECT value FROM json_each(?1))",
-    )?;
-    let mut by_id: HashMap<i64, Memory> = statement
-        .query_map([ids], memory_from_row)?
-        .filter_map(|memory| memory.ok())
-        .filter(|memory| memory.user_id == user)
-        .map(|memory| (memory.id.0, memory))
-        .collect();
+    let mut statement = connection.prepare_cached(SQLITE_MEMORIES_BY_IDS.sqlite()).map_err(map_sqlite_err)?;
+    let mut rows = statement.query([ids]).map_err(map_sqlite_err)?;
+    let mut by_id: HashMap<i64, Memory> = HashMap::new();
+    while let Some(row) = rows.next().map_err(map_sqlite_err)? {
+        let memory = memory_from_row(row)?;
+        if memory.user_id == user {
+            by_id.insert(memory.id.0, memory);
+        }
+    }
     Ok(ranked
         .into_iter()
         .filter_map(|(id, score)| Some(MemoryHit { recalled: Recalled::Memory(by_id.remove(&id)?), score }))
@@ -177,7 +138,6 @@ mod tests {
     #[test]
     fn each_term_is_matched_inside_the_owners_memories() {
         assert_eq!(fts5_term_expression(UserId(42), "milk"), "owner:u42 AND text:\"milk\"");
-        assert_eq!(sqlite_term_matches_sql(2).matches("MATCH ?").count(), 2);
     }
 
     #[test]

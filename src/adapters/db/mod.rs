@@ -1,10 +1,15 @@
 //! The system of record on SQLite (embedded default) or PostgreSQL (scale-out), chosen by
 //! `DATABASE_URL`. The schema comes only from the `migration` crate.
 //!
+//! Every statement is written once, in `statements` (by concern, with each difference
+//! between the dialects beside it and explained), and every row is mapped to its domain
+//! type once, through `row`, whichever engine returned it.
+//!
 //! Modules depend on each other in one direction only (the architecture test checks it):
-//! `sqlite_connection`, `statements` and `pool` are leaves; `sqlite_transaction` runs on
-//! the connection; `sqlite_writer` runs transactions; `sqlite` holds the writer and the
-//! readers; `reads`, `queue_admin` and `local_store` use the leaves and `sqlite`'s readers.
+//! `sqlite_connection` and `pool` are leaves; `row` uses only their error mappings;
+//! `statements` uses `row`; `sqlite_transaction` runs statements on the connection;
+//! `sqlite_writer` runs transactions; `sqlite` holds the writer and the readers; `reads`,
+//! `queue_admin` and `local_store` use the leaves and `sqlite`'s readers.
 //! PostgreSQL mirrors SQLite: `postgres_transaction` runs statements on an open transaction,
 //! `postgres_writer` runs units of work in group transactions, `postgres` holds the writer.
 
@@ -18,6 +23,7 @@ mod postgres_transaction;
 mod postgres_writer;
 mod queue_admin;
 mod reads;
+mod row;
 mod sqlite;
 mod sqlite_connection;
 mod sqlite_reminders;

@@ -12,6 +12,9 @@ use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, QueryResult, State
 
 use super::pool::map_db_err;
 use super::sqlite_connection::sqlite_timestamp;
+use super::statements::indexes::MEMORIES_MISSING_FROM_MEM0;
+use super::statements::jobs::{job_page, DEAD_JOB_RETRY, DONE_JOBS_PRUNE, IDLE_JOB_DELETE, JOB_COUNTS, JOB_STATE};
+use super::statements::{Dialect, Sql};
 use crate::domain::model::{JobId, MemoryId, UserId};
 use crate::domain::ports::{JobChange, JobCount, JobFilter, JobRecord, JobState, QueueAdmin, RepositoryError};
 
@@ -54,12 +57,8 @@ impl PoolQueueAdmin {
         self.pool.get_database_backend()
     }
 
-    /// `sql` written with `$n` placeholders, in the pool's dialect.
-    fn sql(&self, sql: &str) -> String {
-        match self.backend() {
-            DbBackend::Postgres => sql.to_string(),
-            _ => sql.replace('$', "?"),
-        }
+    fn dialect(&self) -> Dialect {
+        Dialect::of(self.backend())
     }
 
     /// A timestamp as this backend stores it (SQLite: RFC 3339 text, microseconds).
@@ -82,16 +81,18 @@ impl PoolQueueAdmin {
         }
     }
 
-    async fn rows(&self, sql: &str, values: Vec<Value>) -> Result<Vec<QueryResult>, RepositoryError> {
-        self.pool
-            .query_all_raw(Statement::from_sql_and_values(self.backend(), self.sql(sql), values))
-            .await
-            .map_err(map_db_err)
+    /// The rows of `sql`, already in the pool's dialect.
+    async fn rows_of(&self, sql: &str, values: Vec<Value>) -> Result<Vec<QueryResult>, RepositoryError> {
+        self.pool.query_all_raw(Statement::from_sql_and_values(self.backend(), sql, values)).await.map_err(map_db_err)
     }
 
-    async fn execute(&self, sql: &str, values: Vec<Value>) -> Result<u64, RepositoryError> {
+    async fn rows(&self, sql: &Sql, values: Vec<Value>) -> Result<Vec<QueryResult>, RepositoryError> {
+        self.rows_of(sql.text(self.dialect()), values).await
+    }
+
+    async fn execute(&self, sql: &Sql, values: Vec<Value>) -> Result<u64, RepositoryError> {
         self.pool
-            .execute_raw(Statement::from_sql_and_values(self.backend(), self.sql(sql), values))
+            .execute_raw(Statement::from_sql_and_values(self.backend(), sql.text(self.dialect()), values))
             .await
             .map(|done| done.rows_affected())
             .map_err(map_db_err)
@@ -99,7 +100,7 @@ impl PoolQueueAdmin {
 
     /// The state of one job, if it exists.
     async fn state_of(&self, job: JobId) -> Result<Option<JobState>, RepositoryError> {
-        let rows = self.rows("SELECT state FROM jobs WHERE id = $1", vec![Value::from(job.0)]).await?;
+        let rows = self.rows(&JOB_STATE, vec![Value::from(job.0)]).await?;
         let Some(row) = rows.first() else {
             return Ok(None);
         };
@@ -119,13 +120,7 @@ impl PoolQueueAdmin {
 #[async_trait]
 impl QueueAdmin for PoolQueueAdmin {
     async fn job_counts(&self) -> Result<Vec<JobCount>, RepositoryError> {
-        let rows = self
-            .rows(
-                "SELECT kind, state, count(*) AS n FROM jobs WHERE state IN ('queued', 'running', 'dead') \
-                 GROUP BY kind, state ORDER BY kind, state",
-                Vec::new(),
-            )
-            .await?;
+        let rows = self.rows(&JOB_COUNTS, Vec::new()).await?;
         let mut counts = Vec::with_capacity(rows.len());
         for row in rows {
             let kind: String = row.try_get("", "kind").map_err(map_db_err)?;
@@ -144,28 +139,14 @@ impl QueueAdmin for PoolQueueAdmin {
         before: Option<JobId>,
         limit: u32,
     ) -> Result<Vec<JobRecord>, RepositoryError> {
-        let mut conditions = Vec::new();
+        let sql = self.dialect().built(job_page(filter.state.is_some(), filter.kind.is_some(), before.is_some()));
+        // In the order `job_page` numbers them.
         let mut values = Vec::new();
-        if let Some(state) = filter.state {
-            values.push(Value::from(state.as_str()));
-            conditions.push(format!("state = ${}", values.len()));
-        }
-        if let Some(kind) = filter.kind {
-            values.push(Value::from(kind));
-            conditions.push(format!("kind = ${}", values.len()));
-        }
-        if let Some(before) = before {
-            values.push(Value::from(before.0));
-            conditions.push(format!("id < ${}", values.len()));
-        }
-        let clause = if conditions.is_empty() { String::new() } else { format!("WHERE {}", conditions.join(" AND ")) };
+        values.extend(filter.state.map(|state| Value::from(state.as_str())));
+        values.extend(filter.kind.map(Value::from));
+        values.extend(before.map(|before| Value::from(before.0)));
         values.push(Value::from(i64::from(limit)));
-        let sql = format!(
-            "SELECT id, kind, state, attempts, max_attempts, due_at, last_error, created_at, updated_at \
-             FROM jobs {clause} ORDER BY id DESC LIMIT ${}",
-            values.len()
-        );
-        let rows = self.rows(&sql, values).await?;
+        let rows = self.rows_of(&sql, values).await?;
         let mut jobs = Vec::with_capacity(rows.len());
         for row in rows {
             let state: String = row.try_get("", "state").map_err(map_db_err)?;
@@ -188,13 +169,7 @@ impl QueueAdmin for PoolQueueAdmin {
     }
 
     async fn retry_job(&self, job: JobId, now: DateTime<Utc>) -> Result<JobChange, RepositoryError> {
-        let changed = self
-            .execute(
-                "UPDATE jobs SET state = 'queued', attempts = 0, due_at = $2, lease_until = NULL, updated_at = $2 \
-                 WHERE id = $1 AND state = 'dead'",
-                vec![Value::from(job.0), self.time(now)],
-            )
-            .await?;
+        let changed = self.execute(&DEAD_JOB_RETRY, vec![Value::from(job.0), self.time(now)]).await?;
         if changed == 1 {
             return Ok(JobChange::Changed);
         }
@@ -202,8 +177,7 @@ impl QueueAdmin for PoolQueueAdmin {
     }
 
     async fn delete_job(&self, job: JobId) -> Result<JobChange, RepositoryError> {
-        let changed =
-            self.execute("DELETE FROM jobs WHERE id = $1 AND state <> 'running'", vec![Value::from(job.0)]).await?;
+        let changed = self.execute(&IDLE_JOB_DELETE, vec![Value::from(job.0)]).await?;
         if changed == 1 {
             return Ok(JobChange::Changed);
         }
@@ -211,12 +185,7 @@ impl QueueAdmin for PoolQueueAdmin {
     }
 
     async fn prune_done_jobs(&self, before: DateTime<Utc>, limit: u32) -> Result<u64, RepositoryError> {
-        self.execute(
-            "DELETE FROM jobs WHERE id IN \
-             (SELECT id FROM jobs WHERE state = 'done' AND updated_at < $1 ORDER BY id LIMIT $2)",
-            vec![self.time(before), Value::from(i64::from(limit))],
-        )
-        .await
+        self.execute(&DONE_JOBS_PRUNE, vec![self.time(before), Value::from(i64::from(limit))]).await
     }
 
     async fn memories_missing_from_mem0(
@@ -224,13 +193,8 @@ impl QueueAdmin for PoolQueueAdmin {
         after: MemoryId,
         limit: u32,
     ) -> Result<Vec<(MemoryId, UserId)>, RepositoryError> {
-        let rows = self
-            .rows(
-                "SELECT m.id, m.user_id FROM memories AS m LEFT JOIN mem0_index AS i ON i.memory_id = m.id \
-                 WHERE m.id > $1 AND (i.memory_id IS NULL OR i.state = 'failed') ORDER BY m.id LIMIT $2",
-                vec![Value::from(after.0), Value::from(i64::from(limit))],
-            )
-            .await?;
+        let rows =
+            self.rows(&MEMORIES_MISSING_FROM_MEM0, vec![Value::from(after.0), Value::from(i64::from(limit))]).await?;
         rows.iter()
             .map(|row| {
                 let memory: i64 = row.try_get("", "id").map_err(map_db_err)?;

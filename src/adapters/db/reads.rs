@@ -11,6 +11,14 @@ use sea_orm::{
 use super::entities::{interactions, media_assets, memories, users};
 use super::pool::map_db_err;
 use super::sqlite_connection::sqlite_timestamp;
+use super::statements::analytics::{INTERACTIONS_PER_DAY, MEMORIES_BY_KIND, TABLE_TOTALS};
+use super::statements::indexes::{
+    mem0_statuses as mem0_statuses_sql, memories_of_mem0, EMBEDDINGS_SINCE, EMBED_QUEUE_PAGE, LATEST_EMBEDDING_SEQ,
+    MEM0_COUNTS, MEMORIES_WITHOUT_EMBEDDING,
+};
+use super::statements::media::IMAGE_REHASH_QUEUE_PAGE;
+use super::statements::memories::MEMORIES_AWAITING_TEXT;
+use super::statements::Dialect;
 use crate::domain::model::{
     Analytics, Interaction, InteractionId, MediaAsset, MediaAssetId, Mem0Counts, Mem0State, Mem0Status, MemoryId,
     MemoryPage, MemoryRecord, Page, PageCursor, User, UserData, UserId, UserRecord,
@@ -251,16 +259,10 @@ async fn count_rows(
 }
 
 pub(super) async fn analytics(pool: &DatabaseConnection, now: DateTime<Utc>) -> Result<Analytics, RepositoryError> {
-    let totals = count_rows(
-        pool,
-        "SELECT 'users', count(*) FROM users UNION ALL SELECT 'interactions', count(*) FROM interactions \
-         UNION ALL SELECT 'memories', count(*) FROM memories UNION ALL SELECT 'media_assets', count(*) FROM media_assets",
-        Vec::new(),
-    )
-    .await?;
+    let dialect = Dialect::of(pool.get_database_backend());
+    let totals = count_rows(pool, TABLE_TOTALS.text(dialect), Vec::new()).await?;
     let total = |name: &str| totals.iter().find(|(key, _)| key == name).map_or(0, |(_, n)| *n);
-    let memories_by_kind =
-        count_rows(pool, "SELECT kind, count(*) FROM memories GROUP BY kind ORDER BY kind", Vec::new()).await?;
+    let memories_by_kind = count_rows(pool, MEMORIES_BY_KIND.text(dialect), Vec::new()).await?;
     let last_ingest_at = interactions::Entity::find()
         .filter(interactions::Column::Direction.eq("inbound"))
         .order_by_desc(interactions::Column::OccurredAt)
@@ -268,25 +270,11 @@ pub(super) async fn analytics(pool: &DatabaseConnection, now: DateTime<Utc>) -> 
         .await
         .map_err(map_db_err)?
         .map(|row| row.occurred_at);
-    // Per UTC day over the last 30 days; the day is the first ten characters of the
-    // timestamp on SQLite (RFC 3339 text) and a cast on PostgreSQL.
+    // Per UTC day over the last 30 days.
     let today = now.date_naive();
     let first_day = today - chrono::Days::new(29);
     let since = first_day.and_hms_opt(0, 0, 0).map(|t| t.and_utc()).unwrap_or(now);
-    let day = match pool.get_database_backend() {
-        DbBackend::Sqlite => "substr(occurred_at, 1, 10)",
-        _ => "to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')",
-    };
-    let placeholder = match pool.get_database_backend() {
-        DbBackend::Sqlite => "?",
-        _ => "$1",
-    };
-    let per_day = count_rows(
-        pool,
-        &format!("SELECT {day}, count(*) FROM interactions WHERE occurred_at >= {placeholder} GROUP BY 1"),
-        vec![timestamp_value(pool, since)],
-    )
-    .await?;
+    let per_day = count_rows(pool, INTERACTIONS_PER_DAY.text(dialect), vec![timestamp_value(pool, since)]).await?;
     let interactions_per_day = first_day
         .iter_days()
         .take_while(|d| *d <= today)
@@ -307,22 +295,9 @@ pub(super) async fn analytics(pool: &DatabaseConnection, now: DateTime<Utc>) -> 
     })
 }
 
-/// `(?, ?, …)` or `($1, $2, …)`: `count` placeholders for an `IN` list.
-fn in_list(pool: &DatabaseConnection, count: usize) -> String {
-    let items: Vec<String> = match pool.get_database_backend() {
-        DbBackend::Postgres => (1..=count).map(|i| format!("${i}")).collect(),
-        _ => vec!["?".to_string(); count],
-    };
-    format!("({})", items.join(", "))
-}
-
-/// `sql` written with PostgreSQL's `$n` placeholders, in the pool's dialect (SQLite
-/// numbers them `?n`).
-fn numbered(pool: &DatabaseConnection, sql: &str) -> String {
-    match pool.get_database_backend() {
-        DbBackend::Postgres => sql.to_string(),
-        _ => sql.replace('$', "?"),
-    }
+/// The pool's dialect.
+fn dialect(pool: &DatabaseConnection) -> Dialect {
+    Dialect::of(pool.get_database_backend())
 }
 
 /// Rows of a raw query over `values`.
@@ -344,10 +319,7 @@ async fn mem0_statuses(
     if ids.is_empty() {
         return Ok(Default::default());
     }
-    let sql = format!(
-        "SELECT memory_id, state, error, event_id FROM mem0_index WHERE memory_id IN {}",
-        in_list(pool, ids.len())
-    );
+    let sql = dialect(pool).built(mem0_statuses_sql(ids.len()));
     let rows = raw_rows(pool, &sql, ids.iter().map(|id| Value::from(*id)).collect()).await?;
     let mut statuses = std::collections::HashMap::new();
     for row in rows {
@@ -365,12 +337,7 @@ async fn mem0_statuses(
 
 /// Memories by Mem0 state, counting only memories that still exist.
 async fn mem0_counts(pool: &DatabaseConnection) -> Result<Mem0Counts, RepositoryError> {
-    let rows = count_rows(
-        pool,
-        "SELECT i.state, count(*) FROM mem0_index AS i JOIN memories AS m ON m.id = i.memory_id GROUP BY i.state",
-        Vec::new(),
-    )
-    .await?;
+    let rows = count_rows(pool, MEM0_COUNTS.text(dialect(pool)), Vec::new()).await?;
     let mut counts = Mem0Counts::default();
     for (state, count) in rows {
         match Mem0State::parse(&state) {
@@ -505,10 +472,7 @@ impl ReadModel for PoolReads {
         if mem0_ids.is_empty() {
             return Ok(Vec::new());
         }
-        let sql = format!(
-            "SELECT mem0_id, memory_id FROM mem0_links WHERE mem0_id IN {}",
-            in_list(&self.pool, mem0_ids.len())
-        );
+        let sql = dialect(&self.pool).built(memories_of_mem0(mem0_ids.len()));
         let rows = raw_rows(&self.pool, &sql, mem0_ids.iter().map(|id| Value::from(id.clone())).collect()).await?;
         rows.iter()
             .map(|row| {
@@ -525,12 +489,8 @@ impl ReadModel for PoolReads {
         model: &str,
         after_seq: i64,
     ) -> Result<Vec<StoredEmbedding>, RepositoryError> {
-        let sql = numbered(
-            &self.pool,
-            "SELECT memory_id, seq, scale, vector FROM memory_embeddings \
-             WHERE user_id = $1 AND model = $2 AND seq > $3 ORDER BY seq",
-        );
-        let rows = raw_rows(&self.pool, &sql, vec![user.0.into(), model.into(), after_seq.into()]).await?;
+        let sql = EMBEDDINGS_SINCE.text(dialect(&self.pool));
+        let rows = raw_rows(&self.pool, sql, vec![user.0.into(), model.into(), after_seq.into()]).await?;
         rows.iter()
             .map(|row| {
                 let memory: i64 = row.try_get("", "memory_id").map_err(map_db_err)?;
@@ -547,23 +507,20 @@ impl ReadModel for PoolReads {
     }
 
     async fn latest_embedding_seq(&self, user: UserId, model: &str) -> Result<i64, RepositoryError> {
-        let sql = numbered(
-            &self.pool,
-            "SELECT COALESCE(MAX(seq), 0) AS latest FROM memory_embeddings WHERE user_id = $1 AND model = $2",
-        );
-        let rows = raw_rows(&self.pool, &sql, vec![user.0.into(), model.into()]).await?;
+        let sql = LATEST_EMBEDDING_SEQ.text(dialect(&self.pool));
+        let rows = raw_rows(&self.pool, sql, vec![user.0.into(), model.into()]).await?;
         rows.first().map_or(Ok(0), |row| row.try_get::<i64>("", "latest").map_err(map_db_err))
     }
 
     async fn image_rehash_queue(&self, limit: u32) -> Result<Vec<MediaAssetId>, RepositoryError> {
-        let sql = numbered(&self.pool, "SELECT media_id FROM image_rehash_queue ORDER BY media_id LIMIT $1");
-        let rows = raw_rows(&self.pool, &sql, vec![i64::from(limit).into()]).await?;
+        let sql = IMAGE_REHASH_QUEUE_PAGE.text(dialect(&self.pool));
+        let rows = raw_rows(&self.pool, sql, vec![i64::from(limit).into()]).await?;
         rows.iter().map(|row| row.try_get::<i64>("", "media_id").map(MediaAssetId).map_err(map_db_err)).collect()
     }
 
     async fn embedding_queue(&self, limit: u32) -> Result<Vec<MemoryId>, RepositoryError> {
-        let sql = numbered(&self.pool, "SELECT memory_id FROM embed_queue ORDER BY memory_id LIMIT $1");
-        let rows = raw_rows(&self.pool, &sql, vec![i64::from(limit).into()]).await?;
+        let sql = EMBED_QUEUE_PAGE.text(dialect(&self.pool));
+        let rows = raw_rows(&self.pool, sql, vec![i64::from(limit).into()]).await?;
         rows.iter().map(|row| row.try_get::<i64>("", "memory_id").map(MemoryId).map_err(map_db_err)).collect()
     }
 
@@ -573,12 +530,8 @@ impl ReadModel for PoolReads {
         after: MemoryId,
         limit: u32,
     ) -> Result<Vec<(MemoryId, UserId)>, RepositoryError> {
-        let sql = numbered(
-            &self.pool,
-            "SELECT m.id, m.user_id FROM memories m WHERE m.id > $1 AND NOT EXISTS \
-             (SELECT 1 FROM memory_embeddings e WHERE e.memory_id = m.id AND e.model = $2) ORDER BY m.id LIMIT $3",
-        );
-        let rows = raw_rows(&self.pool, &sql, vec![after.0.into(), model.into(), i64::from(limit).into()]).await?;
+        let sql = MEMORIES_WITHOUT_EMBEDDING.text(dialect(&self.pool));
+        let rows = raw_rows(&self.pool, sql, vec![after.0.into(), model.into(), i64::from(limit).into()]).await?;
         rows.iter()
             .map(|row| {
                 let memory: i64 = row.try_get("", "id").map_err(map_db_err)?;
@@ -589,13 +542,8 @@ impl ReadModel for PoolReads {
     }
 
     async fn memories_awaiting_text(&self, after: MemoryId, limit: u32) -> Result<Vec<AwaitingText>, RepositoryError> {
-        let sql = numbered(
-            &self.pool,
-            "SELECT m.id, m.user_id, m.text, a.local_path, a.content_type FROM memories m \
-             JOIN media_assets a ON a.id = m.media_asset_id WHERE m.id > $1 AND m.extracted_text IS NULL \
-             AND (a.content_type LIKE 'image/%' OR a.content_type = 'application/pdf') ORDER BY m.id LIMIT $2",
-        );
-        let rows = raw_rows(&self.pool, &sql, vec![after.0.into(), i64::from(limit).into()]).await?;
+        let sql = MEMORIES_AWAITING_TEXT.text(dialect(&self.pool));
+        let rows = raw_rows(&self.pool, sql, vec![after.0.into(), i64::from(limit).into()]).await?;
         rows.iter()
             .map(|row| {
                 let column = |name: &str| row.try_get::<String>("", name).map_err(map_db_err);

@@ -36,7 +36,7 @@ impl SqliteReaders {
     /// The read's own error, or [`RepositoryError::Unavailable`] when no connection opens.
     pub async fn read<T: Send + 'static>(
         &self,
-        read: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+        read: impl FnOnce(&Connection) -> Result<T, RepositoryError> + Send + 'static,
     ) -> Result<T, RepositoryError> {
         let _permit = self.permits.acquire().await.map_err(|e| RepositoryError::Internal(e.to_string()))?;
         let idle = self.idle.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).pop();
@@ -56,7 +56,7 @@ impl SqliteReaders {
         .await
         .map_err(|e| RepositoryError::Internal(format!("a read panicked: {e}")))?;
         self.idle.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push(connection);
-        result.map_err(map_sqlite_err)
+        result
     }
 }
 

@@ -64,10 +64,9 @@ pub fn sqlite_timestamp(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Micros, false)
 }
 
-pub(super) fn parse_timestamp(text: &str) -> rusqlite::Result<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(text)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e)))
+/// A timestamp [`sqlite_timestamp`] wrote, read back.
+pub(super) fn parse_timestamp(text: &str) -> Result<DateTime<Utc>, chrono::ParseError> {
+    DateTime::parse_from_rfc3339(text).map(|t| t.with_timezone(&Utc))
 }
 
 /// Busy, locked, full or failing disks may pass; anything else is a bug.
@@ -103,5 +102,9 @@ mod tests {
             sqlite_timestamp(Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap() + chrono::Duration::microseconds(1));
         assert_eq!(a, "2026-01-02T03:04:05.000000+00:00");
         assert!(a < b);
+        assert_eq!(
+            parse_timestamp(&b).unwrap(),
+            Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap() + chrono::Duration::microseconds(1)
+        );
     }
 }

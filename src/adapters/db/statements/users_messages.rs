@@ -1,0 +1,118 @@
+//! Users and the messages they exchange (`users`, `interactions`): the statements of
+//! [`UserTransaction`](crate::domain::ports::UserTransaction) and the row of a user.
+
+use super::{Dialectal, Sql};
+use crate::adapters::db::row::Row;
+use crate::domain::model::{User, UserId};
+use crate::domain::ports::RepositoryError;
+
+/// Creates a user (`$1` WhatsApp id, `$2` phone, `$3` name, `$4` now) unless one with
+/// that WhatsApp id exists: the unique index decides, not a read first.
+pub(crate) static USER_INSERT: Sql = Sql::new(
+    "INSERT INTO users (wa_id, phone_number, display_name, timezone, created_at, updated_at) \
+     VALUES ($1, $2, $3, NULL, $4, $4) ON CONFLICT (wa_id) DO NOTHING",
+);
+
+/// The user with a WhatsApp id (`$1`), in the columns [`user_from_row`] reads.
+pub(crate) static USER_BY_WA_ID: Sql =
+    Sql::new("SELECT id, wa_id, phone_number, display_name, timezone FROM users WHERE wa_id = $1");
+
+/// A user of [`USER_BY_WA_ID`]; a time zone that no longer parses is treated as none.
+///
+/// # Errors
+/// When a column is missing or of the wrong type.
+pub(crate) fn user_from_row(row: &impl Row) -> Result<User, RepositoryError> {
+    let timezone: Option<String> = row.value("timezone")?;
+    Ok(User {
+        id: UserId(row.value("id")?),
+        wa_id: row.value("wa_id")?,
+        phone_number: row.value("phone_number")?,
+        display_name: row.value("display_name")?,
+        timezone: timezone.and_then(|z| z.parse().ok()),
+    })
+}
+
+/// Renames a user (`$1` user, `$2` name, `$3` now).
+pub(crate) static USER_DISPLAY_NAME_UPDATE: Sql =
+    Sql::new("UPDATE users SET display_name = $2, updated_at = $3 WHERE id = $1");
+
+/// Sets a user's time zone (`$1` user, `$2` zone, `$3` now).
+pub(crate) static USER_TIMEZONE_UPDATE: Sql = Sql::new("UPDATE users SET timezone = $2, updated_at = $3 WHERE id = $1");
+
+/// Records an inbound message (`$1` user, `$2` sid, `$3` type, `$4` body, `$5` the raw
+/// form as JSON text, `$6` when received) and returns its id, or no row when that sid
+/// was recorded before: the unique index on the sid is what makes delivery idempotent.
+pub(crate) static INBOUND_INSERT: Sql = Sql::new(
+    "INSERT INTO interactions (user_id, twilio_message_sid, direction, message_type, body, raw_form, occurred_at) \
+     VALUES ($1, $2, 'inbound', $3, $4, $5::jsonb, $6) ON CONFLICT (twilio_message_sid) DO NOTHING RETURNING id",
+);
+
+/// The reply already given to a sid (`$1`) and who sent it.
+pub(crate) static INBOUND_BY_SID: Sql =
+    Sql::new("SELECT reply, user_id FROM interactions WHERE twilio_message_sid = $1");
+
+/// Records the reply (`$2`) to an inbound message (`$1`).
+pub(crate) static REPLY_SET: Sql = Sql::new("UPDATE interactions SET reply = $2 WHERE id = $1");
+
+/// Records the outbound message of a reply (`$1` user, `$2` reply, `$3` the inbound
+/// message, `$4` now). SQLite runs it after [`REPLY_SET`]; PostgreSQL runs both as
+/// [`REPLY_WITH_OUTBOUND_POSTGRES`].
+pub(crate) static OUTBOUND_REPLY_INSERT: Sql = Sql::new(
+    "INSERT INTO interactions (user_id, twilio_message_sid, direction, message_type, body, in_reply_to, occurred_at) \
+     VALUES ($1, NULL, 'outbound', 'text', $2, $3, $4)",
+);
+
+/// PostgreSQL only: [`REPLY_SET`] and [`OUTBOUND_REPLY_INSERT`] (same parameters as the
+/// latter) in one statement, so one round trip on the writer's connection, which runs a
+/// batch's statements one after another. SQLite cannot put an UPDATE inside WITH, and on
+/// its in-process connection a second statement costs no round trip.
+pub(crate) static REPLY_WITH_OUTBOUND_POSTGRES: Sql = Sql::new(
+    "WITH answered AS (UPDATE interactions SET reply = $2 WHERE id = $3) \
+     INSERT INTO interactions (user_id, twilio_message_sid, direction, message_type, body, in_reply_to, occurred_at) \
+     VALUES ($1, NULL, 'outbound', 'text', $2, $3, $4)",
+);
+
+/// Records a message sent outside a reply (`$1` user, `$2` sid, `$3` body, `$4` in reply
+/// to, `$5` when, `$6` status, `$7` error code, `$8` error message).
+pub(crate) static DELIVERY_INSERT: Sql = Sql::new(
+    "INSERT INTO interactions (user_id, twilio_message_sid, direction, message_type, body, in_reply_to, \
+     occurred_at, delivery_status, error_code, error_message) \
+     VALUES ($1, $2, 'outbound', 'text', $3, $4, $5, $6, $7, $8)",
+);
+
+/// A delivery status callback (`$1` sid, `$2` status, `$3` error code, `$4` error
+/// message). A late "delivered" never overwrites a "read" or "failed" that arrived first.
+pub(crate) static DELIVERY_STATUS_UPDATE: Sql = Sql::new(
+    "UPDATE interactions SET delivery_status = $2, error_code = COALESCE($3, error_code), \
+     error_message = COALESCE($4, error_message) \
+     WHERE twilio_message_sid = $1 AND direction = 'outbound' \
+     AND NOT (delivery_status IN ('read', 'failed') AND $2 IN ('sent', 'delivered')) \
+     AND NOT (delivery_status = 'delivered' AND $2 = 'sent')",
+);
+
+/// The media files of a user (`$1`) that no other user's records point to: the files
+/// erasing them may delete.
+pub(crate) static ORPHANED_MEDIA_PATHS: Sql = Sql::new(
+    "SELECT DISTINCT local_path FROM media_assets WHERE user_id = $1 \
+     AND local_path NOT IN (SELECT local_path FROM media_assets WHERE user_id <> $1)",
+);
+
+/// Removes the queued and dead jobs of a user (`$1`) being erased: they would act on a
+/// user who no longer exists. The user id sits inside the JSON payload, read by each
+/// engine's own JSON operator (SQLite's `json_extract` returns an integer already;
+/// PostgreSQL's `->>` returns text, cast to compare with the bigint).
+pub(crate) static QUEUED_JOBS_OF_USER_DELETE: Dialectal = Dialectal::new(
+    "DELETE FROM jobs WHERE state IN ('queued', 'dead') AND json_extract(payload, '$.user_id') = $1",
+    "DELETE FROM jobs WHERE state IN ('queued', 'dead') AND (payload->>'user_id')::bigint = $1",
+);
+
+/// Removes a user's (`$1`) Mem0 links; Mem0 bookkeeping has no foreign key (see the
+/// mem0 migration), so it does not go with the user by itself.
+pub(crate) static MEM0_LINKS_OF_USER_DELETE: Sql = Sql::new("DELETE FROM mem0_links WHERE user_id = $1");
+
+/// Removes a user's (`$1`) Mem0 index rows, as [`MEM0_LINKS_OF_USER_DELETE`].
+pub(crate) static MEM0_INDEX_OF_USER_DELETE: Sql = Sql::new("DELETE FROM mem0_index WHERE user_id = $1");
+
+/// Removes a user (`$1`); interactions, memories (and their full-text rows) and media
+/// records go with them through ON DELETE CASCADE.
+pub(crate) static USER_DELETE: Sql = Sql::new("DELETE FROM users WHERE id = $1");

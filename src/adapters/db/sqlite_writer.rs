@@ -46,6 +46,10 @@ impl SqliteWriter {
         // near-duplicate lookup in `make bench`, and took 55 MB off the server's peak
         // resident memory (the budget the Whisper and embedding models share).
         connection.execute_batch("PRAGMA cache_size = -16384;")?;
+        // Every statement the writer runs stays prepared: rusqlite keeps 16 by default and
+        // the writer has about 60 (`statements/`), so a batch mixing messages, jobs, media
+        // and reminders would prepare some of them again and again.
+        connection.set_prepared_statement_cache_capacity(128);
         let (requests, receiver) = mpsc::unbounded_channel();
         std::thread::Builder::new().name("sqlite-writer".into()).spawn(move || run_writer(connection, receiver))?;
         Ok(Self { requests })

@@ -340,7 +340,7 @@ fn read_duration(words: &[String], at: usize) -> Option<(Duration, usize)> {
 /// ("every day in 2 hours"), reported with the phrase by the caller.
 fn resolve(when: &When, context: &ReminderContext) -> Result<Schedule, Option<ReminderError>> {
     let ReminderContext { now, tz, default_time } = *context;
-    let today = local_time(now, tz).date();
+    let today = local_time(now, tz).ok_or(None)?.date();
     let time = when.time.unwrap_or(default_time);
     if let Some(repeat) = when.repeat {
         if when.after.is_some() {
@@ -363,13 +363,13 @@ fn resolve(when: &When, context: &ReminderContext) -> Result<Schedule, Option<Re
         let first = match (after, when.day, when.time) {
             (Duration::Exact(delta), None, None) => now.checked_add_signed(delta).ok_or(None)?,
             (Duration::Days(days), None, time) => {
-                let local = local_time(now, tz);
+                let local = local_time(now, tz).ok_or(None)?;
                 let date = local.date().checked_add_days(Days::new(days)).ok_or(None)?;
                 resolve_wall_clock(date.and_time(time.unwrap_or(local.time())), tz).ok_or(None)?
             }
             _ => return Err(None),
         };
-        return Ok(Schedule { first, time: local_time(first, tz).time(), repeat: None });
+        return Ok(Schedule { first, time: local_time(first, tz).ok_or(None)?.time(), repeat: None });
     }
     let at = |date: NaiveDate| resolve_wall_clock(date.and_time(time), tz).ok_or(None);
     let first = match when.day {

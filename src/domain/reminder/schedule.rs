@@ -92,16 +92,20 @@ pub fn resolve_wall_clock(local: NaiveDateTime, tz: Tz) -> Option<DateTime<Utc>>
     Some(local.checked_sub_offset(offset)?.and_utc())
 }
 
-/// The local wall-clock reading of `t` in `tz`.
-pub fn local_time(t: DateTime<Utc>, tz: Tz) -> NaiveDateTime {
-    t.with_timezone(&tz).naive_local()
+/// The local wall-clock reading of `t` in `tz`; `None` when it falls outside the calendar
+/// chrono can represent (an instant within hours of its first or last day, in a zone whose
+/// offset takes it over the edge), where `naive_local()` would panic (found by the
+/// `reminder` fuzz target).
+pub fn local_time(t: DateTime<Utc>, tz: Tz) -> Option<NaiveDateTime> {
+    let utc = t.naive_utc();
+    utc.checked_add_offset(tz.offset_from_utc_datetime(&utc).fix())
 }
 
 /// The first occurrence of `repeat` at local `time` strictly after `after`: the next
 /// occurrence of a recurring reminder once one has fired (or been dropped).
 pub fn next_occurrence(repeat: Repeat, time: NaiveTime, after: DateTime<Utc>, tz: Tz) -> Option<DateTime<Utc>> {
     // From the day before: `after`'s local date may already hold a later occurrence.
-    let start = local_time(after, tz).date().pred_opt()?;
+    let start = local_time(after, tz)?.date().pred_opt()?;
     match repeat {
         Repeat::Daily | Repeat::Weekly(_) => (0..=9u64)
             .filter_map(|i| start.checked_add_days(Days::new(i)))
@@ -137,6 +141,15 @@ mod tests {
 
     fn at(h: u32, m: u32) -> NaiveTime {
         NaiveTime::from_hms_opt(h, m, 0).unwrap()
+    }
+
+    #[test]
+    fn an_instant_at_the_edge_of_the_calendar_has_no_local_time_instead_of_a_panic() {
+        // Twelve hours behind UTC on chrono's first day is before its calendar starts.
+        let gmt_plus_12: Tz = "Etc/GMT+12".parse().unwrap();
+        assert_eq!(local_time(DateTime::<Utc>::MIN_UTC, gmt_plus_12), None);
+        assert_eq!(next_occurrence(Repeat::Monthly(1), at(9, 0), DateTime::<Utc>::MIN_UTC, gmt_plus_12), None);
+        assert!(local_time(utc("2026-12-06T10:00:00Z"), gmt_plus_12).is_some());
     }
 
     #[test]

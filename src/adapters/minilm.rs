@@ -29,7 +29,7 @@ pub struct MiniLmSettings {
     /// The folder with `model.safetensors`, `tokenizer.json` and the configs.
     pub model_dir: PathBuf,
     /// Threads for indexing memories in the background, at the lowest priority; searches
-    /// have a thread of their own at normal priority, so a backlog of indexing never
+    /// have threads of their own at normal priority, so a backlog of indexing never
     /// delays an answer.
     pub index_threads: usize,
 }
@@ -89,7 +89,8 @@ pub struct MiniLmEmbedder {
     loaded: Arc<Loaded>,
     /// Runs background indexing with at most `index_threads` threads.
     index_pool: Arc<rayon::ThreadPool>,
-    /// Runs one search's query at a time on a thread of its own.
+    /// Runs searches' queries on threads of their own: two where there are two cores
+    /// (`query_threads`), so one query's matrix products split over both.
     query_pool: Arc<rayon::ThreadPool>,
 }
 

@@ -3,7 +3,10 @@
 //! claims, up to 4 GiB, before reading a byte of it, and an allocation the system refuses
 //! aborts the whole server, which no `catch_unwind` can stop. A 4 KB Ogg file claiming a
 //! 1 GiB comment was found by the `audio` fuzz target. A length longer than the bytes left
-//! is damage, and is refused here.
+//! is damage, and is refused here. So is a Vorbis setup header whose codebooks would take
+//! more memory than any encoder's (see [`vorbis_setup`]).
+
+use super::vorbis_setup;
 
 /// A little-endian (Vorbis comments) or big-endian (FLAC pictures) `u32` length, taken
 /// off the front of `rest`.
@@ -49,11 +52,12 @@ fn picture_fits(mut block: &[u8]) -> bool {
     fits().is_some()
 }
 
-/// The packets of the first pages of an Ogg stream (any logical stream, in order), read
-/// without checking page checksums, as a demuxer resynchronising on damage would.
+/// The packets of the first pages of an Ogg file, in order, read without checking page
+/// checksums, as a demuxer resynchronising on damage would. Each logical stream's packets
+/// are put together apart (the pages of several streams may interleave mid-packet).
 fn ogg_packets(bytes: &[u8], max_packets: usize) -> Vec<Vec<u8>> {
     let mut packets = Vec::new();
-    let mut partial: Vec<u8> = Vec::new();
+    let mut partial: std::collections::HashMap<[u8; 4], Vec<u8>> = std::collections::HashMap::new();
     let mut page = 0;
     while packets.len() < max_packets {
         let Some(found) = bytes.get(page..).and_then(|rest| rest.windows(4).position(|w| w == b"OggS")) else {
@@ -61,15 +65,17 @@ fn ogg_packets(bytes: &[u8], max_packets: usize) -> Vec<Vec<u8>> {
         };
         page += found;
         let Some(&segments) = bytes.get(page + 26) else { break };
+        let Some(serial) = bytes.get(page + 14..page + 18).and_then(|s| <[u8; 4]>::try_from(s).ok()) else { break };
         let table_end = page + 27 + usize::from(segments);
         let Some(table) = bytes.get(page + 27..table_end) else { break };
+        let partial = partial.entry(serial).or_default();
         let mut body = table_end;
         for &lacing in table {
             let end = (body + usize::from(lacing)).min(bytes.len());
             partial.extend_from_slice(&bytes[body..end]);
             body = end;
             if lacing < 255 {
-                packets.push(std::mem::take(&mut partial));
+                packets.push(std::mem::take(partial));
             }
         }
         page = body.max(page + 4);
@@ -81,7 +87,11 @@ fn ogg_packets(bytes: &[u8], max_packets: usize) -> Vec<Vec<u8>> {
 /// what holds it. `None` when every length checked fits.
 pub fn overlong_metadata(bytes: &[u8]) -> Option<&'static str> {
     if bytes.starts_with(b"OggS") {
-        for packet in ogg_packets(bytes, 16) {
+        // A stream's headers are its first three packets; a file may hold a few streams.
+        for packet in ogg_packets(bytes, 64) {
+            if vorbis_setup::setup_table_bytes(&packet) > vorbis_setup::MAX_TABLE_BYTES {
+                return Some("its Vorbis setup asks for more memory than any encoder's does");
+            }
             let comments = packet.strip_prefix(b"\x03vorbis").or_else(|| packet.strip_prefix(b"OpusTags"));
             if comments.is_some_and(|comments| !comments_fit(comments)) {
                 return Some("a comment header claims more bytes than it has");

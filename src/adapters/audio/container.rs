@@ -1,5 +1,6 @@
 //! Every other audio format we take (WAV, MP3, AAC/M4A, FLAC, Ogg/Vorbis) through
-//! symphonia, mixed down to mono at the file's own rate.
+//! symphonia, mixed down to mono and converted to the speech rate packet by packet, so
+//! that only the converted audio is ever held whole (a FLAC header may claim 768 kHz).
 
 use std::io::Cursor;
 
@@ -11,13 +12,8 @@ use symphonia::core::io::MediaSourceStream;
 use symphonia::core::meta::MetadataOptions;
 use symphonia::core::probe::Hint;
 
+use super::resample::SpeechResampler;
 use super::AudioError;
-
-/// Mono samples at `rate` Hz.
-pub struct MonoAudio {
-    pub samples: Vec<f32>,
-    pub rate: u32,
-}
 
 /// The file extension symphonia's probe should try first for a content type.
 fn extension_for(content_type: &str) -> Option<&'static str> {
@@ -40,13 +36,13 @@ fn describe(error: SymphoniaError, content_type: &str) -> AudioError {
     }
 }
 
-/// Decodes the first audio track of `bytes`, stopping with [`AudioError::TooLong`] once
-/// it passes `max_seconds`.
+/// Decodes the first audio track of `bytes` to mono samples at `to_hz`, stopping with
+/// [`AudioError::TooLong`] once it passes `max_seconds`.
 ///
 /// # Errors
 /// [`AudioError::Unsupported`] for a container or codec we do not have,
 /// [`AudioError::Corrupt`], [`AudioError::Empty`], [`AudioError::TooLong`].
-pub fn decode(bytes: &[u8], content_type: &str, max_seconds: f64) -> Result<MonoAudio, AudioError> {
+pub fn decode(bytes: &[u8], content_type: &str, max_seconds: f64, to_hz: u32) -> Result<Vec<f32>, AudioError> {
     let source = MediaSourceStream::new(Box::new(Cursor::new(bytes.to_vec())), Default::default());
     let mut hint = Hint::new();
     if let Some(extension) = extension_for(content_type) {
@@ -66,8 +62,10 @@ pub fn decode(bytes: &[u8], content_type: &str, max_seconds: f64) -> Result<Mono
     let mut decoder = symphonia::default::get_codecs()
         .make(&track.codec_params, &DecoderOptions::default())
         .map_err(|e| describe(e, content_type))?;
-    let limit = (max_seconds * f64::from(rate)).ceil() as usize;
+    let limit = (max_seconds * f64::from(rate)).ceil() as u64;
+    let mut resampler = SpeechResampler::new(rate, to_hz).map_err(AudioError::Corrupt)?;
 
+    // One packet's samples, mixed down.
     let mut mono = Vec::new();
     let mut buffer: Option<SampleBuffer<f32>> = None;
     loop {
@@ -99,18 +97,20 @@ pub fn decode(bytes: &[u8], content_type: &str, max_seconds: f64) -> Result<Mono
         };
         samples.copy_interleaved_ref(decoded);
         let interleaved = samples.samples();
+        mono.clear();
         if channels == 1 {
             mono.extend_from_slice(interleaved);
         } else {
             let scale = 1.0 / channels as f32;
             mono.extend(interleaved.chunks_exact(channels).map(|s| s.iter().sum::<f32>() * scale));
         }
-        if mono.len() > limit {
+        resampler.push(&mono).map_err(AudioError::Corrupt)?;
+        if resampler.received() > limit {
             return Err(AudioError::TooLong { max_seconds });
         }
     }
-    if mono.is_empty() {
+    if resampler.received() == 0 {
         return Err(AudioError::Empty);
     }
-    Ok(MonoAudio { samples: mono, rate })
+    resampler.finish().map_err(AudioError::Corrupt)
 }

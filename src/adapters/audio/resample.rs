@@ -1,5 +1,11 @@
 //! Sample-rate conversion to the 16 kHz that speech models take, band-limited (an FFT
 //! resampler, not sample dropping) so that high frequencies do not fold into speech.
+//!
+//! It streams: a decoder hands each packet's samples to [`SpeechResampler::push`] and only
+//! the 16 kHz output is kept. A file at a high rate (a WAV or FLAC header may say 768 kHz)
+//! would otherwise be held whole at its own rate before conversion: ten minutes at
+//! 768 kHz is 1.8 GB of `f32` (the `audio` fuzz target found a small file that made the
+//! decoder hold 336 MiB that way).
 
 use rubato::{FftFixedIn, Resampler};
 
@@ -13,46 +19,133 @@ const CHUNK_FRAMES: usize = 4096;
 /// file.
 const RECORDED_RATES: std::ops::RangeInclusive<u32> = 1_000..=768_000;
 
-/// Resamples mono `samples` from `from_hz` to `to_hz`, keeping their timing: the output
-/// starts at the same instant (the resampler's delay removed) and lasts as long.
+/// Converts a stream of mono samples from one rate to another as they arrive, keeping
+/// their timing: the output starts at the same instant (the resampler's delay removed)
+/// and lasts as long as the input.
+pub struct SpeechResampler {
+    /// `None` when the rates are equal: samples pass through.
+    resampler: Option<FftFixedIn<f32>>,
+    from_hz: u32,
+    to_hz: u32,
+    /// Input not yet a whole chunk.
+    pending: Vec<f32>,
+    /// Input samples pushed so far.
+    received: u64,
+    /// Leading output samples still to drop: the resampler's delay.
+    delay_left: usize,
+    output: Vec<f32>,
+}
+
+fn failed(error: rubato::ResampleError) -> String {
+    format!("resampling failed: {error}")
+}
+
+impl SpeechResampler {
+    /// A resampler from `from_hz` to `to_hz`.
+    ///
+    /// # Errors
+    /// A rate no recording has (zero, under 1 kHz, over 768 kHz), or a ratio the resampler
+    /// cannot build.
+    pub fn new(from_hz: u32, to_hz: u32) -> Result<Self, String> {
+        let mut this = Self {
+            resampler: None,
+            from_hz,
+            to_hz,
+            pending: Vec::new(),
+            received: 0,
+            delay_left: 0,
+            output: Vec::new(),
+        };
+        if from_hz == to_hz {
+            return Ok(this);
+        }
+        if !RECORDED_RATES.contains(&from_hz) || !RECORDED_RATES.contains(&to_hz) {
+            return Err(format!("cannot resample from {from_hz} Hz to {to_hz} Hz"));
+        }
+        let resampler = FftFixedIn::<f32>::new(from_hz as usize, to_hz as usize, CHUNK_FRAMES, 2, 1)
+            .map_err(|e| format!("cannot resample from {from_hz} Hz to {to_hz} Hz: {e}"))?;
+        this.delay_left = resampler.output_delay();
+        this.pending.reserve(CHUNK_FRAMES);
+        this.resampler = Some(resampler);
+        Ok(this)
+    }
+
+    /// Input samples pushed so far: how long the stream is at its own rate.
+    pub fn received(&self) -> u64 {
+        self.received
+    }
+
+    /// Output samples the input so far will make: how long the converted audio is.
+    pub fn output_len(&self) -> u64 {
+        (self.received * u64::from(self.to_hz)).div_ceil(u64::from(self.from_hz))
+    }
+
+    /// Converts `samples`, the next ones of the stream.
+    ///
+    /// # Errors
+    /// The resampler failed.
+    pub fn push(&mut self, samples: &[f32]) -> Result<(), String> {
+        self.received += samples.len() as u64;
+        let Some(resampler) = self.resampler.as_mut() else {
+            self.output.extend_from_slice(samples);
+            return Ok(());
+        };
+        let mut rest = samples;
+        while !rest.is_empty() {
+            let wanted = resampler.input_frames_next();
+            let take = (wanted - self.pending.len()).min(rest.len());
+            self.pending.extend_from_slice(&rest[..take]);
+            rest = &rest[take..];
+            if self.pending.len() == wanted {
+                let chunk = resampler.process(&[&self.pending[..]], None).map_err(failed)?;
+                Self::keep(&mut self.output, &mut self.delay_left, &chunk[0]);
+                self.pending.clear();
+            }
+        }
+        Ok(())
+    }
+
+    /// Appends `chunk` to `output`, less what is left of the delay.
+    fn keep(output: &mut Vec<f32>, delay_left: &mut usize, chunk: &[f32]) {
+        let skip = (*delay_left).min(chunk.len());
+        *delay_left -= skip;
+        output.extend_from_slice(&chunk[skip..]);
+    }
+
+    /// Converts what is still pending and returns the whole converted stream.
+    ///
+    /// # Errors
+    /// The resampler failed.
+    pub fn finish(mut self) -> Result<Vec<f32>, String> {
+        let expected = usize::try_from(self.output_len()).map_err(|_| "audio too long to convert".to_string())?;
+        let Some(mut resampler) = self.resampler.take() else {
+            return Ok(self.output);
+        };
+        if !self.pending.is_empty() {
+            let chunk = resampler.process_partial(Some(&[&self.pending[..]]), None).map_err(failed)?;
+            Self::keep(&mut self.output, &mut self.delay_left, &chunk[0]);
+        }
+        // Flush what the resampler still holds until the delayed output covers the input.
+        while self.output.len() < expected {
+            let chunk = resampler.process_partial::<&[f32]>(None, None).map_err(failed)?;
+            if chunk[0].is_empty() {
+                break;
+            }
+            Self::keep(&mut self.output, &mut self.delay_left, &chunk[0]);
+        }
+        self.output.truncate(expected);
+        Ok(self.output)
+    }
+}
+
+/// Resamples mono `samples` from `from_hz` to `to_hz` at once, keeping their timing.
 ///
 /// # Errors
-/// A rate no recording has (zero, under 1 kHz, over 768 kHz), or a ratio the resampler
-/// cannot build.
+/// As [`SpeechResampler::new`] and [`SpeechResampler::push`].
 pub fn resample_mono(samples: &[f32], from_hz: u32, to_hz: u32) -> Result<Vec<f32>, String> {
-    if from_hz == to_hz {
-        return Ok(samples.to_vec());
-    }
-    if !RECORDED_RATES.contains(&from_hz) || !RECORDED_RATES.contains(&to_hz) {
-        return Err(format!("cannot resample from {from_hz} Hz to {to_hz} Hz"));
-    }
-    let expected = (samples.len() as u64 * u64::from(to_hz)).div_ceil(u64::from(from_hz)) as usize;
-    let mut resampler = FftFixedIn::<f32>::new(from_hz as usize, to_hz as usize, CHUNK_FRAMES, 2, 1)
-        .map_err(|e| format!("cannot resample from {from_hz} Hz to {to_hz} Hz: {e}"))?;
-    let delay = resampler.output_delay();
-    let mut output = Vec::with_capacity(expected + delay + CHUNK_FRAMES);
-    let mut position = 0;
-    let failed = |e: rubato::ResampleError| format!("resampling failed: {e}");
-    while samples.len() - position >= resampler.input_frames_next() {
-        let frames = resampler.input_frames_next();
-        let chunk = resampler.process(&[&samples[position..position + frames]], None).map_err(failed)?;
-        output.extend_from_slice(&chunk[0]);
-        position += frames;
-    }
-    if position < samples.len() {
-        let chunk = resampler.process_partial(Some(&[&samples[position..]]), None).map_err(failed)?;
-        output.extend_from_slice(&chunk[0]);
-    }
-    // Flush what the resampler still holds until the delayed output covers the input.
-    while output.len() < expected + delay {
-        let chunk = resampler.process_partial::<&[f32]>(None, None).map_err(failed)?;
-        if chunk[0].is_empty() {
-            break;
-        }
-        output.extend_from_slice(&chunk[0]);
-    }
-    let end = (delay + expected).min(output.len());
-    Ok(output[delay.min(end)..end].to_vec())
+    let mut resampler = SpeechResampler::new(from_hz, to_hz)?;
+    resampler.push(samples)?;
+    resampler.finish()
 }
 
 #[cfg(test)]
@@ -103,6 +196,20 @@ mod tests {
         let middle = &output[1000..15_000];
         assert!(amplitude_at(middle, 6_000.0, 16_000) < 0.005);
         assert!(middle.iter().map(|s| s.abs()).fold(0.0, f32::max) < 0.02);
+    }
+
+    #[test]
+    fn a_stream_pushed_in_packets_of_any_size_converts_as_one_buffer_does() {
+        let input = sine(440.0, 44_100, 2.0);
+        let whole = resample_mono(&input, 44_100, 16_000).unwrap();
+        for packet in [1, 576, 1152, 4096, 5000] {
+            let mut streamed = SpeechResampler::new(44_100, 16_000).unwrap();
+            for chunk in input.chunks(packet) {
+                streamed.push(chunk).unwrap();
+            }
+            assert_eq!(streamed.output_len(), 32_000);
+            assert_eq!(streamed.finish().unwrap(), whole, "packets of {packet}");
+        }
     }
 
     #[test]

@@ -91,10 +91,11 @@ fn codebook_bytes(bits: &mut Bits) -> Option<u64> {
         lookup @ (1 | 2) => {
             bits.skip(64)?; // minimum value and delta
             let value_bits = u64::from(bits.read(4)?) + 1;
-            bits.read(1)?; // sequence_p
-                           // Type 2 reads `entries × dimensions` values, a `u32` product that wraps in a
-                           // release build: 2^23 entries of 512 dimensions read none and then ask for a
-                           // table of 2^32 floats. So the values read and the table built are counted apart.
+            // sequence_p
+            bits.read(1)?;
+            // Type 2 reads `entries × dimensions` values, a `u32` product that wraps in a
+            // release build: 2^23 entries of 512 dimensions read none and then ask for a
+            // table of 2^32 floats. So the values read and the table built are counted apart.
             let values =
                 if lookup == 1 { lookup1_values(entries, dimensions)? } else { entries.wrapping_mul(dimensions) };
             bits.skip(u64::from(values) * value_bits)?;

@@ -221,7 +221,7 @@ async fn send_cloud_photos(server: &Server, meta: &FakeMeta, photo: &[u8], users
 }
 
 #[tokio::test]
-async fn kill_9_with_cloud_api_deliveries_queued_answers_each_once_through_the_graph_api() {
+async fn kill_9_with_cloud_api_deliveries_queued_answers_every_photo_repeating_only_replies_in_flight() {
     let dir = tempfile::tempdir().unwrap();
     let database_url = fresh_database_url(&dir).await;
     let twilio = fake_twilio::start().await;
@@ -248,7 +248,16 @@ async fn kill_9_with_cloud_api_deliveries_queued_answers_each_once_through_the_g
     eventually("a reply to all 50 photos", || async { per_user().len() == 50 }).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let replies = per_user();
-    assert!(replies.values().all(|&n| n == 1), "a photo was answered twice: {replies:?}");
+    // The Cloud API cannot list sent messages (`MetaSender::find_sent`), so a reply Meta
+    // accepted just before the kill, whose job was not yet committed as done, is sent again
+    // by the survivor: at most one per worker sending at that instant (`WORKERS` is 4). Twilio's
+    // sender finds such a message and never sends it twice (the test above). Anything more
+    // would be jobs run twice outside that window.
+    let twice = replies.values().filter(|&&n| n == 2).count();
+    assert!(
+        replies.values().all(|&n| n <= 2) && twice <= 4,
+        "photos answered more often than the crash window allows: {replies:?}"
+    );
     assert!(meta.sent().iter().all(|m| m.body == "📷 Photo saved ✅"));
     assert!(twilio.sent().is_empty(), "Cloud API messages are answered through Meta only");
 }

@@ -16,7 +16,7 @@ use super::rate_limit::{Admission, UserRateLimiter, DEFER_BY, SLOW_DOWN};
 use super::reminders::{ReminderCommand, ReminderSettings};
 use super::search::MemorySearch;
 use crate::domain::command::{parse_command, Command, HELP_TEXT};
-use crate::domain::model::{Channel, InboundMessage, InteractionId, MaskedPhone, MemoryKind, User};
+use crate::domain::model::{Channel, InboundMessage, InteractionId, MaskedPhone, MemoryKind, User, UserId};
 use crate::domain::ports::{
     transact, Clock, InboundInsert, JobPriority, JobTransaction, MemoryStoreError, NewJob, NewMemory, ReadModel,
     Repository, RepositoryError, UnitOfWork,
@@ -322,6 +322,9 @@ async fn record_and_reply(
     plan: Plan,
     context: WriteContext,
 ) -> Result<(String, bool), RepositoryError> {
+    if let Some(reply) = save_text_at_once(tx, &message, &plan, &context).await? {
+        return Ok((reply, false));
+    }
     let (now, pace) = (context.now, context.pace);
     let user = tx.find_or_create_user(&message.wa_id, &message.phone_number, message.profile_name.clone(), now).await?;
     let inbound = match tx.insert_inbound(user.id, &message).await? {
@@ -354,28 +357,69 @@ async fn record_and_reply(
         }
         Plan::Write(change) => write(tx, &user, inbound, &message, change, now, pace.due, context.outbox).await?,
     };
-    let reply = match pace.notice {
-        None => reply,
-        Some(notice) if reply.is_empty() => notice.to_string(),
-        Some(notice) => format!("{reply}\n\n{notice}"),
-    };
+    let reply = with_pace_notice(reply, pace.notice);
     // What happened to reminders meanwhile (dropped, undeliverable) rides on the next
     // reply; media answers later, so it waits for a text.
     let reply = if reply.is_empty() { reply } else { with_reminder_notices(tx, &user, reply).await? };
     tx.record_reply(user.id, inbound, &reply, now).await?;
-    if message.channel == Channel::Meta && !reply.is_empty() {
-        // Meta's webhook takes no reply in its answer: the reply leaves through the
-        // outbox, committed with the message, so a redelivery cannot send it twice.
-        let queued = QueuedReply {
-            user_id: user.id.0,
-            to: message.phone_number.clone(),
-            body: reply.clone(),
-            in_reply_to: Some(inbound.0),
-            channel: Channel::Meta,
-        };
-        queue_reply(tx, queued, now).await?;
-    }
+    queue_channel_reply(tx, &message, user.id, inbound, &reply, now).await?;
     Ok((reply, false))
+}
+
+/// The most common message, a text to keep, in one call to the transaction (one
+/// statement on PostgreSQL, where each statement is a round trip the whole group commit
+/// waits for): the reply when it was stored that way, `None` when the transaction
+/// declined (a new sender, a changed profile name, a redelivery, reminder notices
+/// waiting, or an engine with no such shortcut) and nothing was stored yet. Saving
+/// that also queues Mem0 jobs takes the step by step path.
+async fn save_text_at_once(
+    tx: &mut dyn UnitOfWork,
+    message: &InboundMessage,
+    plan: &Plan,
+    context: &WriteContext,
+) -> Result<Option<String>, RepositoryError> {
+    let Plan::Write(Change::Save(text)) = plan else { return Ok(None) };
+    let Some(queue_embedding) = context.outbox.queues_only_embeddings() else { return Ok(None) };
+    let reply = with_pace_notice(MEMORY_SAVED.to_string(), context.pace.notice);
+    let now = context.now;
+    let Some(saved) = tx.save_text_at_once(message, text, &reply, queue_embedding, now).await? else {
+        return Ok(None);
+    };
+    queue_channel_reply(tx, message, saved.user, saved.inbound, &reply, now).await?;
+    Ok(Some(reply))
+}
+
+/// `reply` with the notice that the sender is over their rate, if they are.
+fn with_pace_notice(reply: String, notice: Option<&'static str>) -> String {
+    match notice {
+        None => reply,
+        Some(notice) if reply.is_empty() => notice.to_string(),
+        Some(notice) => format!("{reply}\n\n{notice}"),
+    }
+}
+
+/// Meta's webhook takes no reply in its answer: the reply leaves through the outbox,
+/// committed with the message, so a redelivery cannot send it twice. Twilio's reply
+/// is the webhook's answer, so nothing is queued for it.
+async fn queue_channel_reply(
+    tx: &mut dyn UnitOfWork,
+    message: &InboundMessage,
+    user: UserId,
+    inbound: InteractionId,
+    reply: &str,
+    now: DateTime<Utc>,
+) -> Result<(), RepositoryError> {
+    if message.channel != Channel::Meta || reply.is_empty() {
+        return Ok(());
+    }
+    let queued = QueuedReply {
+        user_id: user.0,
+        to: message.phone_number.clone(),
+        body: reply.to_string(),
+        in_reply_to: Some(inbound.0),
+        channel: Channel::Meta,
+    };
+    queue_reply(tx, queued, now).await
 }
 
 /// `reply` followed by the notices about reminders waiting for the user, if any.
@@ -484,7 +528,7 @@ mod tests {
     use super::*;
     use crate::domain::model::{MediaItem, Memory, MemoryId, MemoryPage, MessageSid, SharedLocation, UserId};
     use crate::domain::ports::{
-        MemoryHit, MockClock, MockMemoryFinder, MockReadModel, MockRepository, MockUnitOfWork, Recalled,
+        MemoryHit, MockClock, MockMemoryFinder, MockReadModel, MockRepository, MockUnitOfWork, Recalled, SavedText,
     };
     use chrono::TimeZone;
     use mockall::predicate::eq;
@@ -527,8 +571,22 @@ mod tests {
         store: MockMemoryFinder,
     }
 
-    /// Ports for a known user whose message is new.
+    /// Ports for a known user whose message is new, on a transaction that declines to
+    /// save a text at once (as SQLite's does), so the step by step calls are tested.
     fn ports(user: User) -> Ports {
+        let mut p = ports_without_shortcut(user);
+        declines_at_once(&mut p.tx);
+        p
+    }
+
+    /// `tx` declines to save a text at once, as SQLite's does and PostgreSQL's does for a
+    /// redelivery or a new sender.
+    fn declines_at_once(tx: &mut MockUnitOfWork) {
+        tx.expect_save_text_at_once().returning(|_, _, _, _, _| Ok(None));
+    }
+
+    /// As [`ports`], with no expectation for saving a text at once.
+    fn ports_without_shortcut(user: User) -> Ports {
         let mut tx = MockUnitOfWork::new();
         let known = user.clone();
         tx.expect_find_or_create_user().returning(move |_, _, _, _| Ok(known.clone()));
@@ -589,9 +647,50 @@ mod tests {
         assert_eq!(ingest(p, message("buy milk")).await.unwrap(), MEMORY_SAVED);
     }
 
+    /// A transaction that saves "buy milk" at once, as PostgreSQL's does for a known
+    /// sender; any step by step call would fail the test.
+    fn saving_at_once(queue_embedding: bool) -> MockUnitOfWork {
+        let mut tx = MockUnitOfWork::new();
+        tx.expect_save_text_at_once()
+            .withf(move |message, text, reply, queue, at| {
+                message.sid.0 == "SM00000000000000000000000000000001"
+                    && text == "buy milk"
+                    && reply == MEMORY_SAVED
+                    && *queue == queue_embedding
+                    && *at == now()
+            })
+            .times(1)
+            .returning(|_, _, _, _, _| Ok(Some(SavedText { user: UserId(7), inbound: InteractionId(100) })));
+        tx
+    }
+
+    #[tokio::test]
+    async fn a_text_saved_at_once_is_answered_with_no_step_by_step_call() {
+        let mut p = ports(user(None));
+        p.tx = saving_at_once(false);
+        assert_eq!(ingest(p, message("buy milk")).await.unwrap(), MEMORY_SAVED);
+        let mut p = ports(user(None));
+        p.tx = saving_at_once(true);
+        assert_eq!(ingest_with(p, message("buy milk"), Outbox::EMBEDDINGS).await.unwrap(), MEMORY_SAVED);
+    }
+
+    #[tokio::test]
+    async fn a_text_from_meta_saved_at_once_queues_its_reply_in_the_same_transaction() {
+        let mut p = ports(user(None));
+        p.tx = saving_at_once(false);
+        p.tx.expect_enqueue_job()
+            .withf(|job| job.payload["body"] == MEMORY_SAVED && job.payload["in_reply_to"] == 100)
+            .times(1)
+            .returning(|_| Ok(()));
+        let mut meta = message("buy milk");
+        meta.channel = Channel::Meta;
+        assert_eq!(ingest(p, meta).await.unwrap(), MEMORY_SAVED);
+    }
+
     #[tokio::test]
     async fn with_mem0_a_saved_text_queues_its_indexing_in_the_same_transaction() {
-        let mut p = ports(user(None));
+        let mut p = ports_without_shortcut(user(None));
+        p.tx.expect_save_text_at_once().never();
         p.tx.expect_save_memory().times(1).returning(|_| Ok(MemoryId(11)));
         p.tx.expect_update_mem0_index()
             .withf(|memory, change, _| {
@@ -626,6 +725,7 @@ mod tests {
     #[tokio::test]
     async fn a_redelivery_answers_as_before_and_changes_nothing() {
         let mut tx = MockUnitOfWork::new();
+        declines_at_once(&mut tx);
         tx.expect_find_or_create_user().returning(|_, _, _, _| Ok(user(None)));
         tx.expect_insert_inbound().returning(|_, _| {
             Ok(InboundInsert::AlreadyHandled { reply: Some(MEMORY_SAVED.into()), sender: UserId(7) })
@@ -641,6 +741,7 @@ mod tests {
     #[tokio::test]
     async fn a_known_sid_from_another_sender_is_refused_not_answered() {
         let mut tx = MockUnitOfWork::new();
+        declines_at_once(&mut tx);
         tx.expect_find_or_create_user().returning(|_, _, _, _| Ok(user(None)));
         tx.expect_insert_inbound().returning(|_, _| {
             Ok(InboundInsert::AlreadyHandled { reply: Some("1. Bob's secret".into()), sender: UserId(8) })
@@ -860,11 +961,20 @@ mod tests {
     #[tokio::test]
     async fn a_failing_database_is_an_error_not_a_reply() {
         let mut tx = MockUnitOfWork::new();
+        declines_at_once(&mut tx);
         tx.expect_find_or_create_user()
             .returning(|_, _, _, _| Err(RepositoryError::Unavailable("disk I/O error".into())));
         let p = Ports { tx, reads: MockReadModel::new(), store: MockMemoryFinder::new() };
         let error = ingest(p, message("buy milk")).await.unwrap_err();
         assert!(matches!(error, IngestError::Repository(_)));
         assert!(error.is_retryable());
+
+        let mut tx = MockUnitOfWork::new();
+        tx.expect_save_text_at_once()
+            .returning(|_, _, _, _, _| Err(RepositoryError::Unavailable("connection reset".into())));
+        tx.expect_find_or_create_user().never();
+        let p = Ports { tx, reads: MockReadModel::new(), store: MockMemoryFinder::new() };
+        let error = ingest(p, message("buy milk")).await.unwrap_err();
+        assert!(error.is_retryable(), "{error}");
     }
 }

@@ -37,6 +37,13 @@ impl Outbox {
         self.mem0 || self.embeddings
     }
 
+    /// What saving a memory queues when that is only its embedding: `Some(true)` with
+    /// semantic search on, `Some(false)` with nothing to queue, `None` when Mem0 jobs are
+    /// queued too (the step by step path, [`Outbox::memory_saved`], does that).
+    pub fn queues_only_embeddings(self) -> Option<bool> {
+        (!self.mem0).then_some(self.embeddings)
+    }
+
     /// Whether a saved memory queues a job for the workers (Mem0's copy), so they are
     /// worth waking at once. Embeddings have a queue and an indexer of their own.
     pub fn queues_jobs(self) -> bool {

@@ -13,6 +13,7 @@ use whatsapp_memory::domain::model::{InboundMessage, MessageSid, UserId};
 use whatsapp_memory::domain::ports::{Repository, RepositoryError, UnitOfWork, Work};
 
 use crate::helpers::*;
+use whatsapp_memory::simulate::twiml_messages;
 
 fn work(
     f: impl for<'t> FnOnce(&'t mut dyn UnitOfWork) -> BoxFuture<'t, Result<(), RepositoryError>> + Send + 'static,
@@ -198,4 +199,74 @@ async fn every_acknowledged_message_of_a_burst_is_stored_once() {
     let listed = sids.iter().map(|s| format!("'{s}'")).collect::<Vec<_>>().join(", ");
     let stored = app.scalar(&format!("SELECT count(*) FROM interactions WHERE twilio_message_sid IN ({listed})")).await;
     assert_eq!(stored, 300);
+}
+
+/// Every row a saved text leaves (`body` is unique among the messages sent): the inbound
+/// message with its reply, one outbound reply to it, and one text memory of it, all
+/// under one user. 1 when each is there exactly once, as the step by step path stores it.
+async fn stored_as_a_saved_text(app: &TestApp, body: &str, reply: &str) -> [i64; 3] {
+    let inbound = format!(
+        "SELECT count(*) FROM interactions WHERE body = '{body}' AND direction = 'inbound' \
+         AND reply = '{reply}' AND message_type = 'text' AND raw_form IS NOT NULL \
+         AND twilio_message_sid IS NOT NULL AND in_reply_to IS NULL AND delivery_status IS NULL"
+    );
+    let outbound = format!(
+        "SELECT count(*) FROM interactions o JOIN interactions i ON o.in_reply_to = i.id \
+         WHERE i.body = '{body}' AND o.direction = 'outbound' AND o.body = i.reply \
+         AND o.user_id = i.user_id AND o.twilio_message_sid IS NULL AND o.message_type = 'text' \
+         AND o.id > i.id"
+    );
+    let memory = format!(
+        "SELECT count(*) FROM memories m JOIN interactions i ON m.interaction_id = i.id \
+         WHERE i.body = '{body}' AND m.text = '{body}' AND m.kind = 'text' AND m.user_id = i.user_id \
+         AND m.media_asset_id IS NULL AND m.labels IS NULL AND m.extracted_text IS NULL"
+    );
+    [app.scalar(&inbound).await, app.scalar(&outbound).await, app.scalar(&memory).await]
+}
+
+/// On PostgreSQL a text from a sender already known is stored in one statement
+/// (`save_text_at_once`); a first message, a redelivery and a changed profile name take
+/// the step by step path. Both must store the same rows, on both databases.
+#[tokio::test]
+async fn a_text_from_a_known_sender_is_stored_as_a_first_message_is() {
+    let app = spawn_app().await;
+    assert_eq!(app.send_text(ADA, "buy milk").await, "Memory saved ✅");
+    let known = text_form(ADA, "buy eggs");
+    let response = app.post_webhook(&known).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(twiml_messages(&response.text().await.unwrap()), vec!["Memory saved ✅"]);
+    for body in ["buy milk", "buy eggs"] {
+        assert_eq!(stored_as_a_saved_text(&app, body, "Memory saved ✅").await, [1, 1, 1], "{body}");
+    }
+    // A redelivery answers as before and stores nothing more.
+    let response = app.post_webhook(&known).await;
+    assert_eq!(twiml_messages(&response.text().await.unwrap()), vec!["Memory saved ✅"]);
+    assert_eq!(stored_as_a_saved_text(&app, "buy eggs", "Memory saved ✅").await, [1, 1, 1]);
+    assert_eq!(app.count("memories").await, 2);
+    // A new profile name is kept, and the text saved with it.
+    let renamed = with_field(text_form(ADA, "buy bread"), "ProfileName", "Ada L.");
+    assert_eq!(app.post_webhook(&renamed).await.status(), 200);
+    assert_eq!(stored_as_a_saved_text(&app, "buy bread", "Memory saved ✅").await, [1, 1, 1]);
+    assert_eq!(app.scalar("SELECT count(*) FROM users WHERE display_name = 'Ada L.'").await, 1);
+    assert_eq!(app.count("users").await, 1);
+}
+
+/// With semantic search on, a text saved at once is queued for its embedding as a
+/// first message's is (or already embedded, if the indexer was idle enough).
+#[tokio::test]
+async fn a_text_saved_at_once_is_queued_for_its_embedding() {
+    let model = concat!(env!("CARGO_MANIFEST_DIR"), "/models/all-minilm-l6-v2").to_string();
+    let app = spawn_app_with(|vars| {
+        vars.insert("SEMANTIC_SEARCH".into(), "on".into());
+        vars.insert("EMBED_MODEL_DIR".into(), model);
+    })
+    .await;
+    for body in ["buy milk", "buy eggs"] {
+        assert_eq!(app.send_text(ADA, body).await, "Memory saved ✅");
+        let indexed = format!(
+            "SELECT count(*) FROM memories m WHERE m.text = '{body}' AND (m.id IN (SELECT memory_id FROM \
+             embed_queue) OR m.id IN (SELECT memory_id FROM memory_embeddings))"
+        );
+        assert_eq!(app.scalar(&indexed).await, 1, "{body}");
+    }
 }

@@ -72,6 +72,37 @@ pub(crate) static REPLY_WITH_OUTBOUND_POSTGRES: Sql = Sql::new(
      VALUES ($1, NULL, 'outbound', 'text', $2, $3, $4)",
 );
 
+/// PostgreSQL only: a text message from a known sender and everything it stores, in one
+/// statement (see `UserTransaction::save_text_at_once`): [`INBOUND_INSERT`] with its
+/// reply, [`MEMORY_INSERT`](super::memories::MEMORY_INSERT),
+/// [`EMBED_QUEUE_INSERT`](super::indexes::EMBED_QUEUE_INSERT) when `$10`, and
+/// [`OUTBOUND_REPLY_INSERT`] when the reply is not empty. `$1` WhatsApp id, `$2` profile
+/// name, `$3` sid, `$4` type, `$5` body, `$6` raw form as JSON text, `$7` when received,
+/// `$8` the memory's text, `$9` the reply, `$10` queue the embedding, `$11` now.
+///
+/// Stores nothing, and returns no row, when the sender is unknown, shows another profile
+/// name, has reminder notices waiting, or the sid is stored already: each is a case the
+/// step by step path handles. The sub-statements see one snapshot and cannot see each
+/// other's rows, so each takes what it needs from the RETURNING of the one before;
+/// foreign keys are checked at the end of the statement, when all rows exist. SQLite has
+/// no data-modifying WITH, and there the separate statements cost no round trip.
+pub(crate) static TEXT_SAVE_POSTGRES: Sql = Sql::new(
+    "WITH sender AS (SELECT u.id FROM users u WHERE u.wa_id = $1 \
+       AND ($2::text IS NULL OR u.display_name = $2) \
+       AND NOT EXISTS (SELECT 1 FROM reminders r WHERE r.user_id = u.id AND r.notice IS NOT NULL)), \
+     inbound AS (INSERT INTO interactions \
+       (user_id, twilio_message_sid, direction, message_type, body, raw_form, occurred_at, reply) \
+       SELECT id, $3, 'inbound', $4, $5, $6::jsonb, $7, $9 FROM sender \
+       ON CONFLICT (twilio_message_sid) DO NOTHING RETURNING id, user_id), \
+     memory AS (INSERT INTO memories (user_id, interaction_id, media_asset_id, kind, text, created_at, labels) \
+       SELECT user_id, id, NULL, 'text', $8, $11, NULL FROM inbound RETURNING id), \
+     queued AS (INSERT INTO embed_queue (memory_id) SELECT id FROM memory WHERE $10 ON CONFLICT DO NOTHING), \
+     answer AS (INSERT INTO interactions \
+       (user_id, twilio_message_sid, direction, message_type, body, in_reply_to, occurred_at) \
+       SELECT user_id, NULL, 'outbound', 'text', $9, id, $11 FROM inbound WHERE $9 <> '') \
+     SELECT inbound.id, inbound.user_id FROM inbound CROSS JOIN memory",
+);
+
 /// Records a message sent outside a reply (`$1` user, `$2` sid, `$3` body, `$4` in reply
 /// to, `$5` when, `$6` status, `$7` error code, `$8` error message).
 pub(crate) static DELIVERY_INSERT: Sql = Sql::new(

@@ -10,20 +10,20 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
 use super::jobs::JobSignal;
-use super::notify::{queue_reply, QueuedReply};
 use super::outbox::Outbox;
 use super::rate_limit::{Admission, UserRateLimiter, DEFER_BY, SLOW_DOWN};
 use super::reminders::{ReminderCommand, ReminderSettings};
 use super::search::MemorySearch;
 use crate::domain::command::{parse_command, Command, HELP_TEXT};
-use crate::domain::model::{Channel, InboundMessage, InteractionId, MaskedPhone, MemoryKind, User, UserId};
-use crate::domain::ports::{
-    transact, Clock, InboundInsert, JobPriority, JobTransaction, MemoryStoreError, NewJob, NewMemory, ReadModel,
-    Repository, RepositoryError, UnitOfWork,
-};
-use crate::domain::reply::{echo, format_memory_list, format_search_results, truncate_chars, MEMORY_SAVED, NO_MATCHES};
+use crate::domain::model::{InboundMessage, MaskedPhone, User};
+use crate::domain::ports::{transact, Clock, MemoryStoreError, ReadModel, Repository, RepositoryError};
+use crate::domain::reply::{echo, format_memory_list, format_search_results, NO_MATCHES};
 use crate::domain::time_range::{parse_time_range, KNOWN_PHRASES};
 use crate::telemetry::metrics;
+
+mod record;
+
+use record::record_and_reply;
 
 /// How many memories a chat search or list fetches; the reply shows what fits.
 const CHAT_RESULT_LIMIT: u32 = 50;
@@ -314,222 +314,17 @@ fn kind_of_message(message: &InboundMessage) -> &'static str {
     }
 }
 
-/// Stores the message and what it causes; returns the reply and whether the message
-/// was a redelivery of one already handled.
-async fn record_and_reply(
-    tx: &mut dyn UnitOfWork,
-    message: InboundMessage,
-    plan: Plan,
-    context: WriteContext,
-) -> Result<(String, bool), RepositoryError> {
-    if let Some(reply) = save_text_at_once(tx, &message, &plan, &context).await? {
-        return Ok((reply, false));
-    }
-    let (now, pace) = (context.now, context.pace);
-    let user = tx.find_or_create_user(&message.wa_id, &message.phone_number, message.profile_name.clone(), now).await?;
-    let inbound = match tx.insert_inbound(user.id, &message).await? {
-        InboundInsert::AlreadyHandled { reply, sender } if sender == user.id => {
-            tracing::info!("redelivery of a message already handled; answering as before");
-            return Ok((reply.unwrap_or_default(), true));
-        }
-        InboundInsert::AlreadyHandled { .. } => {
-            // Never another sender's reply; the transaction rolls back, so nothing of
-            // this delivery (not even its sender) is stored.
-            tracing::warn!("a MessageSid already stored for another sender; refused");
-            return Err(RepositoryError::Conflict(format!(
-                "MessageSid {} belongs to another sender's message",
-                message.sid.0
-            )));
-        }
-        InboundInsert::New(id) => id,
-    };
-    if let Some(name) = message.profile_name.as_deref() {
-        if user.display_name.as_deref() != Some(name) {
-            tx.update_display_name(user.id, name, now).await?;
-        }
-    }
-    let reply = match plan {
-        Plan::Answer(reply) => reply,
-        Plan::QueueMedia => queue_media(tx, &user, inbound, &message, pace.due).await?,
-        Plan::Write(Change::Reminder(command)) => {
-            let zone = user.zone_or(context.zone);
-            super::reminders::handle(tx, &user, inbound, command, zone, &context.reminders, now, context.outbox).await?
-        }
-        Plan::Write(change) => write(tx, &user, inbound, &message, change, now, pace.due, context.outbox).await?,
-    };
-    let reply = with_pace_notice(reply, pace.notice);
-    // What happened to reminders meanwhile (dropped, undeliverable) rides on the next
-    // reply; media answers later, so it waits for a text.
-    let reply = if reply.is_empty() { reply } else { with_reminder_notices(tx, &user, reply).await? };
-    tx.record_reply(user.id, inbound, &reply, now).await?;
-    queue_channel_reply(tx, &message, user.id, inbound, &reply, now).await?;
-    Ok((reply, false))
-}
-
-/// The most common message, a text to keep, in one call to the transaction (one
-/// statement on PostgreSQL, where each statement is a round trip the whole group commit
-/// waits for): the reply when it was stored that way, `None` when the transaction
-/// declined (a new sender, a changed profile name, a redelivery, reminder notices
-/// waiting, or an engine with no such shortcut) and nothing was stored yet. Saving
-/// that also queues Mem0 jobs takes the step by step path.
-async fn save_text_at_once(
-    tx: &mut dyn UnitOfWork,
-    message: &InboundMessage,
-    plan: &Plan,
-    context: &WriteContext,
-) -> Result<Option<String>, RepositoryError> {
-    let Plan::Write(Change::Save(text)) = plan else { return Ok(None) };
-    let Some(queue_embedding) = context.outbox.queues_only_embeddings() else { return Ok(None) };
-    let reply = with_pace_notice(MEMORY_SAVED.to_string(), context.pace.notice);
-    let now = context.now;
-    let Some(saved) = tx.save_text_at_once(message, text, &reply, queue_embedding, now).await? else {
-        return Ok(None);
-    };
-    queue_channel_reply(tx, message, saved.user, saved.inbound, &reply, now).await?;
-    Ok(Some(reply))
-}
-
-/// `reply` with the notice that the sender is over their rate, if they are.
-fn with_pace_notice(reply: String, notice: Option<&'static str>) -> String {
-    match notice {
-        None => reply,
-        Some(notice) if reply.is_empty() => notice.to_string(),
-        Some(notice) => format!("{reply}\n\n{notice}"),
-    }
-}
-
-/// Meta's webhook takes no reply in its answer: the reply leaves through the outbox,
-/// committed with the message, so a redelivery cannot send it twice. Twilio's reply
-/// is the webhook's answer, so nothing is queued for it.
-async fn queue_channel_reply(
-    tx: &mut dyn UnitOfWork,
-    message: &InboundMessage,
-    user: UserId,
-    inbound: InteractionId,
-    reply: &str,
-    now: DateTime<Utc>,
-) -> Result<(), RepositoryError> {
-    if message.channel != Channel::Meta || reply.is_empty() {
-        return Ok(());
-    }
-    let queued = QueuedReply {
-        user_id: user.0,
-        to: message.phone_number.clone(),
-        body: reply.to_string(),
-        in_reply_to: Some(inbound.0),
-        channel: Channel::Meta,
-    };
-    queue_reply(tx, queued, now).await
-}
-
-/// `reply` followed by the notices about reminders waiting for the user, if any.
-async fn with_reminder_notices(tx: &mut dyn UnitOfWork, user: &User, reply: String) -> Result<String, RepositoryError> {
-    let notices = tx.take_reminder_notices(user.id).await?;
-    Ok(if notices.is_empty() { reply } else { format!("{reply}\n\n{}", notices.join("\n")) })
-}
-
-/// Media is fetched off the request path, one job per item, due at `due`; the user hears
-/// back when it is saved, so the webhook answers with no message now.
-async fn queue_media(
-    tx: &mut (impl JobTransaction + ?Sized),
-    user: &User,
-    inbound: InteractionId,
-    message: &InboundMessage,
-    due: DateTime<Utc>,
-) -> Result<String, RepositoryError> {
-    for (index, item) in message.media.iter().enumerate() {
-        tx.enqueue_job(NewJob {
-            kind: MEDIA_JOB_KIND.to_string(),
-            payload: serde_json::json!({
-                "user_id": user.id.0,
-                "interaction_id": inbound.0,
-                "index": index,
-                "url": item.url,
-                "content_type": item.content_type,
-                "caption": message.body,
-                "phone": message.phone_number,
-                "channel": message.channel,
-                "timezone": user.timezone.map(|zone| zone.name()),
-            }),
-            max_attempts: MEDIA_JOB_MAX_ATTEMPTS,
-            due_at: due,
-            priority: JobPriority::Background,
-        })
-        .await?;
-    }
-    Ok(String::new())
-}
-
-/// Carries out a change, and says what it did. The indexing of a saved memory is due
-/// at `due` (later than `now` when the sender is over their rate).
-#[allow(clippy::too_many_arguments)]
-async fn write(
-    tx: &mut dyn UnitOfWork,
-    user: &User,
-    inbound: InteractionId,
-    message: &InboundMessage,
-    change: Change,
-    now: DateTime<Utc>,
-    due: DateTime<Utc>,
-    outbox: Outbox,
-) -> Result<String, RepositoryError> {
-    let memory = |kind: MemoryKind, text: String| NewMemory {
-        user_id: user.id,
-        interaction_id: Some(inbound),
-        media_asset_id: None,
-        kind,
-        text,
-        labels: Vec::new(),
-        created_at: now,
-    };
-    Ok(match change {
-        Change::Save(text) => {
-            let id = tx.save_memory(memory(MemoryKind::Text, text)).await?;
-            outbox.memory_saved(tx, id, user.id, due).await?;
-            MEMORY_SAVED.to_string()
-        }
-        Change::SaveLocation => {
-            let Some(location) = &message.location else {
-                return Err(RepositoryError::Internal("a location change without a location".into()));
-            };
-            let mut text = location.describe();
-            let caption = message.body.trim();
-            if !caption.is_empty() && Some(caption) != location.address.as_deref() {
-                text = format!("{text} {caption}");
-            }
-            let id = tx.save_memory(memory(MemoryKind::Location, text)).await?;
-            outbox.memory_saved(tx, id, user.id, due).await?;
-            "📍 Location saved ✅".to_string()
-        }
-        Change::SetTimezone(name) => match Tz::from_str_insensitive(&name) {
-            Ok(zone) => {
-                tx.set_timezone(user.id, zone.name(), now).await?;
-                let local = now.with_timezone(&zone).format("%H:%M");
-                format!("Time zone set to {} ✅ (it is {local} there now)", zone.name())
-            }
-            Err(_) => format!(
-                "\"{}\" is not a time zone I know. Use an IANA name such as Europe/Berlin or America/New_York.",
-                echo(&name)
-            ),
-        },
-        Change::Reminder(_) => return Err(RepositoryError::Internal("a reminder change outside reminders".into())),
-        Change::Undo => match tx.delete_last_memory(user.id).await? {
-            Some(memory) => {
-                outbox.memory_deleted(tx, memory.id, now).await?;
-                format!("Deleted your last memory: “{}”", truncate_chars(&memory.text, 200))
-            }
-            None => "There is no memory to undo.".to_string(),
-        },
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::model::{MediaItem, Memory, MemoryId, MemoryPage, MessageSid, SharedLocation, UserId};
-    use crate::domain::ports::{
-        MemoryHit, MockClock, MockMemoryFinder, MockReadModel, MockRepository, MockUnitOfWork, Recalled, SavedText,
+    use crate::domain::model::{
+        Channel, InteractionId, MediaItem, Memory, MemoryId, MemoryKind, MemoryPage, MessageSid, SharedLocation, UserId,
     };
+    use crate::domain::ports::{
+        InboundInsert, MemoryHit, MockClock, MockMemoryFinder, MockReadModel, MockRepository, MockUnitOfWork, Recalled,
+        SavedText,
+    };
+    use crate::domain::reply::MEMORY_SAVED;
     use chrono::TimeZone;
     use mockall::predicate::eq;
     use std::sync::Mutex;

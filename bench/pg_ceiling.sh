@@ -1,9 +1,8 @@
 #!/usr/bin/env bash
 # What PostgreSQL alone can store of the text webhook's path, with no server in front:
-# pgbench sends the statements the server sends for a text from a known sender (the
-# writer's savepoint, then `TEXT_SAVE_POSTGRES`, read out of
-# src/adapters/db/statements/users_messages.rs so it cannot drift), 8 messages per
-# transaction as the group commit batches them, from 2 and 4 clients, for
+# pgbench sends the statement the server sends for texts from known senders
+# (`TEXTS_SAVE_POSTGRES`, read out of src/adapters/db/statements/users_messages.rs so it
+# cannot drift), 8 messages per statement and transaction as the group commit batches them, from 2 and 4 clients, for
 # PG_CEILING_SECONDS (10) each, on a fresh migrated database with 50 users. It prints
 # messages/s: the most the webhook could reach on this host if the server cost nothing.
 #
@@ -28,25 +27,24 @@ psql "$DB_URL" -qAtX -v ON_ERROR_STOP=1 -c "INSERT INTO users (wa_id, phone_numb
     created_at, updated_at) SELECT '1555000' || i, '+1555000' || i, 'Ada', NULL, now(), now() \
     FROM generate_series(1, 50) i" >/dev/null
 
-# The statement, its parameters filled with pgbench expressions (one of 50 users, a fresh
-# sid, the body and raw form of a typical message, semantic search on).
+# The statement, its parameter (the JSON array of the texts waiting) filled with pgbench
+# expressions: 8 texts, each from one of 50 users with a fresh sid, the body and raw form
+# of a typical message, semantic search on.
 python3 - "$WORK/message.sql" <<'PY'
 import re, sys
 source = open("src/adapters/db/statements/users_messages.rs", encoding="utf-8").read()
-literal = re.search(r'TEXT_SAVE_POSTGRES: Sql = Sql::new\(\s*"(.*?)",\s*\);', source, re.S).group(1)
+literal = re.search(r'TEXTS_SAVE_POSTGRES: Sql = Sql::new\(\s*"(.*?)",\s*\);', source, re.S).group(1)
 sql = re.sub(r"\\\n\s*", "", literal)
 body = "buy milk and eggs for the weekend"
-values = {
-    1: "('1555000' || :user)", 2: "'Ada'::text", 3: "md5(random()::text)", 4: "'text'",
-    5: f"'{body}'", 6: "'{\"Body\":\"" + body + "\",\"NumMedia\":\"0\",\"ProfileName\":\"Ada\"}'",
-    7: "now()", 8: f"'{body}'", 9: "'Memory saved ✅'", 10: "true", 11: "now()",
-}
-sql = re.sub(r"\$(\d+)", lambda m: values[int(m.group(1))], sql)
+raw = '{"Body":"' + body + '","NumMedia":"0","ProfileName":"Ada"}'
+def text(k):
+    return (f"jsonb_build_object('wa_id', '1555000' || :user{k}, 'name', 'Ada', 'sid', md5(random()::text), "
+            f"'kind', 'text', 'body', '{body}', 'raw', '{raw}'::jsonb, 'at', now(), 'text', '{body}', "
+            f"'reply', 'Memory saved ✅', 'queue', true, 'now', now())")
+sql = sql.replace("$1::jsonb", "jsonb_build_array(" + ", ".join(text(k) for k in range(8)) + ")")
 with open(sys.argv[1], "w", encoding="utf-8") as out:
-    out.write("BEGIN;\n")
-    for _ in range(8):
-        out.write("\\set user random(1, 50)\nSAVEPOINT message;\n" + sql + ";\nRELEASE SAVEPOINT message;\n")
-    out.write("COMMIT;\n")
+    out.write("".join(f"\\set user{k} random(1, 50)\n" for k in range(8)))
+    out.write("BEGIN;\n" + sql + ";\nCOMMIT;\n")
 PY
 for clients in 2 4; do
     tps=$(pgbench -n -M prepared -c "$clients" -j 2 -T "$SECONDS_EACH" -f "$WORK/message.sql" "$DB_URL" 2>&1 |

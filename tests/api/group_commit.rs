@@ -10,7 +10,7 @@ use futures::future::BoxFuture;
 use sea_orm::{ConnectionTrait, Statement};
 use whatsapp_memory::adapters::db::Database;
 use whatsapp_memory::domain::model::{InboundMessage, MessageSid, UserId};
-use whatsapp_memory::domain::ports::{Repository, RepositoryError, UnitOfWork, Work};
+use whatsapp_memory::domain::ports::{Repository, RepositoryError, TextToSave, UnitOfWork, Work};
 
 use crate::helpers::*;
 use whatsapp_memory::simulate::twiml_messages;
@@ -224,8 +224,8 @@ async fn stored_as_a_saved_text(app: &TestApp, body: &str, reply: &str) -> [i64;
     [app.scalar(&inbound).await, app.scalar(&outbound).await, app.scalar(&memory).await]
 }
 
-/// On PostgreSQL a text from a sender already known is stored in one statement
-/// (`save_text_at_once`); a first message, a redelivery and a changed profile name take
+/// On PostgreSQL a text from a sender already known is stored in one statement with the
+/// texts waiting beside it (`Repository::save_text_at_once`); a first message, a redelivery and a changed profile name take
 /// the step by step path. Both must store the same rows, on both databases.
 #[tokio::test]
 async fn a_text_from_a_known_sender_is_stored_as_a_first_message_is() {
@@ -269,4 +269,149 @@ async fn a_text_saved_at_once_is_queued_for_its_embedding() {
         );
         assert_eq!(app.scalar(&indexed).await, 1, "{body}");
     }
+}
+
+/// A text to save at once from `wa_id`, with `body` as its text and memory.
+fn to_save(wa_id: &str, body: &str) -> TextToSave {
+    let mut message = text_message();
+    message.wa_id = wa_id.into();
+    message.phone_number = format!("+{wa_id}");
+    message.body = body.into();
+    TextToSave { message, text: body.into(), reply: "Memory saved ✅".into(), queue_embedding: false, now: Utc::now() }
+}
+
+/// How many rows `body` left: inbound messages, outbound replies to them, memories.
+async fn rows_of(db: &Database, body: &str) -> [i64; 3] {
+    let count = |sql: String| async move {
+        let row = db.pool.query_one_raw(Statement::from_string(db.pool.get_database_backend(), sql)).await.unwrap();
+        row.unwrap().try_get_by_index::<i64>(0).unwrap()
+    };
+    [
+        count(format!("SELECT count(*) FROM interactions WHERE body = '{body}' AND direction = 'inbound'")).await,
+        count(format!(
+            "SELECT count(*) FROM interactions o JOIN interactions i ON o.in_reply_to = i.id \
+             WHERE i.body = '{body}' AND o.direction = 'outbound'"
+        ))
+        .await,
+        count(format!("SELECT count(*) FROM memories WHERE text = '{body}'")).await,
+    ]
+}
+
+/// Texts waiting together are stored by one statement on PostgreSQL: each from a known
+/// sender once, under that sender; a stranger's, and a second copy of a sid sent at the
+/// same time, are declined with nothing stored (their callers take the step by step
+/// path, which creates the stranger and answers the copy as a redelivery). SQLite
+/// declines every text.
+#[tokio::test]
+async fn texts_saved_together_store_each_once_and_decline_what_they_do_not_cover() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = fresh_database_url(&dir).await;
+    let db = Database::open(&url, true).await.unwrap();
+    let repository: Arc<dyn Repository> = db.repository.clone();
+    repository.run_in_transaction(create_user("together_a", None)).await.unwrap();
+    repository.run_in_transaction(create_user("together_b", None)).await.unwrap();
+    let b = to_save("together_b", "note b");
+    // Submitted together (this runtime has one thread: all are queued before the writer
+    // runs), so one statement stores them.
+    let (a, b, b_again, stranger) = tokio::join!(
+        repository.save_text_at_once(to_save("together_a", "note a")),
+        repository.save_text_at_once(b.clone()),
+        repository.save_text_at_once(b),
+        repository.save_text_at_once(to_save("together_stranger", "note c")),
+    );
+    let (a, b, b_again, stranger) = (a.unwrap(), b.unwrap(), b_again.unwrap(), stranger.unwrap());
+    assert_eq!(stranger, None);
+    assert_eq!(rows_of(&db, "note c").await, [0, 0, 0]);
+    if std::env::var("TEST_DATABASE_URL").is_err() {
+        assert_eq!((a, b, b_again), (None, None, None), "SQLite declines");
+        assert_eq!(rows_of(&db, "note a").await, [0, 0, 0]);
+        return;
+    }
+    let a = a.expect("a known sender's text is stored");
+    assert_eq!(rows_of(&db, "note a").await, [1, 1, 1]);
+    assert_eq!(b.is_some() as u8 + b_again.is_some() as u8, 1, "one copy of a sid stored: {b:?} {b_again:?}");
+    assert_eq!(rows_of(&db, "note b").await, [1, 1, 1]);
+    let owner = db
+        .pool
+        .query_one_raw(Statement::from_string(
+            db.pool.get_database_backend(),
+            format!("SELECT u.wa_id FROM interactions i JOIN users u ON u.id = i.user_id WHERE i.id = {}", a.inbound.0),
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get::<String>("", "wa_id")
+        .unwrap();
+    assert_eq!((owner.as_str(), a.user.0 > 0), ("together_a", true));
+}
+
+/// Refuses to insert a memory whose text is 'boom' (a stand-in for any value PostgreSQL
+/// rejects), so a test can make the statement that stores texts together fail.
+const REFUSE_BOOM: &str = "CREATE FUNCTION refuse_boom() RETURNS trigger LANGUAGE plpgsql AS $$ \
+     BEGIN IF NEW.text = 'boom' THEN RAISE EXCEPTION 'boom refused'; END IF; RETURN NEW; END $$; \
+     CREATE TRIGGER refuse_boom BEFORE INSERT ON memories FOR EACH ROW EXECUTE FUNCTION refuse_boom()";
+
+/// When the statement that stores texts together fails, nothing of it stays and every
+/// text in it is declined, so that each is stored step by step in its own savepoint.
+#[tokio::test]
+async fn when_texts_saved_together_fail_nothing_of_them_stays_and_each_is_declined() {
+    if std::env::var("TEST_DATABASE_URL").is_err() {
+        return; // SQLite declines every text (see the test above).
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let url = fresh_database_url(&dir).await;
+    let db = Database::open(&url, true).await.unwrap();
+    let repository: Arc<dyn Repository> = db.repository.clone();
+    repository.run_in_transaction(create_user("refused_a", None)).await.unwrap();
+    db.pool.execute_unprepared(REFUSE_BOOM).await.unwrap();
+    let (a, boom, b, created) = tokio::join!(
+        repository.save_text_at_once(to_save("refused_a", "note a")),
+        repository.save_text_at_once(to_save("refused_a", "boom")),
+        repository.save_text_at_once(to_save("refused_a", "note b")),
+        // A unit of work in the same group still runs and commits.
+        repository.run_in_transaction(create_user("refused_after", None)),
+    );
+    assert_eq!((a.unwrap(), boom.unwrap(), b.unwrap()), (None, None, None));
+    created.unwrap();
+    for body in ["note a", "boom", "note b"] {
+        assert_eq!(rows_of(&db, body).await, [0, 0, 0], "{body}");
+    }
+    assert_eq!(users_named(&db, &["refused_after"]).await.len(), 1);
+}
+
+/// Through the webhook, a burst of texts from known senders with one the database
+/// refuses: that one fails alone (not acknowledged, nothing of it stored), every other
+/// is acknowledged and stored once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_text_in_a_burst_fails_alone() {
+    if std::env::var("TEST_DATABASE_URL").is_err() {
+        return; // Only PostgreSQL stores texts together.
+    }
+    let app = Arc::new(spawn_app().await);
+    let phones: Vec<String> = (0..8).map(|i| format!("+1555020{i:04}")).collect();
+    for phone in &phones {
+        assert_eq!(app.send_text(phone, "hello").await, "Memory saved ✅");
+    }
+    app.db.execute_unprepared(REFUSE_BOOM).await.unwrap();
+    let bodies: Vec<String> =
+        (0..64).map(|i| if i == 20 { "boom".to_string() } else { format!("burst text {i}") }).collect();
+    let tasks: Vec<_> = bodies
+        .iter()
+        .enumerate()
+        .map(|(i, body)| {
+            let (app, form) = (app.clone(), text_form(&phones[i % phones.len()], body));
+            tokio::spawn(async move { app.post_webhook(&form).await.status().as_u16() })
+        })
+        .collect();
+    for (task, body) in tasks.into_iter().zip(&bodies) {
+        let status = task.await.unwrap();
+        if body == "boom" {
+            assert_ne!(status, 200, "the refused text is not acknowledged");
+        } else {
+            assert_eq!(status, 200, "{body}");
+            assert_eq!(stored_as_a_saved_text(&app, body, "Memory saved ✅").await, [1, 1, 1], "{body}");
+        }
+    }
+    assert_eq!(app.scalar("SELECT count(*) FROM interactions WHERE body = 'boom'").await, 0);
+    assert_eq!(app.count("memories").await, 8 + 63);
 }

@@ -6,7 +6,7 @@ use sea_orm::DatabaseConnection;
 
 use super::pool::is_migrated;
 use super::postgres_writer::PostgresWriter;
-use crate::domain::ports::{Repository, RepositoryError, Work};
+use crate::domain::ports::{Repository, RepositoryError, SavedText, TextToSave, Work};
 
 /// The PostgreSQL system of record.
 pub struct PostgresRepository {
@@ -25,6 +25,10 @@ impl PostgresRepository {
 impl Repository for PostgresRepository {
     async fn run_in_transaction(&self, work: Work) -> Result<(), RepositoryError> {
         self.writer.submit(work).await
+    }
+
+    async fn save_text_at_once(&self, text: TextToSave) -> Result<Option<SavedText>, RepositoryError> {
+        self.writer.submit_text(text).await
     }
 
     async fn is_ready(&self) -> Result<bool, RepositoryError> {

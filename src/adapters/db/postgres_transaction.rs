@@ -28,7 +28,7 @@ use crate::domain::perceptual::{bands, ImageHash};
 use crate::domain::ports::{
     Delivery, DeliveryStatus, ImageHashCandidate, InboundInsert, IndexTransaction, JobSettlement, JobTransaction,
     MediaTransaction, Mem0Copies, Mem0IndexChange, MemoryTransaction, NewJob, NewMediaAsset, NewMemory,
-    RepositoryError, SavedText, UserTransaction,
+    RepositoryError, UserTransaction,
 };
 
 /// One message's (or job's) view of the shared group transaction: its statements run on
@@ -161,33 +161,6 @@ impl UserTransaction for PostgresTransaction<'_> {
         )
         .await
         .map(drop)
-    }
-
-    async fn save_text_at_once(
-        &mut self,
-        message: &InboundMessage,
-        text: &str,
-        reply: &str,
-        queue_embedding: bool,
-        now: DateTime<Utc>,
-    ) -> Result<Option<SavedText>, RepositoryError> {
-        let values = vec![
-            message.wa_id.clone().into(),
-            message.profile_name.clone().into(),
-            message.sid.0.clone().into(),
-            message.message_type.clone().into(),
-            message.body.clone().into(),
-            message.raw_form.to_string().into(),
-            message.received_at.into(),
-            text.into(),
-            reply.into(),
-            queue_embedding.into(),
-            now.into(),
-        ];
-        let Some(row) = self.one(TEXT_SAVE_POSTGRES.postgres(), values).await? else {
-            return Ok(None);
-        };
-        Ok(Some(SavedText { user: UserId(row.value("user_id")?), inbound: InteractionId(row.value("id")?) }))
     }
 
     async fn record_delivery(&mut self, delivery: Delivery) -> Result<(), RepositoryError> {

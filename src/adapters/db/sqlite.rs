@@ -13,7 +13,7 @@ use tokio::sync::Semaphore;
 use super::pool::is_migrated;
 use super::sqlite_connection::{map_sqlite_err, BUSY_TIMEOUT};
 use super::sqlite_writer::SqliteWriter;
-use crate::domain::ports::{Repository, RepositoryError, Work};
+use crate::domain::ports::{Repository, RepositoryError, SavedText, TextToSave, Work};
 
 /// Read-only connections for hot reads (search): rusqlite hands rows over directly,
 /// where sqlx passes every statement to a worker thread and back. At most `max` run at
@@ -81,6 +81,12 @@ impl SqliteRepository {
 impl Repository for SqliteRepository {
     async fn run_in_transaction(&self, work: Work) -> Result<(), RepositoryError> {
         self.writer.submit(work).await
+    }
+
+    /// Declines: on SQLite's in-process connection the step by step statements cost no
+    /// round trip, and SQLite has no data-modifying WITH to put them in one statement.
+    async fn save_text_at_once(&self, _text: TextToSave) -> Result<Option<SavedText>, RepositoryError> {
+        Ok(None)
     }
 
     async fn is_ready(&self) -> Result<bool, RepositoryError> {

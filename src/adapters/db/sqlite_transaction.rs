@@ -26,7 +26,7 @@ use crate::domain::perceptual::{bands, ImageHash};
 use crate::domain::ports::{
     Delivery, DeliveryStatus, ImageHashCandidate, InboundInsert, IndexTransaction, JobSettlement, JobTransaction,
     MediaTransaction, Mem0Copies, Mem0IndexChange, MemoryTransaction, NewJob, NewMediaAsset, NewMemory,
-    RepositoryError, SavedText, UserTransaction,
+    RepositoryError, UserTransaction,
 };
 
 /// The statements of one inbound message, on the writer's connection, inside the
@@ -148,19 +148,6 @@ impl UserTransaction for SqliteTransaction<'_> {
             return Ok(());
         }
         self.execute(OUTBOUND_REPLY_INSERT.sqlite(), params![user.0, reply, inbound.0, sqlite_timestamp(now)]).map(drop)
-    }
-
-    /// Declines: on SQLite's in-process connection the step by step statements cost no
-    /// round trip, and SQLite has no data-modifying WITH to put them in one statement.
-    async fn save_text_at_once(
-        &mut self,
-        _message: &InboundMessage,
-        _text: &str,
-        _reply: &str,
-        _queue_embedding: bool,
-        _now: DateTime<Utc>,
-    ) -> Result<Option<SavedText>, RepositoryError> {
-        Ok(None)
     }
 
     async fn record_delivery(&mut self, delivery: Delivery) -> Result<(), RepositoryError> {

@@ -15,15 +15,15 @@ use super::rate_limit::{Admission, UserRateLimiter, DEFER_BY, SLOW_DOWN};
 use super::reminders::{ReminderCommand, ReminderSettings};
 use super::search::MemorySearch;
 use crate::domain::command::{parse_command, Command, HELP_TEXT};
-use crate::domain::model::{InboundMessage, MaskedPhone, User};
-use crate::domain::ports::{transact, Clock, MemoryStoreError, ReadModel, Repository, RepositoryError};
-use crate::domain::reply::{echo, format_memory_list, format_search_results, NO_MATCHES};
+use crate::domain::model::{Channel, InboundMessage, MaskedPhone, User};
+use crate::domain::ports::{transact, Clock, MemoryStoreError, ReadModel, Repository, RepositoryError, TextToSave};
+use crate::domain::reply::{echo, format_memory_list, format_search_results, MEMORY_SAVED, NO_MATCHES};
 use crate::domain::time_range::{parse_time_range, KNOWN_PHRASES};
 use crate::telemetry::metrics;
 
 mod record;
 
-use record::record_and_reply;
+use record::{record_and_reply, with_pace_notice};
 
 /// How many memories a chat search or list fetches; the reply shows what fits.
 const CHAT_RESULT_LIMIT: u32 = 50;
@@ -189,8 +189,13 @@ impl IngestService {
             zone: self.default_timezone,
             reminders: self.reminders.clone(),
         };
-        let recorded =
-            transact(&*self.repository, move |tx| Box::pin(record_and_reply(tx, message, plan, context))).await;
+        let recorded = match self.save_text_at_once(&message, &plan, &context).await {
+            Ok(Some(reply)) => Ok((reply, false)),
+            Ok(None) => {
+                transact(&*self.repository, move |tx| Box::pin(record_and_reply(tx, message, plan, context))).await
+            }
+            Err(error) => Err(error),
+        };
         let (reply, duplicate) = match recorded {
             Ok(recorded) => recorded,
             Err(error) => {
@@ -208,6 +213,35 @@ impl IngestService {
             signal.notify();
         }
         Ok(reply)
+    }
+
+    /// The most common message, a text to keep from a known sender, stored as data
+    /// ([`Repository::save_text_at_once`]: PostgreSQL stores the texts waiting together
+    /// in one statement): the reply when it was stored that way, `None` when the
+    /// repository declined (a new sender, a changed profile name, a redelivery, reminder
+    /// notices waiting, or an engine with no such shortcut) and nothing was stored.
+    /// Saving that also queues Mem0 jobs, and a text from Meta (whose reply leaves
+    /// through a job committed with the message), take the step by step path.
+    async fn save_text_at_once(
+        &self,
+        message: &InboundMessage,
+        plan: &Plan,
+        context: &WriteContext,
+    ) -> Result<Option<String>, RepositoryError> {
+        let Plan::Write(Change::Save(text)) = plan else { return Ok(None) };
+        let Some(queue_embedding) = context.outbox.queues_only_embeddings() else { return Ok(None) };
+        if message.channel != Channel::Twilio {
+            return Ok(None);
+        }
+        let reply = with_pace_notice(MEMORY_SAVED.to_string(), context.pace.notice);
+        let text = TextToSave {
+            message: message.clone(),
+            text: text.clone(),
+            reply: reply.clone(),
+            queue_embedding,
+            now: context.now,
+        };
+        Ok(self.repository.save_text_at_once(text).await?.map(|_| reply))
     }
 
     async fn plan(&self, message: &InboundMessage, now: DateTime<Utc>) -> Result<Plan, IngestError> {
@@ -359,29 +393,33 @@ mod tests {
         }
     }
 
-    /// The mocked ports of one message: the transaction, the reads, search.
+    /// The mocked ports of one message: the transaction, the reads, search, and what the
+    /// repository does with a text it is asked to save at once.
     struct Ports {
         tx: MockUnitOfWork,
         reads: MockReadModel,
         store: MockMemoryFinder,
+        at_once: AtOnce,
     }
 
-    /// Ports for a known user whose message is new, on a transaction that declines to
-    /// save a text at once (as SQLite's does), so the step by step calls are tested.
+    /// What the mocked repository does when asked to save a text at once.
+    #[derive(Clone, Copy)]
+    enum AtOnce {
+        /// Declines, as SQLite's does and PostgreSQL's does for a redelivery or a new
+        /// sender, so the step by step calls are tested.
+        Declines,
+        /// Saves "buy milk" (and queues its embedding or not), as PostgreSQL's does for a
+        /// known sender; checked to be asked exactly once, with these values.
+        Saves { queue_embedding: bool },
+        /// Fails as a lost connection does.
+        Fails,
+        /// Must not be asked.
+        Never,
+    }
+
+    /// Ports for a known user whose message is new, on a repository that declines to
+    /// save a text at once, so the step by step calls are tested.
     fn ports(user: User) -> Ports {
-        let mut p = ports_without_shortcut(user);
-        declines_at_once(&mut p.tx);
-        p
-    }
-
-    /// `tx` declines to save a text at once, as SQLite's does and PostgreSQL's does for a
-    /// redelivery or a new sender.
-    fn declines_at_once(tx: &mut MockUnitOfWork) {
-        tx.expect_save_text_at_once().returning(|_, _, _, _, _| Ok(None));
-    }
-
-    /// As [`ports`], with no expectation for saving a text at once.
-    fn ports_without_shortcut(user: User) -> Ports {
         let mut tx = MockUnitOfWork::new();
         let known = user.clone();
         tx.expect_find_or_create_user().returning(move |_, _, _, _| Ok(known.clone()));
@@ -389,7 +427,12 @@ mod tests {
         tx.expect_take_reminder_notices().returning(|_| Ok(vec![]));
         let mut reads = MockReadModel::new();
         reads.expect_find_user().returning(move |_| Ok(Some(user.clone())));
-        Ports { tx, reads, store: MockMemoryFinder::new() }
+        Ports { tx, reads, store: MockMemoryFinder::new(), at_once: AtOnce::Declines }
+    }
+
+    /// Ports around `tx` alone, on a repository that declines to save a text at once.
+    fn ports_with(tx: MockUnitOfWork) -> Ports {
+        Ports { tx, reads: MockReadModel::new(), store: MockMemoryFinder::new(), at_once: AtOnce::Declines }
     }
 
     /// Runs the use case; the repository hands the work to the mocked transaction, as
@@ -400,9 +443,35 @@ mod tests {
 
     /// As [`ingest`], with the outbox as given.
     async fn ingest_with(ports: Ports, message: InboundMessage, outbox: Outbox) -> Result<String, IngestError> {
-        let Ports { tx, reads, store } = ports;
+        let Ports { tx, reads, store, at_once } = ports;
         let tx = Mutex::new(Some(tx));
         let mut repository = MockRepository::new();
+        match at_once {
+            AtOnce::Declines => {
+                repository.expect_save_text_at_once().returning(|_| Ok(None));
+            }
+            AtOnce::Saves { queue_embedding } => {
+                repository
+                    .expect_save_text_at_once()
+                    .withf(move |text| {
+                        text.message.sid.0 == "SM00000000000000000000000000000001"
+                            && text.text == "buy milk"
+                            && text.reply == MEMORY_SAVED
+                            && text.queue_embedding == queue_embedding
+                            && text.now == now()
+                    })
+                    .times(1)
+                    .returning(|_| Ok(Some(SavedText { user: UserId(7), inbound: InteractionId(100) })));
+            }
+            AtOnce::Fails => {
+                repository
+                    .expect_save_text_at_once()
+                    .returning(|_| Err(RepositoryError::Unavailable("connection reset".into())));
+            }
+            AtOnce::Never => {
+                repository.expect_save_text_at_once().never();
+            }
+        }
         repository.expect_run_in_transaction().times(..=1).returning(move |work| {
             let mut tx = tx.lock().unwrap().take().expect("one transaction per message");
             futures::executor::block_on(work(&mut tx))
@@ -442,37 +511,29 @@ mod tests {
         assert_eq!(ingest(p, message("buy milk")).await.unwrap(), MEMORY_SAVED);
     }
 
-    /// A transaction that saves "buy milk" at once, as PostgreSQL's does for a known
-    /// sender; any step by step call would fail the test.
-    fn saving_at_once(queue_embedding: bool) -> MockUnitOfWork {
-        let mut tx = MockUnitOfWork::new();
-        tx.expect_save_text_at_once()
-            .withf(move |message, text, reply, queue, at| {
-                message.sid.0 == "SM00000000000000000000000000000001"
-                    && text == "buy milk"
-                    && reply == MEMORY_SAVED
-                    && *queue == queue_embedding
-                    && *at == now()
-            })
-            .times(1)
-            .returning(|_, _, _, _, _| Ok(Some(SavedText { user: UserId(7), inbound: InteractionId(100) })));
-        tx
+    /// A repository that saves "buy milk" at once, as PostgreSQL's does for a known
+    /// sender, over a transaction where any step by step call would fail the test.
+    fn saving_at_once(queue_embedding: bool) -> Ports {
+        let mut p = ports_with(MockUnitOfWork::new());
+        p.at_once = AtOnce::Saves { queue_embedding };
+        p
     }
 
     #[tokio::test]
     async fn a_text_saved_at_once_is_answered_with_no_step_by_step_call() {
-        let mut p = ports(user(None));
-        p.tx = saving_at_once(false);
-        assert_eq!(ingest(p, message("buy milk")).await.unwrap(), MEMORY_SAVED);
-        let mut p = ports(user(None));
-        p.tx = saving_at_once(true);
-        assert_eq!(ingest_with(p, message("buy milk"), Outbox::EMBEDDINGS).await.unwrap(), MEMORY_SAVED);
+        assert_eq!(ingest(saving_at_once(false), message("buy milk")).await.unwrap(), MEMORY_SAVED);
+        let answered = ingest_with(saving_at_once(true), message("buy milk"), Outbox::EMBEDDINGS).await;
+        assert_eq!(answered.unwrap(), MEMORY_SAVED);
     }
 
+    /// Meta's reply leaves through a job committed with the message, which the shortcut
+    /// does not store: a text from Meta takes the step by step path.
     #[tokio::test]
-    async fn a_text_from_meta_saved_at_once_queues_its_reply_in_the_same_transaction() {
+    async fn a_text_from_meta_is_saved_step_by_step_with_its_reply_job() {
         let mut p = ports(user(None));
-        p.tx = saving_at_once(false);
+        p.at_once = AtOnce::Never;
+        p.tx.expect_save_memory().times(1).returning(|_| Ok(MemoryId(1)));
+        expect_reply(&mut p.tx, MEMORY_SAVED);
         p.tx.expect_enqueue_job()
             .withf(|job| job.payload["body"] == MEMORY_SAVED && job.payload["in_reply_to"] == 100)
             .times(1)
@@ -484,8 +545,8 @@ mod tests {
 
     #[tokio::test]
     async fn with_mem0_a_saved_text_queues_its_indexing_in_the_same_transaction() {
-        let mut p = ports_without_shortcut(user(None));
-        p.tx.expect_save_text_at_once().never();
+        let mut p = ports(user(None));
+        p.at_once = AtOnce::Never;
         p.tx.expect_save_memory().times(1).returning(|_| Ok(MemoryId(11)));
         p.tx.expect_update_mem0_index()
             .withf(|memory, change, _| {
@@ -520,7 +581,6 @@ mod tests {
     #[tokio::test]
     async fn a_redelivery_answers_as_before_and_changes_nothing() {
         let mut tx = MockUnitOfWork::new();
-        declines_at_once(&mut tx);
         tx.expect_find_or_create_user().returning(|_, _, _, _| Ok(user(None)));
         tx.expect_insert_inbound().returning(|_, _| {
             Ok(InboundInsert::AlreadyHandled { reply: Some(MEMORY_SAVED.into()), sender: UserId(7) })
@@ -528,7 +588,7 @@ mod tests {
         tx.expect_save_memory().never();
         tx.expect_record_reply().never();
         tx.expect_update_display_name().never();
-        let p = Ports { tx, reads: MockReadModel::new(), store: MockMemoryFinder::new() };
+        let p = ports_with(tx);
         assert_eq!(ingest(p, message("buy milk")).await.unwrap(), MEMORY_SAVED);
     }
 
@@ -536,14 +596,13 @@ mod tests {
     #[tokio::test]
     async fn a_known_sid_from_another_sender_is_refused_not_answered() {
         let mut tx = MockUnitOfWork::new();
-        declines_at_once(&mut tx);
         tx.expect_find_or_create_user().returning(|_, _, _, _| Ok(user(None)));
         tx.expect_insert_inbound().returning(|_, _| {
             Ok(InboundInsert::AlreadyHandled { reply: Some("1. Bob's secret".into()), sender: UserId(8) })
         });
         tx.expect_save_memory().never();
         tx.expect_record_reply().never();
-        let p = Ports { tx, reads: MockReadModel::new(), store: MockMemoryFinder::new() };
+        let p = ports_with(tx);
         let error = ingest(p, message("buy milk")).await.unwrap_err();
         assert!(error.is_conflict(), "{error}");
         assert!(!error.to_string().contains("Bob"));
@@ -756,19 +815,17 @@ mod tests {
     #[tokio::test]
     async fn a_failing_database_is_an_error_not_a_reply() {
         let mut tx = MockUnitOfWork::new();
-        declines_at_once(&mut tx);
         tx.expect_find_or_create_user()
             .returning(|_, _, _, _| Err(RepositoryError::Unavailable("disk I/O error".into())));
-        let p = Ports { tx, reads: MockReadModel::new(), store: MockMemoryFinder::new() };
+        let p = ports_with(tx);
         let error = ingest(p, message("buy milk")).await.unwrap_err();
         assert!(matches!(error, IngestError::Repository(_)));
         assert!(error.is_retryable());
 
         let mut tx = MockUnitOfWork::new();
-        tx.expect_save_text_at_once()
-            .returning(|_, _, _, _, _| Err(RepositoryError::Unavailable("connection reset".into())));
         tx.expect_find_or_create_user().never();
-        let p = Ports { tx, reads: MockReadModel::new(), store: MockMemoryFinder::new() };
+        let mut p = ports_with(tx);
+        p.at_once = AtOnce::Fails;
         let error = ingest(p, message("buy milk")).await.unwrap_err();
         assert!(error.is_retryable(), "{error}");
     }

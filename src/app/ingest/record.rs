@@ -1,6 +1,7 @@
 //! What one message's transaction stores: the message, what it causes (a memory, media
 //! jobs, a time zone, a reminder, an undo) and its reply, step by step through the
-//! narrow transaction traits, or in one call for the common text from a known sender.
+//! narrow transaction traits. (The common text from a known sender may have been stored
+//! before, in one call: see `IngestService::save_text_at_once`.)
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
@@ -22,9 +23,6 @@ pub(super) async fn record_and_reply(
     plan: Plan,
     context: WriteContext,
 ) -> Result<(String, bool), RepositoryError> {
-    if let Some(reply) = save_text_at_once(tx, &message, &plan, &context).await? {
-        return Ok((reply, false));
-    }
     let (now, pace) = (context.now, context.pace);
     let user = tx.find_or_create_user(&message.wa_id, &message.phone_number, message.profile_name.clone(), now).await?;
     let inbound = match tx.insert_inbound(user.id, &message).await? {
@@ -67,31 +65,8 @@ pub(super) async fn record_and_reply(
     Ok((reply, false))
 }
 
-/// The most common message, a text to keep, in one call to the transaction (one
-/// statement on PostgreSQL, where each statement is a round trip the whole group commit
-/// waits for): the reply when it was stored that way, `None` when the transaction
-/// declined (a new sender, a changed profile name, a redelivery, reminder notices
-/// waiting, or an engine with no such shortcut) and nothing was stored yet. Saving
-/// that also queues Mem0 jobs takes the step by step path.
-async fn save_text_at_once(
-    tx: &mut dyn UnitOfWork,
-    message: &InboundMessage,
-    plan: &Plan,
-    context: &WriteContext,
-) -> Result<Option<String>, RepositoryError> {
-    let Plan::Write(Change::Save(text)) = plan else { return Ok(None) };
-    let Some(queue_embedding) = context.outbox.queues_only_embeddings() else { return Ok(None) };
-    let reply = with_pace_notice(MEMORY_SAVED.to_string(), context.pace.notice);
-    let now = context.now;
-    let Some(saved) = tx.save_text_at_once(message, text, &reply, queue_embedding, now).await? else {
-        return Ok(None);
-    };
-    queue_channel_reply(tx, message, saved.user, saved.inbound, &reply, now).await?;
-    Ok(Some(reply))
-}
-
 /// `reply` with the notice that the sender is over their rate, if they are.
-fn with_pace_notice(reply: String, notice: Option<&'static str>) -> String {
+pub(super) fn with_pace_notice(reply: String, notice: Option<&'static str>) -> String {
     match notice {
         None => reply,
         Some(notice) if reply.is_empty() => notice.to_string(),

@@ -44,14 +44,6 @@ mockall::mock! {
             reply: &str,
             now: DateTime<Utc>,
         ) -> Result<(), RepositoryError>;
-        async fn save_text_at_once(
-            &mut self,
-            message: &InboundMessage,
-            text: &str,
-            reply: &str,
-            queue_embedding: bool,
-            now: DateTime<Utc>,
-        ) -> Result<Option<SavedText>, RepositoryError>;
         async fn record_delivery(&mut self, delivery: Delivery) -> Result<(), RepositoryError>;
         async fn update_delivery_status(&mut self, update: DeliveryStatus) -> Result<bool, RepositoryError>;
         async fn erase_user(&mut self, user: UserId) -> Result<Vec<String>, RepositoryError>;

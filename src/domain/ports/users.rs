@@ -17,13 +17,6 @@ pub enum InboundInsert {
     AlreadyHandled { reply: Option<String>, sender: UserId },
 }
 
-/// What [`UserTransaction::save_text_at_once`] stored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SavedText {
-    pub user: UserId,
-    pub inbound: InteractionId,
-}
-
 /// A message sent (or not) through the REST API, recorded as an outbound interaction.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Delivery {
@@ -94,32 +87,6 @@ pub trait UserTransaction: Send {
         reply: &str,
         now: DateTime<Utc>,
     ) -> Result<(), RepositoryError>;
-
-    /// Records a text message and the memory it saves in one step where the engine can:
-    /// the inbound row with its reply, the memory, its embedding queue entry and the
-    /// outbound reply, exactly what the step by step calls (`find_or_create_user`,
-    /// `insert_inbound`, `save_memory`, `queue_embedding`, `take_reminder_notices`,
-    /// `record_reply`) would store. It exists for PostgreSQL, where each statement is a
-    /// round trip the group transaction waits for: one statement instead of six
-    /// is most of what a message costs there.
-    ///
-    /// Stores nothing and returns `None` unless the sender exists under this WhatsApp
-    /// id with this profile name (or none given), the `MessageSid` is new, and no
-    /// reminder notice waits for them; the caller then takes the step by step path,
-    /// which handles those cases. An engine that gains nothing from it declines every
-    /// time (SQLite: its statements are calls in the same process).
-    ///
-    /// `text` is the memory's text, `reply` the whole reply (recorded on the inbound row
-    /// and as the outbound message), `queue_embedding` whether the memory goes into the
-    /// embedding queue (semantic search is on).
-    async fn save_text_at_once(
-        &mut self,
-        message: &InboundMessage,
-        text: &str,
-        reply: &str,
-        queue_embedding: bool,
-        now: DateTime<Utc>,
-    ) -> Result<Option<SavedText>, RepositoryError>;
 
     /// Records a message sent (or refused) through the REST API.
     async fn record_delivery(&mut self, delivery: Delivery) -> Result<(), RepositoryError>;

@@ -72,35 +72,43 @@ pub(crate) static REPLY_WITH_OUTBOUND_POSTGRES: Sql = Sql::new(
      VALUES ($1, NULL, 'outbound', 'text', $2, $3, $4)",
 );
 
-/// PostgreSQL only: a text message from a known sender and everything it stores, in one
-/// statement (see `UserTransaction::save_text_at_once`): [`INBOUND_INSERT`] with its
-/// reply, [`MEMORY_INSERT`](super::memories::MEMORY_INSERT),
-/// [`EMBED_QUEUE_INSERT`](super::indexes::EMBED_QUEUE_INSERT) when `$10`, and
-/// [`OUTBOUND_REPLY_INSERT`] when the reply is not empty. `$1` WhatsApp id, `$2` profile
-/// name, `$3` sid, `$4` type, `$5` body, `$6` raw form as JSON text, `$7` when received,
-/// `$8` the memory's text, `$9` the reply, `$10` queue the embedding, `$11` now.
+/// PostgreSQL only: the texts from known senders waiting in the writer, and everything
+/// each stores, in one statement (see `Repository::save_text_at_once`): per text
+/// [`INBOUND_INSERT`] with its reply, [`MEMORY_INSERT`](super::memories::MEMORY_INSERT),
+/// [`EMBED_QUEUE_INSERT`](super::indexes::EMBED_QUEUE_INSERT) when `queue`, and
+/// [`OUTBOUND_REPLY_INSERT`] when the reply is not empty. `$1` is a JSON array of the
+/// texts, each an object: `wa_id`, `name` (profile name or null), `sid`, `kind`, `body`,
+/// `raw` (the raw form), `at` (received), `text` (the memory's), `reply`, `queue`,
+/// `now`. Returns `sid`, `id` (the inbound row) and `user_id` of each text stored.
 ///
-/// Stores nothing, and returns no row, when the sender is unknown, shows another profile
-/// name, has reminder notices waiting, or the sid is stored already: each is a case the
-/// step by step path handles. The sub-statements see one snapshot and cannot see each
-/// other's rows, so each takes what it needs from the RETURNING of the one before;
-/// foreign keys are checked at the end of the statement, when all rows exist. SQLite has
-/// no data-modifying WITH, and there the separate statements cost no round trip.
-pub(crate) static TEXT_SAVE_POSTGRES: Sql = Sql::new(
-    "WITH sender AS (SELECT u.id FROM users u WHERE u.wa_id = $1 \
-       AND ($2::text IS NULL OR u.display_name = $2) \
+/// Stores nothing for a text, and returns no row for it, when its sender is unknown,
+/// shows another profile name, has reminder notices waiting, or its sid is stored
+/// already: each is a case the step by step path handles. The caller passes each sid
+/// once. The sub-statements see one snapshot and cannot see each other's rows, so each
+/// takes what it needs from the RETURNING of the one before; foreign keys are checked at
+/// the end of the statement, when all rows exist. SQLite has no data-modifying WITH, and
+/// there separate statements cost no round trip.
+pub(crate) static TEXTS_SAVE_POSTGRES: Sql = Sql::new(
+    "WITH given AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS t(wa_id text, name text, sid text, kind text, \
+       body text, raw jsonb, at timestamptz, text text, reply text, queue boolean, now timestamptz)), \
+     sender AS (SELECT u.id AS user_id, given.* FROM given JOIN users u ON u.wa_id = given.wa_id \
+       AND (given.name IS NULL OR u.display_name = given.name) \
        AND NOT EXISTS (SELECT 1 FROM reminders r WHERE r.user_id = u.id AND r.notice IS NOT NULL)), \
      inbound AS (INSERT INTO interactions \
        (user_id, twilio_message_sid, direction, message_type, body, raw_form, occurred_at, reply) \
-       SELECT id, $3, 'inbound', $4, $5, $6::jsonb, $7, $9 FROM sender \
-       ON CONFLICT (twilio_message_sid) DO NOTHING RETURNING id, user_id), \
+       SELECT user_id, sid, 'inbound', kind, body, raw, at, reply FROM sender \
+       ON CONFLICT (twilio_message_sid) DO NOTHING RETURNING id, user_id, twilio_message_sid), \
+     saved AS (SELECT inbound.id AS inbound_id, inbound.user_id, sender.sid, sender.text, sender.reply, \
+       sender.queue, sender.now FROM inbound JOIN sender ON sender.sid = inbound.twilio_message_sid), \
      memory AS (INSERT INTO memories (user_id, interaction_id, media_asset_id, kind, text, created_at, labels) \
-       SELECT user_id, id, NULL, 'text', $8, $11, NULL FROM inbound RETURNING id), \
-     queued AS (INSERT INTO embed_queue (memory_id) SELECT id FROM memory WHERE $10 ON CONFLICT DO NOTHING), \
+       SELECT user_id, inbound_id, NULL, 'text', text, now, NULL FROM saved RETURNING id, interaction_id), \
+     queued AS (INSERT INTO embed_queue (memory_id) SELECT memory.id FROM memory \
+       JOIN saved ON saved.inbound_id = memory.interaction_id WHERE saved.queue ON CONFLICT DO NOTHING), \
      answer AS (INSERT INTO interactions \
        (user_id, twilio_message_sid, direction, message_type, body, in_reply_to, occurred_at) \
-       SELECT user_id, NULL, 'outbound', 'text', $9, id, $11 FROM inbound WHERE $9 <> '') \
-     SELECT inbound.id, inbound.user_id FROM inbound CROSS JOIN memory",
+       SELECT user_id, NULL, 'outbound', 'text', reply, inbound_id, now FROM saved WHERE reply <> '') \
+     SELECT saved.sid, saved.inbound_id AS id, saved.user_id FROM saved \
+     JOIN memory ON memory.interaction_id = saved.inbound_id",
 );
 
 /// Records a message sent outside a reply (`$1` user, `$2` sid, `$3` body, `$4` in reply

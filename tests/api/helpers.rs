@@ -69,6 +69,24 @@ pub struct TestApp {
 
 static STALE_DATABASES_DROPPED: OnceCell<()> = OnceCell::const_new();
 
+/// The prefix of the PostgreSQL databases the tests create; the creating process's id
+/// follows it (`wm_test_p<pid>_<random>`), so a later run can tell what it may drop.
+const TEST_DATABASE_PREFIX: &str = "wm_test_";
+
+/// Whether a test database named `name` was left by a process that has ended, so no
+/// test can still be using it. Tests run one process after another (`cargo test`) or
+/// many at once (`cargo nextest`, two suites side by side): a database whose creator
+/// lives is never dropped, nor one that someone is connected to. Older names without a
+/// process id are dropped when nobody is connected. The server is on this host (the
+/// process ids are this host's); a reused id only delays the drop to a later run.
+fn left_by_an_ended_process(name: &str) -> bool {
+    let Some(rest) = name.strip_prefix(TEST_DATABASE_PREFIX) else { return false };
+    let Some(pid) = rest.strip_prefix('p').and_then(|r| r.split('_').next()).and_then(|p| p.parse::<u32>().ok()) else {
+        return true;
+    };
+    pid != std::process::id() && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
+
 /// Creates a fresh database for one test and returns its URL.
 pub async fn fresh_database_url(dir: &tempfile::TempDir) -> String {
     let Ok(server) = std::env::var("TEST_DATABASE_URL") else {
@@ -77,21 +95,27 @@ pub async fn fresh_database_url(dir: &tempfile::TempDir) -> String {
     let admin = Database::connect(&server).await.expect("TEST_DATABASE_URL must name a reachable PostgreSQL server");
     STALE_DATABASES_DROPPED
         .get_or_init(|| async {
-            // Databases left by earlier runs (a failed test cannot clean up after itself).
+            // Databases left by earlier runs (a failed test cannot clean up after itself),
+            // and nobody connected to them.
             let rows = admin
                 .query_all_raw(Statement::from_string(
                     admin.get_database_backend(),
-                    "SELECT datname FROM pg_database WHERE datname LIKE 'wm_test_%'",
+                    format!(
+                        "SELECT datname FROM pg_database d WHERE datname LIKE '{TEST_DATABASE_PREFIX}%' \
+                         AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.datname = d.datname)"
+                    ),
                 ))
                 .await
                 .unwrap();
             for row in rows {
                 let name: String = row.try_get("", "datname").unwrap();
-                let _ = admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).await;
+                if left_by_an_ended_process(&name) {
+                    let _ = admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\"")).await;
+                }
             }
         })
         .await;
-    let name = format!("wm_test_{}", &new_message_sid()[2..20]);
+    let name = format!("{TEST_DATABASE_PREFIX}p{}_{}", std::process::id(), &new_message_sid()[2..14]);
     admin.execute_unprepared(&format!("CREATE DATABASE \"{name}\"")).await.unwrap();
     let mut url = url::Url::parse(&server).unwrap();
     url.set_path(&name);

@@ -12,9 +12,17 @@ use image_hasher::{BitOrder, HashAlg, Hasher, HasherConfig};
 
 use crate::domain::perceptual::ImageHash;
 
-/// The largest image (in pixels) we decode: 40 megapixels is well above any phone camera
-/// WhatsApp delivers, and refuses decompression bombs before their pixels are allocated.
+/// The largest image (in pixels) we decode at full size: 40 megapixels is well above any
+/// photo WhatsApp compresses, and refuses decompression bombs before their pixels are
+/// allocated. A larger JPEG is decoded reduced to fit (see [`JPEG_MAX_PIXELS`]); a larger
+/// PNG, WebP or GIF is refused, as those formats can only be decoded whole.
 const MAX_PIXELS: u64 = 40_000_000;
+
+/// The largest JPEG (in pixels) we decode, reduced to fit [`MAX_PIXELS`]. A photo sent as a
+/// document keeps the camera's size: 48, 108 and 200 megapixel phone cameras write
+/// 8000 x 6000, 12000 x 9000 and 16320 x 12240. Decoding reduced bounds the memory, but every
+/// coefficient is still read: past this, a file's time is more than a photo's.
+const JPEG_MAX_PIXELS: u64 = 250_000_000;
 
 /// The longest side (in pixels) we decode. WhatsApp sends photos at most 4096 px on a
 /// side and a scrolling screenshot is rarely 20,000 px long; a PNG one pixel wide and
@@ -22,7 +30,8 @@ const MAX_PIXELS: u64 = 40_000_000;
 /// decoder seconds row by row (found by the `ocr_prepare` fuzz target).
 const MAX_SIDE: u32 = 32_768;
 
-/// The most memory the decoder may allocate for one image.
+/// The most memory the decoder may allocate for one image (for a JPEG decoded reduced, the
+/// most our estimate of it may reach: see [`JpegFrame::decoding_bytes`]).
 const MAX_ALLOC_BYTES: u64 = 512 * 1024 * 1024;
 
 /// Side of the grid the hash is computed on (8 x 8 = 64 bits).
@@ -53,7 +62,7 @@ pub enum ImagingError {
     Corrupt(String),
     /// The image is larger than the decoding limits (a likely decompression bomb).
     #[error(
-        "image exceeds the decoding limits ({MAX_PIXELS} pixels, {MAX_SIDE} pixels a side, {MAX_ALLOC_BYTES} bytes)"
+        "image exceeds the decoding limits ({MAX_PIXELS} pixels, or {JPEG_MAX_PIXELS} for a JPEG; {MAX_SIDE} pixels a side; {MAX_ALLOC_BYTES} bytes)"
     )]
     TooLarge,
 }
@@ -85,7 +94,10 @@ pub fn inspect_image(bytes: &[u8]) -> Result<ImageInfo, ImagingError> {
 ///
 /// The format is guessed from the bytes, never from a declared content type, and decoding is
 /// bounded (40 megapixels, 32,768 pixels a side, 512 MiB), so hostile input fails cleanly.
-/// CPU-heavy: call it on the blocking pool.
+/// A JPEG beyond those limits (a photo from a high-resolution camera, sent as a document) is
+/// decoded at 1/2, 1/4 or 1/8 of its size, the largest that fits: both uses shrink it anyway,
+/// and the hash of a reduced photo is the hash of the photo. CPU-heavy: call it on the
+/// blocking pool.
 ///
 /// # Errors
 /// [`ImagingError::Unsupported`] for anything but JPEG, PNG, WebP or GIF,
@@ -116,8 +128,15 @@ pub fn decode_image(bytes: &[u8]) -> Result<(DynamicImage, &'static str), Imagin
 
     let mut decoder = reader.into_decoder()?;
     let (width, height) = decoder.dimensions();
-    if u64::from(width) * u64::from(height) > MAX_PIXELS || width.max(height) > MAX_SIDE {
-        return Err(ImagingError::TooLarge);
+    if !within_limits(width, height) {
+        if format != "jpeg" {
+            return Err(ImagingError::TooLarge);
+        }
+        let orientation = decoder.orientation()?;
+        drop(decoder);
+        let mut image = decode_jpeg_reduced(bytes)?;
+        image.apply_orientation(orientation);
+        return Ok((image, format));
     }
     // The decoder checks its own allocations; reserve the output buffer as well, as
     // `ImageReader::decode` does.
@@ -126,6 +145,231 @@ pub fn decode_image(bytes: &[u8]) -> Result<(DynamicImage, &'static str), Imagin
     let mut image = DynamicImage::from_decoder(decoder)?;
     image.apply_orientation(orientation);
     Ok((image, format))
+}
+
+/// Whether an image of this size is decoded as it is.
+fn within_limits(width: u32, height: u32) -> bool {
+    u64::from(width) * u64::from(height) <= MAX_PIXELS && width.max(height) <= MAX_SIDE
+}
+
+/// Decodes a JPEG too large for [`within_limits`] at the largest of 1/2, 1/4 and 1/8 of its
+/// size that is within them, in the DCT domain: the full-size pixels are never made.
+///
+/// # Errors
+/// [`ImagingError::TooLarge`] past [`JPEG_MAX_PIXELS`] or when decoding it would allocate
+/// more than [`MAX_ALLOC_BYTES`] (a progressive JPEG keeps every coefficient of the full
+/// size), or for a JPEG that cannot be decoded reduced (lossless, 12-bit);
+/// [`ImagingError::Corrupt`] when it does not decode.
+fn decode_jpeg_reduced(bytes: &[u8]) -> Result<DynamicImage, ImagingError> {
+    let frame = jpeg_frame(bytes).ok_or_else(|| ImagingError::Corrupt("no JPEG frame header".to_owned()))?;
+    if frame.pixels() > JPEG_MAX_PIXELS || frame.lossless || frame.precision != 8 {
+        return Err(ImagingError::TooLarge);
+    }
+    let eighths = [4, 2, 1]
+        .into_iter()
+        .find(|&eighths| {
+            let (width, height) = frame.scaled(eighths);
+            within_limits(width, height)
+        })
+        .ok_or(ImagingError::TooLarge)?;
+    if frame.decoding_bytes(eighths) > MAX_ALLOC_BYTES {
+        return Err(ImagingError::TooLarge);
+    }
+    // The decoder reads missing data as zeros and renders it grey: a header claiming a
+    // camera's size over a few kilobytes would cost the decoding time of that size.
+    if jpeg_scan_bytes(bytes).unwrap_or(0) < frame.least_scan_bytes() {
+        return Err(ImagingError::Corrupt("truncated JPEG: too little data for its size".to_owned()));
+    }
+    let (width, height) = frame.scaled(eighths);
+    let mut decoder = jpeg_decoder::Decoder::new(bytes);
+    decoder.set_max_decoding_buffer_size(MAX_ALLOC_BYTES as usize);
+    // Both sizes fit in u16: a JPEG's sides are 16-bit, and these are at most half of them.
+    let scaled = decoder.scale(width as u16, height as u16).map_err(jpeg_error)?;
+    if (u32::from(scaled.0), u32::from(scaled.1)) != (width, height) {
+        // The decoder read another frame header than ours; what it would allocate is unknown.
+        return Err(ImagingError::Corrupt("inconsistent JPEG frame header".to_owned()));
+    }
+    let pixels = decoder.decode().map_err(jpeg_error)?;
+    let info = decoder.info().ok_or_else(|| ImagingError::Corrupt("no JPEG frame header".to_owned()))?;
+    let image = match info.pixel_format {
+        jpeg_decoder::PixelFormat::L8 => image::GrayImage::from_raw(width, height, pixels).map(DynamicImage::from),
+        jpeg_decoder::PixelFormat::RGB24 => image::RgbImage::from_raw(width, height, pixels).map(DynamicImage::from),
+        jpeg_decoder::PixelFormat::CMYK32 => {
+            image::RgbImage::from_raw(width, height, cmyk_to_rgb(&pixels)).map(DynamicImage::from)
+        }
+        jpeg_decoder::PixelFormat::L16 => return Err(ImagingError::TooLarge),
+    };
+    image.ok_or_else(|| ImagingError::Corrupt("JPEG decoded to fewer pixels than its size".to_owned()))
+}
+
+fn jpeg_error(error: jpeg_decoder::Error) -> ImagingError {
+    match error {
+        jpeg_decoder::Error::Unsupported(_) => ImagingError::Unsupported,
+        other => ImagingError::Corrupt(other.to_string()),
+    }
+}
+
+/// RGB from the inverted CMYK that Adobe's JPEGs hold (as `image` converted this decoder's
+/// output before it moved to zune-jpeg).
+fn cmyk_to_rgb(cmyk: &[u8]) -> Vec<u8> {
+    let mut rgb = Vec::with_capacity(cmyk.len() / 4 * 3);
+    for pixel in cmyk.chunks_exact(4) {
+        let black = 255 - u16::from(pixel[3]);
+        for &ink in &pixel[..3] {
+            rgb.push(((255 - u16::from(ink)) * black / 255) as u8);
+        }
+    }
+    rgb
+}
+
+/// What a JPEG's frame header (SOF) says about the cost of decoding it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct JpegFrame {
+    width: u32,
+    height: u32,
+    /// Bits per sample: 8, or 12 and 16, which the reduced decoding does not do.
+    precision: u8,
+    progressive: bool,
+    lossless: bool,
+    /// Each component's horizontal and vertical sampling factors.
+    sampling: Vec<(u32, u32)>,
+}
+
+impl JpegFrame {
+    /// Reads a frame header's content (after its length); `None` when it is malformed.
+    fn parse(marker: u8, content: &[u8]) -> Option<Self> {
+        let [precision, height_high, height_low, width_high, width_low, count, components @ ..] = content else {
+            return None;
+        };
+        let sampling: Vec<(u32, u32)> = components
+            .chunks_exact(3)
+            .map(|component| (u32::from(component[1] >> 4), u32::from(component[1] & 0x0F)))
+            .collect();
+        let height = u32::from(u16::from_be_bytes([*height_high, *height_low]));
+        let width = u32::from(u16::from_be_bytes([*width_high, *width_low]));
+        let valid = width > 0
+            && height > 0
+            && *count > 0
+            && components.len() == 3 * usize::from(*count)
+            && sampling.iter().all(|&(h, v)| (1..=4).contains(&h) && (1..=4).contains(&v));
+        valid.then_some(Self {
+            width,
+            height,
+            precision: *precision,
+            progressive: matches!(marker, 0xC2 | 0xC6 | 0xCA | 0xCE),
+            lossless: matches!(marker, 0xC3 | 0xC7 | 0xCB | 0xCF),
+            sampling,
+        })
+    }
+
+    fn pixels(&self) -> u64 {
+        u64::from(self.width) * u64::from(self.height)
+    }
+
+    /// The size decoded at `eighths` / 8 (rounded up, as the decoder does).
+    fn scaled(&self, eighths: u32) -> (u32, u32) {
+        ((self.width * eighths).div_ceil(8), (self.height * eighths).div_ceil(8))
+    }
+
+    /// The fewest bytes of entropy-coded data that can cover the whole frame: every block
+    /// codes at least its DC difference and, in a sequential JPEG, an end-of-block, each a
+    /// Huffman code of a bit or more. (A progressive JPEG may end its AC scans' blocks in
+    /// runs, but its first DC scan still spends a bit on each.)
+    fn least_scan_bytes(&self) -> usize {
+        let h_max = self.sampling.iter().map(|&(h, _)| h).max().unwrap_or(1);
+        let v_max = self.sampling.iter().map(|&(_, v)| v).max().unwrap_or(1);
+        let blocks: u64 = self
+            .sampling
+            .iter()
+            .map(|&(h, v)| {
+                let across = u64::from((self.width * h).div_ceil(h_max)).div_ceil(8);
+                let down = u64::from((self.height * v).div_ceil(v_max)).div_ceil(8);
+                across * down
+            })
+            .sum();
+        let bits_per_block = if self.progressive { 1 } else { 2 };
+        usize::try_from(blocks * bits_per_block / 8).unwrap_or(usize::MAX)
+    }
+
+    /// The bytes `jpeg-decoder` holds at its peak decoding this at `eighths` / 8, from how it
+    /// allocates: each component's plane of samples at that scale (its blocks padded to whole
+    /// MCUs) and the interleaved output, one byte a sample, plus RGB converted from CMYK.
+    /// A progressive JPEG also keeps every DCT coefficient of the full size (2 bytes each)
+    /// until its last scan, then copies a component's rows at a time to render them: a
+    /// 108-megapixel progressive photo needs 324 MB of coefficients at 4:2:0, 648 MB at 4:4:4.
+    fn decoding_bytes(&self, eighths: u32) -> u64 {
+        let h_max = self.sampling.iter().map(|&(h, _)| h).max().unwrap_or(1);
+        let v_max = self.sampling.iter().map(|&(_, v)| v).max().unwrap_or(1);
+        let mcus_across = u64::from(self.width.div_ceil(8 * h_max));
+        let mcus_down = u64::from(self.height.div_ceil(8 * v_max));
+        let blocks: Vec<u64> =
+            self.sampling.iter().map(|&(h, v)| mcus_across * u64::from(h) * mcus_down * u64::from(v)).collect();
+        let planes: u64 = blocks.iter().map(|count| count * u64::from(eighths * eighths)).sum();
+        let (width, height) = self.scaled(eighths);
+        let components = self.sampling.len() as u64;
+        let output = u64::from(width) * u64::from(height) * (components + if components == 4 { 3 } else { 0 });
+        let coefficients = if self.progressive {
+            let largest = blocks.iter().copied().max().unwrap_or(0);
+            (blocks.iter().sum::<u64>() + largest) * 64 * 2
+        } else {
+            0
+        };
+        planes + output + coefficients
+    }
+}
+
+/// A JPEG's frame header (the first SOF segment); `None` when there is none before the first
+/// scan, or it is malformed.
+fn jpeg_frame(bytes: &[u8]) -> Option<JpegFrame> {
+    let mut position = 2; // after SOI (FF D8)
+    loop {
+        let (marker, after) = jpeg_marker(bytes, position)?;
+        position = after;
+        if is_standalone_marker(marker) {
+            continue;
+        }
+        let (content, after) = jpeg_segment(bytes, position)?;
+        position = after;
+        match marker {
+            // DHT, JPG and DAC share the SOF range but are not frame headers.
+            0xC4 | 0xC8 | 0xCC => {}
+            0xC0..=0xCF => return JpegFrame::parse(marker, content),
+            START_OF_SCAN | END_OF_IMAGE => return None,
+            _ => {}
+        }
+    }
+}
+
+const START_OF_SCAN: u8 = 0xDA;
+const END_OF_IMAGE: u8 = 0xD9;
+
+/// Markers without a segment after them: TEM, the restart markers and SOI.
+fn is_standalone_marker(marker: u8) -> bool {
+    matches!(marker, 0x01 | 0xD0..=0xD8)
+}
+
+/// The JPEG marker at `position` (one or more 0xFF fill bytes, then its code) and the
+/// position after it.
+fn jpeg_marker(bytes: &[u8], mut position: usize) -> Option<(u8, usize)> {
+    if bytes.get(position) != Some(&0xFF) {
+        return None;
+    }
+    while bytes.get(position) == Some(&0xFF) {
+        position += 1;
+    }
+    Some((*bytes.get(position)?, position + 1))
+}
+
+/// The JPEG segment at `position` (a big-endian length that counts itself, then the
+/// content): its content and the position after it.
+fn jpeg_segment(bytes: &[u8], position: usize) -> Option<(&[u8], usize)> {
+    let length = bytes.get(position..position + 2)?;
+    let length = usize::from(u16::from_be_bytes([length[0], length[1]]));
+    if length < 2 {
+        return None;
+    }
+    let content = bytes.get(position + 2..position + length)?;
+    Some((content, position + length))
 }
 
 /// The 64-bit perceptual hash of an image: `image_hasher`'s mean hash (aHash) on an
@@ -166,58 +410,45 @@ fn hasher() -> &'static Hasher {
 }
 
 /// Whether a JPEG's segments run through to its end-of-image (EOI) marker.
+fn jpeg_reaches_end_of_image(bytes: &[u8]) -> bool {
+    jpeg_scan_bytes(bytes).is_some()
+}
+
+/// How many bytes of entropy-coded data a JPEG holds, when its segments run through to its
+/// end-of-image (EOI) marker; `None` when they do not.
 ///
 /// Walks the marker segments from the start-of-image marker, skipping each by its length
 /// (so an EXIF thumbnail's own EOI is never mistaken for the image's), and the
 /// entropy-coded data after each start-of-scan up to the next real marker (`FF 00` is a
 /// stuffed byte, `FF D0`..`FF D7` restart markers). Bytes after EOI are allowed: some
 /// cameras append data there.
-fn jpeg_reaches_end_of_image(bytes: &[u8]) -> bool {
-    const START_OF_SCAN: u8 = 0xDA;
-    const END_OF_IMAGE: u8 = 0xD9;
-    let is_standalone = |marker: u8| matches!(marker, 0x01 | 0xD0..=0xD8);
+fn jpeg_scan_bytes(bytes: &[u8]) -> Option<usize> {
     let mut position = 2; // after SOI (FF D8)
+    let mut scan_bytes = 0;
     loop {
-        // A marker: one or more 0xFF (fill bytes allowed), then its code.
-        if bytes.get(position) != Some(&0xFF) {
-            return false;
-        }
-        while bytes.get(position) == Some(&0xFF) {
-            position += 1;
-        }
-        let Some(&marker) = bytes.get(position) else {
-            return false;
-        };
-        position += 1;
+        let (marker, after) = jpeg_marker(bytes, position)?;
+        position = after;
         if marker == END_OF_IMAGE {
-            return true;
+            return Some(scan_bytes);
         }
-        if is_standalone(marker) {
+        if is_standalone_marker(marker) {
             continue;
         }
-        let Some(length) = bytes.get(position..position + 2) else {
-            return false;
-        };
-        let length = usize::from(u16::from_be_bytes([length[0], length[1]]));
-        if length < 2 || position + length > bytes.len() {
-            return false;
-        }
-        position += length;
+        let (_, after) = jpeg_segment(bytes, position)?;
+        position = after;
         if marker == START_OF_SCAN {
             // Skip entropy-coded data up to the next marker that is not a stuffed byte or a
             // restart marker.
+            let scan_start = position;
             loop {
-                let Some(offset) = bytes[position..].iter().position(|&byte| byte == 0xFF) else {
-                    return false;
-                };
-                position += offset;
-                match bytes.get(position + 1) {
-                    None => return false,
-                    Some(0x00 | 0xD0..=0xD7) => position += 2,
-                    Some(0xFF) => position += 1,
-                    Some(_) => break,
+                position += bytes[position..].iter().position(|&byte| byte == 0xFF)?;
+                match bytes.get(position + 1)? {
+                    0x00 | 0xD0..=0xD7 => position += 2,
+                    0xFF => position += 1,
+                    _ => break,
                 }
             }
+            scan_bytes += position - scan_start;
         }
     }
 }
@@ -434,24 +665,195 @@ mod tests {
 
     #[test]
     fn a_decompression_bomb_is_refused_before_decoding() {
-        // A valid PNG header claiming 20000 x 20000 pixels (400 megapixels), no pixel data.
-        let mut png = gradient_png(1, 1);
-        png[16..20].copy_from_slice(&20_000u32.to_be_bytes());
-        png[20..24].copy_from_slice(&20_000u32.to_be_bytes());
-        let crc = crc32(&png[12..29]);
-        png[29..33].copy_from_slice(&crc.to_be_bytes());
-        assert!(matches!(inspect_image(&png), Err(ImagingError::TooLarge)));
+        // 20000 x 20000 pixels (400 megapixels).
+        assert!(matches!(inspect_image(&png_claiming(20_000, 20_000)), Err(ImagingError::TooLarge)));
     }
 
     #[test]
     fn an_image_longer_than_the_side_cap_is_refused_before_decoding() {
         // One pixel wide and 100,000 long: far under the pixel cap, but a PNG decoder
         // spends its time row by row.
+        assert!(matches!(inspect_image(&png_claiming(1, 100_000)), Err(ImagingError::TooLarge)));
+    }
+
+    /// The photo scaled up six times without smoothing (5988 x 7680, 46 megapixels: more
+    /// than the cap), as a 4:2:0 JPEG, baseline as a phone camera writes it or progressive.
+    /// Made by ImageMagick: `image`'s resizing and encoding, compiled into this crate
+    /// unoptimised, take 18 s over it in a debug build.
+    fn photo_over_the_cap(progressive: bool) -> &'static [u8] {
+        static BASELINE: OnceLock<Vec<u8>> = OnceLock::new();
+        static PROGRESSIVE: OnceLock<Vec<u8>> = OnceLock::new();
+        let (cell, interlace) = if progressive { (&PROGRESSIVE, "JPEG") } else { (&BASELINE, "none") };
+        cell.get_or_init(|| {
+            let args = ["-scale", "600%", "-sampling-factor", "2x2", "-quality", "85", "-interlace", interlace];
+            convert(PHOTO, &args)
+        })
+    }
+
+    /// `jpeg` through ImageMagick's `convert` with `args`, as a JPEG.
+    fn convert(jpeg: &[u8], args: &[&str]) -> Vec<u8> {
+        use std::io::Write;
+        use std::process::{Command, Stdio};
+        let mut child = Command::new("convert")
+            .arg("jpg:-")
+            .args(args)
+            .arg("jpg:-")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("ImageMagick is needed for this test: apt-get install imagemagick (make ocr-test-tools)");
+        let mut stdin = child.stdin.take().expect("stdin");
+        let input = jpeg.to_vec();
+        let writer = std::thread::spawn(move || stdin.write_all(&input));
+        let output = child.wait_with_output().expect("convert runs");
+        writer.join().expect("writer").expect("convert reads the JPEG");
+        assert!(output.status.success(), "convert {args:?} failed");
+        output.stdout
+    }
+
+    /// `jpeg` with an EXIF segment saying its pixels are to be turned a quarter clockwise to
+    /// be displayed (orientation 6, as a phone held upright writes).
+    fn with_quarter_turn(jpeg: &[u8]) -> Vec<u8> {
+        let mut exif = b"Exif\0\0MM\0\x2A\0\0\0\x08".to_vec(); // big-endian TIFF, IFD at 8
+        exif.extend_from_slice(&[0, 1, 0x01, 0x12, 0, 3, 0, 0, 0, 1, 0, 6, 0, 0, 0, 0, 0, 0]);
+        let mut out = jpeg[..2].to_vec();
+        out.extend_from_slice(&[0xFF, 0xE1]);
+        out.extend_from_slice(&(exif.len() as u16 + 2).to_be_bytes());
+        out.extend_from_slice(&exif);
+        out.extend_from_slice(&jpeg[2..]);
+        out
+    }
+
+    /// `jpeg` claiming `width` x `height` in its frame header: a bomb when its data is small.
+    fn claiming_size(jpeg: &[u8], width: u16, height: u16) -> Vec<u8> {
+        let mut out = jpeg.to_vec();
+        let mut position = 2;
+        loop {
+            let (marker, after) = jpeg_marker(&out, position).expect("a marker");
+            let (_, next) = jpeg_segment(&out, after).expect("a segment");
+            if matches!(marker, 0xC0 | 0xC2) {
+                out[after + 3..after + 5].copy_from_slice(&height.to_be_bytes());
+                out[after + 5..after + 7].copy_from_slice(&width.to_be_bytes());
+                return out;
+            }
+            position = next;
+        }
+    }
+
+    #[test]
+    fn a_jpeg_over_the_pixel_cap_is_decoded_reduced_with_the_hash_of_the_photo() {
+        let large = photo_over_the_cap(false);
+        assert!(!jpeg_frame(large).expect("a frame header").progressive);
+        let (image, format) = decode_image(large).expect("decoded reduced, not refused");
+        // Half the size: the largest reduction within the cap, the aspect ratio kept.
+        assert_eq!((image.width(), image.height(), format), (2994, 3840, "jpeg"));
+        assert!(u64::from(image.width()) * u64::from(image.height()) <= MAX_PIXELS);
+        let distance = hamming(perceptual_hash(&image), inspect_image(PHOTO).expect("photo decodes").hash);
+        assert!(distance <= 2, "distance {distance}");
+    }
+
+    #[test]
+    fn a_jpeg_over_the_pixel_cap_is_turned_as_its_exif_says() {
+        let turned = inspect_image(&with_quarter_turn(photo_over_the_cap(false))).expect("decoded reduced");
+        assert_eq!((turned.width, turned.height), (3840, 2994));
+        // The same check on the photo as it is, to know the EXIF segment is read at all.
+        assert_eq!(inspect_image(&with_quarter_turn(PHOTO)).expect("decodes").width, 1280);
+    }
+
+    #[test]
+    fn a_progressive_jpeg_over_the_pixel_cap_is_decoded_reduced() {
+        let large = photo_over_the_cap(true);
+        assert!(jpeg_frame(large).expect("a frame header").progressive);
+        let info = inspect_image(large).expect("decoded reduced, not refused");
+        assert_eq!((info.width, info.height), (2994, 3840));
+        let distance = hamming(info.hash, inspect_image(PHOTO).expect("photo decodes").hash);
+        assert!(distance <= 2, "distance {distance}");
+    }
+
+    #[test]
+    fn each_camera_size_is_decoded_at_the_largest_reduction_within_the_cap() {
+        let sizes = [(8000, 6000, 4), (12000, 9000, 4), (16320, 12240, 2), (9000, 5000, 4), (40000, 1000, 4)];
+        for (width, height, eighths) in sizes {
+            let frame = JpegFrame {
+                width,
+                height,
+                precision: 8,
+                progressive: false,
+                lossless: false,
+                sampling: vec![(2, 2), (1, 1), (1, 1)],
+            };
+            let chosen = [4, 2, 1].into_iter().find(|&e| {
+                let (w, h) = frame.scaled(e);
+                within_limits(w, h)
+            });
+            assert_eq!(chosen, Some(eighths), "{width} x {height}");
+            assert!(frame.decoding_bytes(eighths) < MAX_ALLOC_BYTES / 2, "{width} x {height}");
+        }
+    }
+
+    #[test]
+    fn a_progressive_jpeg_whose_coefficients_would_not_fit_in_memory_is_refused() {
+        let frame = |width, height, sampling: Vec<(u32, u32)>| JpegFrame {
+            width,
+            height,
+            precision: 8,
+            progressive: true,
+            lossless: false,
+            sampling,
+        };
+        // 48 megapixels: 144 MB of coefficients at 4:2:0.
+        assert!(frame(8000, 6000, vec![(2, 2), (1, 1), (1, 1)]).decoding_bytes(4) < MAX_ALLOC_BYTES);
+        // 108 megapixels at 4:4:4: 648 MB of coefficients.
+        assert!(frame(12000, 9000, vec![(1, 1), (1, 1), (1, 1)]).decoding_bytes(4) > MAX_ALLOC_BYTES);
+        let small = convert(PHOTO, &["-interlace", "JPEG"]);
+        let bomb = claiming_size(&small, 12000, 9000);
+        assert_eq!(jpeg_frame(&bomb).map(|frame| (frame.width, frame.height)), Some((12000, 9000)));
+        let started = std::time::Instant::now();
+        assert!(matches!(inspect_image(&bomb), Err(ImagingError::TooLarge)));
+        assert!(started.elapsed() < std::time::Duration::from_secs(1), "{:?}", started.elapsed());
+    }
+
+    #[test]
+    fn a_jpeg_beyond_the_jpeg_cap_is_refused_before_decoding() {
+        // 20,000 x 15,000 (300 megapixels) claimed by a photo of a few hundred kilobytes.
+        let bomb = claiming_size(PHOTO, 20_000, 15_000);
+        assert!(jpeg_reaches_end_of_image(&bomb));
+        let started = std::time::Instant::now();
+        assert!(matches!(inspect_image(&bomb), Err(ImagingError::TooLarge)));
+        assert!(started.elapsed() < std::time::Duration::from_secs(1), "{:?}", started.elapsed());
+    }
+
+    #[test]
+    fn a_jpeg_claiming_a_camera_size_over_too_little_data_is_truncated() {
+        // A small baseline photo claiming 8000 x 6000: its data covers a few percent of
+        // the blocks; decoding the rest as zeros would cost a 48-megapixel photo's time.
+        let bomb = claiming_size(&recompressed_half_size(PHOTO), 8000, 6000);
+        assert!(jpeg_reaches_end_of_image(&bomb));
+        let started = std::time::Instant::now();
+        assert!(matches!(inspect_image(&bomb), Err(ImagingError::Corrupt(_))));
+        assert!(started.elapsed() < std::time::Duration::from_secs(1), "{:?}", started.elapsed());
+        // Real photos carry far more than the least their size needs.
+        for large in [photo_over_the_cap(false), photo_over_the_cap(true)] {
+            let frame = jpeg_frame(large).expect("a frame header");
+            assert!(jpeg_scan_bytes(large).expect("complete") > 4 * frame.least_scan_bytes());
+        }
+    }
+
+    #[test]
+    fn a_png_over_the_pixel_cap_is_still_refused() {
+        // 7,000 x 6,000 (42 megapixels): a PNG is decoded whole or not at all.
+        assert!(matches!(inspect_image(&png_claiming(7_000, 6_000)), Err(ImagingError::TooLarge)));
+    }
+
+    /// A valid PNG header claiming `width` x `height` pixels, with the pixel data of one:
+    /// the limit, not a checksum error, is what refuses it.
+    fn png_claiming(width: u32, height: u32) -> Vec<u8> {
         let mut png = gradient_png(1, 1);
-        png[20..24].copy_from_slice(&100_000u32.to_be_bytes());
+        png[16..20].copy_from_slice(&width.to_be_bytes());
+        png[20..24].copy_from_slice(&height.to_be_bytes());
         let crc = crc32(&png[12..29]);
         png[29..33].copy_from_slice(&crc.to_be_bytes());
-        assert!(matches!(inspect_image(&png), Err(ImagingError::TooLarge)));
+        png
     }
 
     /// CRC-32 (IEEE), to keep the doctored PNG header valid so the limit, not a checksum

@@ -64,9 +64,9 @@ impl TesseractRecognizer {
 
 fn imaging_error(error: ImagingError) -> RecognizeError {
     match error {
-        ImagingError::TooLarge => {
-            RecognizeError::TooLarge("more than 40 megapixels, or more than 32,768 pixels on a side".into())
-        }
+        ImagingError::TooLarge => RecognizeError::TooLarge(
+            "more than 40 megapixels (250 for a JPEG), or more than 32,768 pixels on a side".into(),
+        ),
         ImagingError::Unsupported => RecognizeError::Unreadable("not JPEG, PNG, WebP or GIF".into()),
         ImagingError::Corrupt(detail) => RecognizeError::Unreadable(detail),
     }

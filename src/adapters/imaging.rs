@@ -180,12 +180,15 @@ fn decode_jpeg_reduced(bytes: &[u8]) -> Result<DynamicImage, ImagingError> {
     if jpeg_scan_bytes(bytes).unwrap_or(0) < frame.least_scan_bytes() {
         return Err(ImagingError::Corrupt("truncated JPEG: too little data for its size".to_owned()));
     }
-    let (width, height) = frame.scaled(eighths);
+    let (planned_width, planned_height) = frame.scaled(eighths);
     let mut decoder = jpeg_decoder::Decoder::new(bytes);
     decoder.set_max_decoding_buffer_size(MAX_ALLOC_BYTES as usize);
     // Both sizes fit in u16: a JPEG's sides are 16-bit, and these are at most half of them.
-    let scaled = decoder.scale(width as u16, height as u16).map_err(jpeg_error)?;
-    if (u32::from(scaled.0), u32::from(scaled.1)) != (width, height) {
+    // The decoder takes the smallest scale that reaches the size asked for on one side: ours,
+    // or a smaller one for an image a few pixels wide.
+    let scaled = decoder.scale(planned_width as u16, planned_height as u16).map_err(jpeg_error)?;
+    let (width, height) = (u32::from(scaled.0), u32::from(scaled.1));
+    if width > planned_width || height > planned_height {
         // The decoder read another frame header than ours; what it would allocate is unknown.
         return Err(ImagingError::Corrupt("inconsistent JPEG frame header".to_owned()));
     }
@@ -837,6 +840,17 @@ mod tests {
             let frame = jpeg_frame(large).expect("a frame header");
             assert!(jpeg_scan_bytes(large).expect("complete") > 4 * frame.least_scan_bytes());
         }
+    }
+
+    #[test]
+    fn a_jpeg_one_pixel_wide_and_longer_than_the_side_cap_is_decoded_reduced() {
+        // Asked for 1 x 20,000, the decoder reaches the width already at 1/8: 1 x 5,000.
+        let strip =
+            RgbImage::from_fn(1, 40_000, |_, y| if y < 20_000 { Rgb([20, 20, 20]) } else { Rgb([230, 230, 230]) });
+        let mut jpeg = Vec::new();
+        JpegEncoder::new_with_quality(&mut jpeg, 90).encode_image(&strip).expect("jpeg encodes");
+        let info = inspect_image(&jpeg).expect("decoded reduced, not refused");
+        assert_eq!((info.width, info.height), (1, 5_000));
     }
 
     #[test]

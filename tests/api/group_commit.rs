@@ -158,6 +158,73 @@ async fn on_postgresql_units_of_work_waiting_together_commit_in_one_transaction(
     assert_eq!(users_named(&db, &names).await, expected);
 }
 
+/// On PostgreSQL each writer lane begins its next transaction before it waits for work
+/// (BEGIN is then not in the turn); with no work it ends that empty transaction within
+/// about a second and begins another. A quiet server keeps no transaction open for long,
+/// and work that comes after a quiet spell commits as ever.
+#[tokio::test]
+async fn on_postgresql_an_idle_writer_keeps_no_transaction_open_and_commits_what_comes_next() {
+    if std::env::var("TEST_DATABASE_URL").is_err() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let url = fresh_database_url(&dir).await;
+    let db = Database::open(&url, true).await.unwrap();
+    let repository: Arc<dyn Repository> = db.repository.clone();
+    repository.run_in_transaction(create_user("idle_before", None)).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+    let open = db
+        .pool
+        .query_one_raw(Statement::from_string(
+            db.pool.get_database_backend(),
+            "SELECT count(*) AS open FROM pg_stat_activity WHERE datname = current_database() \
+             AND pid <> pg_backend_pid() AND xact_start < now() - interval '3 seconds'",
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get::<i64>("", "open")
+        .unwrap();
+    assert_eq!(open, 0, "a transaction of the idle writer stayed open for more than 3 s");
+    repository.run_in_transaction(create_user("idle_after", None)).await.unwrap();
+    let expected: HashSet<String> = ["idle_before", "idle_after"].into_iter().map(String::from).collect();
+    assert_eq!(users_named(&db, &["idle_before", "idle_after"]).await, expected);
+}
+
+/// The transaction a lane begins before its work comes can lose its connection in the
+/// meantime (the database restarted, an administrator ended the session). Nothing has
+/// run in it yet, so the work that comes next is not failed for it: a unit of work gets
+/// a new transaction, and texts are declined to the step by step path, not refused.
+#[tokio::test]
+async fn on_postgresql_work_after_the_writers_connections_were_cut_still_commits() {
+    if std::env::var("TEST_DATABASE_URL").is_err() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let url = fresh_database_url(&dir).await;
+    let db = Database::open(&url, true).await.unwrap();
+    let repository: Arc<dyn Repository> = db.repository.clone();
+    repository.run_in_transaction(create_user("cut_before", None)).await.unwrap();
+    let cut = |db: &Database| {
+        let statement = Statement::from_string(
+            db.pool.get_database_backend(),
+            "SELECT count(pg_terminate_backend(pid)) AS cut FROM pg_stat_activity \
+             WHERE datname = current_database() AND state = 'idle in transaction'",
+        );
+        let pool = db.pool.clone();
+        async move { pool.query_one_raw(statement).await.unwrap().unwrap().try_get::<i64>("", "cut").unwrap() }
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert!(cut(&db).await > 0, "no lane had its next transaction begun");
+    repository.run_in_transaction(create_user("cut_after", None)).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert!(cut(&db).await > 0, "no lane had its next transaction begun");
+    let text = repository.save_text_at_once(to_save("cut_before", "said after the cut")).await;
+    assert!(text.is_ok(), "a text was refused for a connection lost before it came: {text:?}");
+    let expected: HashSet<String> = ["cut_before", "cut_after"].into_iter().map(String::from).collect();
+    assert_eq!(users_named(&db, &["cut_before", "cut_after"]).await, expected);
+}
+
 /// Many messages at once from many senders, on either database: every 200 is a stored
 /// message and a stored memory, each exactly once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -20,6 +20,7 @@ use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBacken
 use std::collections::{HashMap, HashSet};
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, Mutex};
 
 use super::pool::map_db_err;
@@ -116,16 +117,37 @@ impl PostgresWriter {
     }
 }
 
-/// One lane: takes the turn (the queue), runs the waiting units of work in a new
-/// transaction, gives the turn up, then commits. Only the lane holding the turn runs
-/// statements; the other may be committing meanwhile. A committing transaction waits
-/// for no lock, so the lanes cannot deadlock each other: at worst the running batch
-/// waits for the committing one's rows (a new user both insert), as separate
-/// transactions always did.
+/// How long a lane waits for work with its next transaction begun before it ends that
+/// (empty) transaction and begins another: a quiet server keeps no transaction open for
+/// long, and none of its statements reads the transaction's start time (every time comes
+/// from the service's clock).
+const IDLE: Duration = Duration::from_secs(1);
+
+/// One lane: begins a transaction, takes the turn (the queue), runs the waiting units of
+/// work in that transaction, gives the turn up, then commits. Only the lane holding the
+/// turn runs statements; the other may be committing meanwhile, and begins its next
+/// transaction before it waits for the turn, so the pool's liveness check and BEGIN's
+/// round trip happen while the other lane runs statements, not in the turn. A
+/// committing transaction waits for no lock, so the lanes cannot deadlock each other: at
+/// worst the running batch waits for the committing one's rows (a new user both insert),
+/// as separate transactions always did.
 async fn run_lane(pool: DatabaseConnection, turn: Arc<Mutex<mpsc::UnboundedReceiver<WriteRequest>>>) {
     loop {
+        // A transaction that cannot begin fails the next batch, so callers hear of it
+        // instead of waiting.
+        let begun = pool.begin().await.map_err(map_db_err);
         let mut queue = turn.lock().await;
-        let Some(first) = queue.recv().await else { return };
+        let first = match tokio::time::timeout(IDLE, queue.recv()).await {
+            Ok(Some(first)) => first,
+            Ok(None) => return,
+            Err(_) => {
+                drop(queue);
+                if let Ok(transaction) = begun {
+                    let _ = transaction.rollback().await;
+                }
+                continue;
+            }
+        };
         let mut batch = Batch::default();
         batch.add(first);
         while batch.works.len() < MAX_BATCH && batch.texts.len() < MAX_TEXTS {
@@ -134,7 +156,13 @@ async fn run_lane(pool: DatabaseConnection, turn: Arc<Mutex<mpsc::UnboundedRecei
                 Err(_) => break,
             }
         }
-        let ran = run_batch(&pool, batch).await;
+        let ran = match begun {
+            Ok(transaction) => run_batch(&pool, transaction, batch).await,
+            Err(error) => {
+                batch.fail(&error);
+                None
+            }
+        };
         drop(queue);
         if let Some(ran) = ran {
             ran.commit().await;
@@ -178,25 +206,39 @@ struct RanBatch {
     broken: Option<RepositoryError>,
 }
 
-/// Begins a transaction, stores the texts of `batch` in it, then runs every unit of work
-/// in it, each in its own savepoint. `None` when the transaction could not begin
-/// (everyone has been told).
-async fn run_batch(pool: &DatabaseConnection, mut batch: Batch) -> Option<RanBatch> {
-    let transaction = match pool.begin().await {
-        Ok(transaction) => transaction,
-        Err(error) => {
-            batch.fail(&map_db_err(error));
-            return None;
-        }
-    };
+/// Stores the texts of `batch` in `transaction`, then runs every unit of work in it, each
+/// in its own savepoint. `None` when the transaction had to be begun anew and could not
+/// be (everyone has been told).
+async fn run_batch(pool: &DatabaseConnection, transaction: DatabaseTransaction, mut batch: Batch) -> Option<RanBatch> {
     let texts = std::mem::take(&mut batch.texts);
-    let (transaction, saved_texts) = match save_texts(pool, transaction, texts).await {
+    let untried = texts.is_empty();
+    let (mut transaction, saved_texts) = match save_texts(pool, transaction, texts).await {
         Ok(saved) => saved,
         Err(error) => {
             batch.fail(&error);
             return None;
         }
     };
+    // The transaction was begun before the work came (`run_lane`), and its connection
+    // may have died meanwhile (the database restarted). With texts, their statement has
+    // found that out and begun anew; without, the first savepoint is where it shows, and
+    // as nothing has run yet, the batch is given one new transaction instead of failing.
+    let mut first_opened = false;
+    if untried && !batch.works.is_empty() {
+        if let Err(error) = transaction.execute_unprepared(OPEN).await {
+            tracing::warn!(error = %map_db_err(error), "the writer's transaction was lost before its work came; beginning anew");
+            let _ = transaction.rollback().await;
+            transaction = match pool.begin().await {
+                Ok(transaction) => transaction,
+                Err(error) => {
+                    batch.fail(&map_db_err(error));
+                    return None;
+                }
+            };
+        } else {
+            first_opened = true;
+        }
+    }
     let mut outcomes = Vec::with_capacity(batch.works.len());
     // How the previous unit of work's savepoint ends; sent with the next statement.
     let mut pending_end: Option<&str> = None;
@@ -210,7 +252,12 @@ async fn run_batch(pool: &DatabaseConnection, mut batch: Batch) -> Option<RanBat
             Some(end) => format!("{end}; {OPEN}"),
             None => OPEN.to_string(),
         };
-        if let Err(error) = transaction.execute_unprepared(&open).await {
+        let opened = if std::mem::take(&mut first_opened) {
+            Ok(())
+        } else {
+            transaction.execute_unprepared(&open).await.map(drop)
+        };
+        if let Err(error) = opened {
             broken = Some(map_db_err(error));
             outcomes.push((done, Ok(())));
             continue;

@@ -158,33 +158,38 @@ async fn on_postgresql_units_of_work_waiting_together_commit_in_one_transaction(
     assert_eq!(users_named(&db, &names).await, expected);
 }
 
+/// A fresh PostgreSQL database opened as the server opens it (and the directory its
+/// files live in), or `None` on SQLite: for what only PostgreSQL's writer does.
+async fn postgres_only() -> Option<(tempfile::TempDir, Database)> {
+    std::env::var("TEST_DATABASE_URL").ok()?;
+    let dir = tempfile::tempdir().unwrap();
+    let url = fresh_database_url(&dir).await;
+    let db = Database::open(&url, true).await.unwrap();
+    Some((dir, db))
+}
+
+/// The one number `sql` answers.
+async fn count(db: &Database, sql: &str) -> i64 {
+    let row = db.pool.query_one_raw(Statement::from_string(db.pool.get_database_backend(), sql)).await.unwrap();
+    row.unwrap().try_get_by_index::<i64>(0).unwrap()
+}
+
 /// On PostgreSQL each writer lane begins its next transaction before it waits for work
 /// (BEGIN is then not in the turn); with no work it ends that empty transaction within
 /// about a second and begins another. A quiet server keeps no transaction open for long,
 /// and work that comes after a quiet spell commits as ever.
 #[tokio::test]
 async fn on_postgresql_an_idle_writer_keeps_no_transaction_open_and_commits_what_comes_next() {
-    if std::env::var("TEST_DATABASE_URL").is_err() {
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let url = fresh_database_url(&dir).await;
-    let db = Database::open(&url, true).await.unwrap();
+    let Some((_dir, db)) = postgres_only().await else { return };
     let repository: Arc<dyn Repository> = db.repository.clone();
     repository.run_in_transaction(create_user("idle_before", None)).await.unwrap();
     tokio::time::sleep(std::time::Duration::from_secs(4)).await;
-    let open = db
-        .pool
-        .query_one_raw(Statement::from_string(
-            db.pool.get_database_backend(),
-            "SELECT count(*) AS open FROM pg_stat_activity WHERE datname = current_database() \
-             AND pid <> pg_backend_pid() AND xact_start < now() - interval '3 seconds'",
-        ))
-        .await
-        .unwrap()
-        .unwrap()
-        .try_get::<i64>("", "open")
-        .unwrap();
+    let open = count(
+        &db,
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+         AND pid <> pg_backend_pid() AND xact_start < now() - interval '3 seconds'",
+    )
+    .await;
     assert_eq!(open, 0, "a transaction of the idle writer stayed open for more than 3 s");
     repository.run_in_transaction(create_user("idle_after", None)).await.unwrap();
     let expected: HashSet<String> = ["idle_before", "idle_after"].into_iter().map(String::from).collect();
@@ -197,22 +202,15 @@ async fn on_postgresql_an_idle_writer_keeps_no_transaction_open_and_commits_what
 /// a new transaction, and texts are declined to the step by step path, not refused.
 #[tokio::test]
 async fn on_postgresql_work_after_the_writers_connections_were_cut_still_commits() {
-    if std::env::var("TEST_DATABASE_URL").is_err() {
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let url = fresh_database_url(&dir).await;
-    let db = Database::open(&url, true).await.unwrap();
+    let Some((_dir, db)) = postgres_only().await else { return };
     let repository: Arc<dyn Repository> = db.repository.clone();
     repository.run_in_transaction(create_user("cut_before", None)).await.unwrap();
-    let cut = |db: &Database| {
-        let statement = Statement::from_string(
-            db.pool.get_database_backend(),
-            "SELECT count(pg_terminate_backend(pid)) AS cut FROM pg_stat_activity \
+    let cut = |db| {
+        count(
+            db,
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
              WHERE datname = current_database() AND state = 'idle in transaction'",
-        );
-        let pool = db.pool.clone();
-        async move { pool.query_one_raw(statement).await.unwrap().unwrap().try_get::<i64>("", "cut").unwrap() }
+        )
     };
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     assert!(cut(&db).await > 0, "no lane had its next transaction begun");

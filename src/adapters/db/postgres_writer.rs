@@ -133,9 +133,10 @@ const IDLE: Duration = Duration::from_secs(1);
 /// as separate transactions always did.
 async fn run_lane(pool: DatabaseConnection, turn: Arc<Mutex<mpsc::UnboundedReceiver<WriteRequest>>>) {
     loop {
-        // A transaction that cannot begin fails the next batch, so callers hear of it
-        // instead of waiting.
-        let begun = pool.begin().await.map_err(map_db_err);
+        // One that cannot begin now is tried again once work is there (the database may
+        // be back by then); if it still cannot, that batch fails, so its callers hear of
+        // it instead of waiting.
+        let begun = pool.begin().await;
         let mut queue = turn.lock().await;
         let first = match tokio::time::timeout(IDLE, queue.recv()).await {
             Ok(Some(first)) => first,
@@ -156,6 +157,10 @@ async fn run_lane(pool: DatabaseConnection, turn: Arc<Mutex<mpsc::UnboundedRecei
                 Err(_) => break,
             }
         }
+        let begun = match begun {
+            Ok(transaction) => Ok(transaction),
+            Err(_) => pool.begin().await.map_err(map_db_err),
+        };
         let ran = match begun {
             Ok(transaction) => run_batch(&pool, transaction, batch).await,
             Err(error) => {

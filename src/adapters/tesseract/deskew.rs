@@ -6,7 +6,6 @@
 //! turns, and the crate that rotates by any angle (`imageproc`) would add nalgebra and a
 //! dozen other crates to the build for one function.
 
-use image::imageops::FilterType;
 use image::{GrayImage, Luma};
 
 /// The largest tilt looked for, in degrees: a hand-held photo of a page or a screen.
@@ -35,7 +34,8 @@ pub fn measure_tilt(grey: &GrayImage) -> f32 {
     if width < MIN_MEASURE_SIDE || height < MIN_MEASURE_SIDE {
         return 0.0;
     }
-    let small = image::imageops::resize(grey, width, height, FilterType::Triangle);
+    // Area averaging, with no intermediate copy (see `prepare`).
+    let small = image::imageops::thumbnail(grey, width, height);
     let dark: Vec<(f32, f32)> = small
         .enumerate_pixels()
         .filter(|(_, _, pixel)| pixel.0[0] < 128)

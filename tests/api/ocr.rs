@@ -198,6 +198,37 @@ async fn a_png_claiming_50000_by_50000_pixels_is_kept_and_answered_clearly() {
 }
 
 #[tokio::test]
+async fn posters_over_40_megapixels_sent_as_png_or_jpeg_are_read_downscaled_not_refused() {
+    let (app, twilio) = ocr_app().await;
+    let posters = [
+        ("png", "image/png", poster("png", "xc:#f4efe4", &["Garden party Saturday", "lanterns and lemonade"])),
+        // Light to dark from top to bottom, so it is no near duplicate of the first.
+        (
+            "jpg",
+            "image/jpeg",
+            poster(
+                "jpg",
+                "gradient:#ffffff-#8a8a8a",
+                &["Choir concert Friday", "tickets at the bakery", "doors open seven"],
+            ),
+        ),
+    ];
+    for (extension, content_type, poster) in posters {
+        let (reply, _) = send_file(&app, &twilio, std::fs::read(&poster.path).unwrap(), content_type).await;
+        assert!(reply.starts_with("📷 Photo saved ✅ (text: “"), "{extension}: {reply}");
+        let items = memories(&app).await;
+        let read = items[0]["extracted_text"].as_str().unwrap_or_default();
+        assert!(word_recall(&poster.words, read) >= 0.9, "{extension}: {read:?}");
+        // Described at the size it was decoded at, half the camera's.
+        assert!(items[0]["text"].as_str().unwrap().starts_with("Photo 4000×3000"), "{}", items[0]);
+    }
+    for (word, poster) in [("lanterns", "Garden party"), ("bakery", "Choir concert")] {
+        let found = app.send_text(ADA, &format!("/search {word}")).await;
+        assert!(found.contains(poster), "{word}: {found}");
+    }
+}
+
+#[tokio::test]
 async fn a_photo_without_text_is_confirmed_as_before_and_keeps_its_description() {
     let (app, twilio) = ocr_app().await;
     let (reply, _) = send_file(&app, &twilio, std::fs::read(crate::media::PHOTO).unwrap(), "image/jpeg").await;

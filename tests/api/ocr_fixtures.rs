@@ -174,6 +174,31 @@ pub fn rotated_photo(degrees: f32) -> Screenshot {
     Screenshot { path, words: flat.words }
 }
 
+/// A poster photographed at a camera's full size, 8000 x 6000 (48 megapixels, over the
+/// decoder's 40-megapixel cap), with `lines` in large type on `background` (an ImageMagick
+/// image: `xc:#f4efe4`, `gradient:white-grey`), written as `extension` (`png` or `jpg`):
+/// what a user sends as a document.
+pub fn poster(extension: &str, background: &str, lines: &[&'static str]) -> Screenshot {
+    let path = dir().join(format!("poster-{}.{extension}", lines.len()));
+    let mut args = vec!["-size".to_string(), "8000x6000".into(), background.to_string()];
+    for (index, text) in lines.iter().enumerate() {
+        args.extend([
+            "-font".into(),
+            format!("{FONTS}/liberation/LiberationSans-Bold.ttf"),
+            "-pointsize".into(),
+            "300".into(),
+            "-fill".into(),
+            "#1c1c1c".into(),
+            "-annotate".into(),
+            format!("+500+{}", 1500 + index * 700),
+            text.to_string(),
+        ]);
+    }
+    args.push(path.display().to_string());
+    run("convert", &args);
+    Screenshot { path, words: lines.join(" ") }
+}
+
 /// Writes a PDF whose pages draw `contents` (one content stream each) with `resources`.
 pub fn pdf(contents: &[Vec<u8>], resources: &str, extra_objects: &[Vec<u8>]) -> Vec<u8> {
     // Objects: 1 catalog, 2 pages, 3 font, extra objects from 4, then page and content pairs.

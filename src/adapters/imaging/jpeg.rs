@@ -4,19 +4,19 @@
 
 use image::DynamicImage;
 
-use super::{within_limits, ImagingError, JPEG_MAX_PIXELS, MAX_ALLOC_BYTES};
+use super::{within_limits, ImagingError, MAX_ALLOC_BYTES, REDUCED_MAX_PIXELS};
 
 /// Decodes a JPEG too large for [`within_limits`] at the largest of 1/2, 1/4 and 1/8 of its
 /// size that is within them, in the DCT domain: the full-size pixels are never made.
 ///
 /// # Errors
-/// [`ImagingError::TooLarge`] past [`JPEG_MAX_PIXELS`] or when decoding it would allocate
+/// [`ImagingError::TooLarge`] past [`REDUCED_MAX_PIXELS`] or when decoding it would allocate
 /// more than [`MAX_ALLOC_BYTES`] (a progressive JPEG keeps every coefficient of the full
 /// size), or for a JPEG that cannot be decoded reduced (lossless, 12-bit);
 /// [`ImagingError::Corrupt`] when it does not decode.
 pub(super) fn decode_jpeg_reduced(bytes: &[u8]) -> Result<DynamicImage, ImagingError> {
     let frame = jpeg_frame(bytes).ok_or_else(|| ImagingError::Corrupt("no JPEG frame header".to_owned()))?;
-    if frame.pixels() > JPEG_MAX_PIXELS || frame.lossless || frame.precision != 8 {
+    if frame.pixels() > REDUCED_MAX_PIXELS || frame.lossless || frame.precision != 8 {
         return Err(ImagingError::TooLarge);
     }
     let eighths = [4, 2, 1]

@@ -13,20 +13,27 @@ use image_hasher::{BitOrder, HashAlg, Hasher, HasherConfig};
 use crate::domain::perceptual::ImageHash;
 
 mod jpeg;
+mod png_reduced;
 
 use jpeg::{decode_jpeg_reduced, jpeg_reaches_end_of_image};
+use png_reduced::decode_png_reduced;
 
 /// The largest image (in pixels) we decode at full size: 40 megapixels is well above any
 /// photo WhatsApp compresses, and refuses decompression bombs before their pixels are
-/// allocated. A larger JPEG is decoded reduced to fit (see [`JPEG_MAX_PIXELS`]); a larger
-/// PNG, WebP or GIF is refused, as those formats can only be decoded whole.
+/// allocated. A larger JPEG or PNG is decoded reduced to fit (see [`REDUCED_MAX_PIXELS`]); a
+/// larger WebP or GIF is refused, as `image` can only decode those whole.
 const MAX_PIXELS: u64 = 40_000_000;
 
-/// The largest JPEG (in pixels) we decode, reduced to fit [`MAX_PIXELS`]. A photo sent as a
-/// document keeps the camera's size: 48, 108 and 200 megapixel phone cameras write
+/// The largest JPEG or PNG (in pixels) we decode, reduced to fit [`MAX_PIXELS`]. A photo sent
+/// as a document keeps the camera's size: 48, 108 and 200 megapixel phone cameras write
 /// 8000 x 6000, 12000 x 9000 and 16320 x 12240. Decoding reduced bounds the memory, but every
-/// coefficient is still read: past this, a file's time is more than a photo's.
-const JPEG_MAX_PIXELS: u64 = 250_000_000;
+/// coefficient or row is still read: past this, a file's time is more than a photo's.
+const REDUCED_MAX_PIXELS: u64 = 250_000_000;
+
+/// The longest side (in pixels) of a PNG we decode reduced: a JPEG's sides cannot pass it
+/// (they are 16-bit), and it keeps a PNG one pixel wide to 65,535 rows, each of which
+/// costs its decoder time whatever its width (see [`MAX_SIDE`]).
+const REDUCED_MAX_SIDE: u32 = 65_535;
 
 /// The longest side (in pixels) we decode. WhatsApp sends photos at most 4096 px on a
 /// side and a scrolling screenshot is rarely 20,000 px long; a PNG one pixel wide and
@@ -66,7 +73,7 @@ pub enum ImagingError {
     Corrupt(String),
     /// The image is larger than the decoding limits (a likely decompression bomb).
     #[error(
-        "image exceeds the decoding limits ({MAX_PIXELS} pixels, or {JPEG_MAX_PIXELS} for a JPEG; {MAX_SIDE} pixels a side; {MAX_ALLOC_BYTES} bytes)"
+        "image exceeds the decoding limits ({MAX_PIXELS} pixels, or {REDUCED_MAX_PIXELS} for a JPEG or PNG decoded reduced; {MAX_SIDE} pixels a side; {MAX_ALLOC_BYTES} bytes)"
     )]
     TooLarge,
 }
@@ -99,7 +106,8 @@ pub fn inspect_image(bytes: &[u8]) -> Result<ImageInfo, ImagingError> {
 /// The format is guessed from the bytes, never from a declared content type, and decoding is
 /// bounded (40 megapixels, 32,768 pixels a side, 512 MiB), so hostile input fails cleanly.
 /// A JPEG beyond those limits (a photo from a high-resolution camera, sent as a document) is
-/// decoded at 1/2, 1/4 or 1/8 of its size, the largest that fits: both uses shrink it anyway,
+/// decoded at 1/2, 1/4 or 1/8 of its size, the largest that fits, and a PNG (a poster, a
+/// long screenshot) at the smallest whole reduction that fits: both uses shrink it anyway,
 /// and the hash of a reduced photo is the hash of the photo. CPU-heavy: call it on the
 /// blocking pool.
 ///
@@ -133,12 +141,14 @@ pub fn decode_image(bytes: &[u8]) -> Result<(DynamicImage, &'static str), Imagin
     let mut decoder = reader.into_decoder()?;
     let (width, height) = decoder.dimensions();
     if !within_limits(width, height) {
-        if format != "jpeg" {
-            return Err(ImagingError::TooLarge);
-        }
+        let decode_reduced = match format {
+            "jpeg" => decode_jpeg_reduced,
+            "png" => decode_png_reduced,
+            _ => return Err(ImagingError::TooLarge),
+        };
         let orientation = decoder.orientation()?;
         drop(decoder);
-        let mut image = decode_jpeg_reduced(bytes)?;
+        let mut image = decode_reduced(bytes)?;
         image.apply_orientation(orientation);
         return Ok((image, format));
     }
@@ -427,18 +437,18 @@ mod tests {
         let (cell, interlace) = if progressive { (&PROGRESSIVE, "JPEG") } else { (&BASELINE, "none") };
         cell.get_or_init(|| {
             let args = ["-scale", "600%", "-sampling-factor", "2x2", "-quality", "85", "-interlace", interlace];
-            convert(PHOTO, &args)
+            convert(PHOTO, &args, "jpg")
         })
     }
 
-    /// `jpeg` through ImageMagick's `convert` with `args`, as a JPEG.
-    fn convert(jpeg: &[u8], args: &[&str]) -> Vec<u8> {
+    /// `jpeg` through ImageMagick's `convert` with `args`, written as `output` (`jpg`, `png`).
+    fn convert(jpeg: &[u8], args: &[&str], output: &str) -> Vec<u8> {
         use std::io::Write;
         use std::process::{Command, Stdio};
         let mut child = Command::new("convert")
             .arg("jpg:-")
             .args(args)
-            .arg("jpg:-")
+            .arg(format!("{output}:-"))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -546,7 +556,7 @@ mod tests {
         assert!(frame(8000, 6000, vec![(2, 2), (1, 1), (1, 1)]).decoding_bytes(4) < MAX_ALLOC_BYTES);
         // 108 megapixels at 4:4:4: 648 MB of coefficients.
         assert!(frame(12000, 9000, vec![(1, 1), (1, 1), (1, 1)]).decoding_bytes(4) > MAX_ALLOC_BYTES);
-        let small = convert(PHOTO, &["-interlace", "JPEG"]);
+        let small = convert(PHOTO, &["-interlace", "JPEG"], "jpg");
         let bomb = claiming_size(&small, 12000, 9000);
         assert_eq!(jpeg_frame(&bomb).map(|frame| (frame.width, frame.height)), Some((12000, 9000)));
         let started = std::time::Instant::now();
@@ -592,9 +602,63 @@ mod tests {
     }
 
     #[test]
-    fn a_png_over_the_pixel_cap_is_still_refused() {
-        // 7,000 x 6,000 (42 megapixels): a PNG is decoded whole or not at all.
-        assert!(matches!(inspect_image(&png_claiming(7_000, 6_000)), Err(ImagingError::TooLarge)));
+    fn a_png_over_the_pixel_cap_is_decoded_reduced_with_the_hash_of_the_photo() {
+        // The photo scaled up six times as a grey PNG: 5988 x 7680, 46 megapixels (grey, as
+        // the averaging is this crate's code, unoptimised in a debug build; the colour types
+        // are checked small below).
+        let args = ["-scale", "600%", "-colorspace", "Gray", "-define", "png:compression-level=1"];
+        let large = convert(PHOTO, &args, "png");
+        let started = std::time::Instant::now();
+        let (image, format) = decode_image(&large).expect("decoded reduced, not refused");
+        assert_eq!((image.width(), image.height(), format), (2994, 3840, "png"));
+        let photo = inspect_image(PHOTO).expect("photo decodes");
+        let distance = hamming(perceptual_hash(&image), photo.hash);
+        assert!(distance <= MAX_NEAR_DUPLICATE_DISTANCE, "distance {distance}");
+        eprintln!("46 MP PNG decoded reduced in {:?}", started.elapsed());
+    }
+
+    #[test]
+    fn a_png_over_the_pixel_cap_claiming_more_rows_than_it_holds_is_corrupt_at_once() {
+        // 7,000 x 6,000 (42 megapixels) over the pixel data of one.
+        let started = std::time::Instant::now();
+        assert!(matches!(inspect_image(&png_claiming(7_000, 6_000)), Err(ImagingError::Corrupt(_))));
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
+    }
+
+    #[test]
+    fn a_png_beyond_the_reduced_caps_or_interlaced_over_the_pixel_cap_is_refused() {
+        assert!(matches!(inspect_image(&png_claiming(50_000, 50_000)), Err(ImagingError::TooLarge)));
+        assert!(matches!(inspect_image(&png_claiming(1, 70_000)), Err(ImagingError::TooLarge)));
+        let mut interlaced = png_claiming(7_000, 6_000);
+        interlaced[28] = 1;
+        let crc = crc32(&interlaced[12..29]);
+        interlaced[29..33].copy_from_slice(&crc.to_be_bytes());
+        assert!(matches!(inspect_image(&interlaced), Err(ImagingError::TooLarge)));
+    }
+
+    #[test]
+    fn a_reduced_png_of_any_colour_type_or_depth_comes_out_in_8_bits() {
+        // Each as `png` writes it, 4 x 2, read back at half size.
+        let cases: [(png::ColorType, png::BitDepth, Vec<u8>, image::ColorType); 3] = [
+            (png::ColorType::Grayscale, png::BitDepth::Sixteen, [0x12, 0x34].repeat(8), image::ColorType::L8),
+            (png::ColorType::Indexed, png::BitDepth::Two, vec![0b0001_1011, 0b0001_1011], image::ColorType::Rgb8),
+            (png::ColorType::Rgba, png::BitDepth::Eight, [9, 8, 7, 255].repeat(8), image::ColorType::Rgba8),
+        ];
+        for (color, depth, data, expected) in cases {
+            let mut bytes = Vec::new();
+            let mut encoder = png::Encoder::new(&mut bytes, 4, 2);
+            encoder.set_color(color);
+            encoder.set_depth(depth);
+            if color == png::ColorType::Indexed {
+                encoder.set_palette(vec![0, 0, 0, 255, 0, 0, 0, 255, 0, 0, 0, 255]);
+            }
+            encoder.write_header().and_then(|mut writer| writer.write_image_data(&data)).expect("png encodes");
+            let image = png_reduced::decode_png_reduced(&bytes).expect("decodes");
+            assert_eq!((image.width(), image.height(), image.color()), (2, 1, expected), "{color:?} {depth:?}");
+            if expected == image::ColorType::L8 {
+                assert_eq!(image.as_bytes(), [0x12, 0x12]);
+            }
+        }
     }
 
     /// A valid PNG header claiming `width` x `height` pixels, with the pixel data of one:

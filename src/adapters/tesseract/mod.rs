@@ -65,7 +65,7 @@ impl TesseractRecognizer {
 fn imaging_error(error: ImagingError) -> RecognizeError {
     match error {
         ImagingError::TooLarge => RecognizeError::TooLarge(
-            "more than 40 megapixels (250 for a JPEG), or more than 32,768 pixels on a side".into(),
+            "more than 250 megapixels (40 for a WebP, a GIF or an interlaced PNG), or a side too long".into(),
         ),
         ImagingError::Unsupported => RecognizeError::Unreadable("not JPEG, PNG, WebP or GIF".into()),
         ImagingError::Corrupt(detail) => RecognizeError::Unreadable(detail),

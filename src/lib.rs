@@ -444,7 +444,16 @@ pub async fn build_state(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Resu
             config.media_max_bytes,
             TWILIO_TIMEOUT,
         )?),
-        _ => Arc::new(UnconfiguredFetcher),
+        _ => match config.local_twilio() {
+            Some(local) => Arc::new(TwilioMediaFetcher::new(
+                local.api_base_url,
+                local.account_sid,
+                local.auth_token,
+                config.media_max_bytes,
+                TWILIO_TIMEOUT,
+            )?),
+            None => Arc::new(UnconfiguredFetcher),
+        },
     };
     let meta_fetcher: Option<Arc<dyn MediaFetcher>> = match &config.meta {
         Some(meta) => Some(Arc::new(MetaMediaFetcher::new(meta, config.media_max_bytes, META_TIMEOUT)?)),
@@ -455,12 +464,19 @@ pub async fn build_state(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Resu
         Some(meta) => Some(Arc::new(MetaSender::new(meta, META_TIMEOUT)?)),
         None => None,
     };
-    let sender: Option<Arc<dyn MessageSender>> = match config.twilio_rest() {
-        Some((sid, token, from)) => {
+    let sender: Option<Arc<dyn MessageSender>> = match (config.twilio_rest(), config.local_twilio()) {
+        (Some((sid, token, from)), _) => {
             Some(Arc::new(TwilioSender::new(config.twilio_api_base_url.clone(), sid, token, from, TWILIO_TIMEOUT)?))
         }
-        None if config.meta.is_some() && config.twilio_auth_token.is_none() => None,
-        None => {
+        (None, Some(local)) => Some(Arc::new(TwilioSender::new(
+            local.api_base_url,
+            local.account_sid,
+            local.auth_token,
+            local.whatsapp_number,
+            TWILIO_TIMEOUT,
+        )?)),
+        (None, None) if config.meta.is_some() && config.twilio_auth_token.is_none() => None,
+        (None, None) => {
             tracing::warn!(
                 "TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and TWILIO_WHATSAPP_NUMBER are not all set: \
                  late replies (after media) to Twilio's users are recorded but not sent"
@@ -638,6 +654,13 @@ impl Application {
                 "TWILIO_AUTH_TOKEN is not set: webhook signatures are NOT verified. \
                  Anyone who can reach /webhook can write memories. Set it before exposing the service."
             );
+            if let Some(local) = config.local_twilio() {
+                tracing::info!(
+                    api = %local.api_base_url,
+                    "no Twilio setting: media is fetched from, and late replies sent to, the Twilio API that \
+                     `simulate --media` plays on loopback"
+                );
+            }
         }
         let (state, background) = build_state(config, clock).await?;
         http::serve::ensure_descriptors(&config.connections);

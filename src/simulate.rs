@@ -112,11 +112,13 @@ const LATE_REPLY_TIMEOUT: Duration = Duration::from_secs(60);
 /// When the configuration cannot work locally, the file cannot be read, the server
 /// refuses the webhook, or no reply arrives within a minute.
 pub async fn send_media(config: &Config, message: SimulatedMessage, media: &Path) -> anyhow::Result<Vec<String>> {
-    let (Some(account_sid), Some(auth_token)) = (config.twilio_account_sid.clone(), config.twilio_auth_token.clone())
-    else {
-        anyhow::bail!("{LOCAL_TWILIO_HELP}");
+    // A development server given no Twilio setting fetches from the same loopback API.
+    let local = config.local_twilio();
+    let (account_sid, auth_token, base) = match (&config.twilio_account_sid, &config.twilio_auth_token, &local) {
+        (Some(sid), Some(token), _) => (sid.clone(), token.clone(), &config.twilio_api_base_url),
+        (_, _, Some(local)) => (local.account_sid.clone(), local.auth_token.clone(), &local.api_base_url),
+        _ => anyhow::bail!("{LOCAL_TWILIO_HELP}"),
     };
-    let base = &config.twilio_api_base_url;
     let is_loopback = match base.host() {
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
         Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
@@ -189,9 +191,9 @@ pub async fn send_media(config: &Config, message: SimulatedMessage, media: &Path
     outcome
 }
 
-const LOCAL_TWILIO_HELP: &str = "simulate --media plays Twilio for a local server: give the server and simulate the \
-same TWILIO_ACCOUNT_SID (AC + 32 hex), TWILIO_AUTH_TOKEN, TWILIO_WHATSAPP_NUMBER and \
-TWILIO_API_BASE_URL=http://127.0.0.1:8099 (for example in .env).";
+const LOCAL_TWILIO_HELP: &str = "simulate --media plays Twilio for a local server: give the server and simulate no \
+Twilio setting at all (a development server then uses this loopback API), or the same TWILIO_ACCOUNT_SID (AC + 32 \
+hex), TWILIO_AUTH_TOKEN, TWILIO_WHATSAPP_NUMBER and TWILIO_API_BASE_URL=http://127.0.0.1:8099 (for example in .env).";
 
 /// The part of Twilio that `simulate --media` plays.
 struct LocalTwilio {
